@@ -1,0 +1,1 @@
+"""aegis-hello: the template a plugin author copies."""

@@ -1,0 +1,329 @@
+"""A trio JSON-RPC client for one ACP agent process (the *client* side of ACP).
+
+:class:`AcpClient` owns the reading of the agent's stdout (:meth:`AcpClient.run`, one task) and:
+
+- correlates our requests with the agent's responses by id (:meth:`request` awaits the reply;
+  :meth:`start_request` registers a callback that runs *in the reader*, so whatever it emits is
+  ordered exactly as the frames arrived);
+- serves the agent's requests concurrently, one task each: ``session/request_permission`` (becomes a
+  ``PermissionRequest`` event and waits for :meth:`answer_permission` / :meth:`cancel_permissions`),
+  ``fs/read_text_file`` and ``fs/write_text_file`` (confined to ``cwd``), anything else ``-32601``;
+  ``$/cancel_request`` cancels one of them (answered ``-32800``);
+- turns ``session/update`` notifications into kernel events (:class:`~aegis_acp.codec.UpdateTranslator`)
+  on the :attr:`events` channel; an unreadable line becomes an ``Unknown`` event, never an exception.
+
+When stdout ends, :meth:`run` fails every pending request with :class:`ConnectionLost` and returns;
+the owner decides what the end means (``AgentError`` or a deliberate close) and then calls
+:meth:`close_events`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from aegis_kernel.events import PermissionRequest, Unknown
+from aegis_kernel.process import AgentProcessError, AgentSubprocess
+
+from . import fs
+from .codec import PermissionOption, UpdateTranslator, permission_options, pick_option
+from .jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    REQUEST_CANCELLED,
+    ErrorResponse,
+    Invalid,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    encode_error,
+    encode_notification,
+    encode_request,
+    encode_result,
+    parse_line,
+)
+
+log = logging.getLogger("aegis.acp")
+
+Reply = Response | ErrorResponse
+
+
+class RpcError(Exception):
+    """An error answer (from the agent to our request, or ours to the agent's request)."""
+
+    def __init__(self, code: int, message: str, data: Any = None):
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class ConnectionLost(Exception):
+    """The agent's stdout ended (or its stdin broke) before the reply came."""
+
+
+class _Pending:
+    __slots__ = ("done", "reply", "callback")
+
+    def __init__(self, callback: Callable[[Reply | ConnectionLost], None] | None = None) -> None:
+        self.done = trio.Event()
+        self.reply: Reply | ConnectionLost | None = None
+        self.callback = callback
+
+
+class _Permission:
+    __slots__ = ("options", "done", "outcome")
+
+    def __init__(self, options: list[PermissionOption]) -> None:
+        self.options = options
+        self.done = trio.Event()
+        self.outcome: dict[str, Any] = {"outcome": "cancelled"}
+
+
+class AcpClient:
+    """See the module docstring. ``cwd`` confines the fs methods; set :attr:`session_id` once known."""
+
+    def __init__(self, proc: AgentSubprocess, *, cwd: Path, translator: UpdateTranslator | None = None) -> None:
+        self.proc = proc
+        self.cwd = Path(cwd)
+        self.session_id: str | None = None
+        self.translator = translator or UpdateTranslator()
+        self._send_events, self.events = trio.open_memory_channel[Any](math.inf)
+        self._next_id = 0
+        self._pending: dict[RequestId, _Pending] = {}
+        self._serving: dict[RequestId, trio.CancelScope] = {}
+        self._permissions: dict[str, _Permission] = {}
+        self._eof = False
+        self.handlers: dict[str, Callable[[Request], Any]] = {
+            "session/request_permission": self._on_permission,
+            "fs/read_text_file": self._on_read,
+            "fs/write_text_file": self._on_write,
+        }
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def emit(self, event: Any) -> None:
+        """Queue one event for :attr:`events` (never blocks; dropped after :meth:`close_events`)."""
+        try:
+            self._send_events.send_nowait(event)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def close_events(self) -> None:
+        """End the :attr:`events` stream (idempotent)."""
+        self._send_events.close()
+
+    # --- outgoing -----------------------------------------------------------------------------------
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def _send(self, data: bytes) -> None:
+        if self._eof:
+            raise ConnectionLost("the agent's output has ended")
+        try:
+            await self.proc.send_line(data)
+        except AgentProcessError as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        """Send a request and wait for its result. Raises :class:`RpcError` or :class:`ConnectionLost`."""
+        rid = self._new_id()
+        pending = self._pending[rid] = _Pending()
+        try:
+            await self._send(encode_request(rid, method, params))
+            await pending.done.wait()
+        finally:
+            self._pending.pop(rid, None)
+        reply = pending.reply
+        if isinstance(reply, Response):
+            return reply.result
+        if isinstance(reply, ErrorResponse):
+            raise RpcError(reply.code, reply.message, reply.data)
+        raise reply if isinstance(reply, ConnectionLost) else ConnectionLost("no reply")
+
+    async def start_request(self, method: str, params: Any, on_reply: Callable[[Reply | ConnectionLost], None]) -> int:
+        """Send a request; ``on_reply`` runs in the reader task when the reply (or the end) comes.
+
+        Returns once the request is written. Raises :class:`ConnectionLost` if it cannot be written
+        (then ``on_reply`` is never called).
+        """
+        rid = self._new_id()
+        self._pending[rid] = _Pending(on_reply)
+        try:
+            await self._send(encode_request(rid, method, params))
+        except BaseException:
+            self._pending.pop(rid, None)
+            raise
+        return rid
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        await self._send(encode_notification(method, params))
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read until the agent's stdout ends; serve its requests meanwhile. Returns at EOF."""
+        try:
+            async with trio.open_nursery() as nursery:
+                async for line in self.proc.lines():
+                    if line.strip():
+                        self._on_line(line, nursery)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._eof = True
+            self._fail_pending(ConnectionLost(f"agent output ended ({self.proc.exit_description()})"))
+
+    def _on_line(self, line: bytes, nursery: trio.Nursery) -> None:
+        msg = parse_line(line)
+        kind = type(msg)
+        if kind is Notification:
+            if msg.method == "session/update":  # type: ignore[union-attr]
+                for event in self.translator.update(msg.params, line):  # type: ignore[union-attr]
+                    self.emit(event)
+            elif msg.method == "$/cancel_request":  # type: ignore[union-attr]
+                params = msg.params if isinstance(msg.params, dict) else {}  # type: ignore[union-attr]
+                target = params.get("requestId")
+                scope = self._serving.get(target) if isinstance(target, (int, str)) else None
+                if scope is not None:
+                    scope.cancel()
+            # other notifications (extensions) are ignored, as JSON-RPC allows
+        elif kind is Response or kind is ErrorResponse:
+            self._on_reply(msg)  # type: ignore[arg-type]
+        elif kind is Request:
+            nursery.start_soon(self._serve, msg, line)
+        else:
+            assert isinstance(msg, Invalid)
+            self.emit(Unknown(raw=msg.raw, reason=msg.reason))
+
+    def _on_reply(self, reply: Reply) -> None:
+        pending = self._pending.pop(reply.id, None) if reply.id is not None else None
+        if pending is None:
+            self.emit(Unknown(raw=repr(reply)[:4096], reason="reply to no pending request"))
+            return
+        self._settle(pending, reply)
+
+    def _settle(self, pending: _Pending, reply: Reply | ConnectionLost) -> None:
+        pending.reply = reply
+        if pending.callback is not None:
+            try:
+                pending.callback(reply)
+            except Exception:  # noqa: BLE001 - a callback bug must not stop the reader
+                log.exception("acp reply callback failed")
+        pending.done.set()
+
+    def _fail_pending(self, exc: ConnectionLost) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            self._settle(p, exc)
+        self.cancel_permissions()
+
+    # --- serving the agent's requests ---------------------------------------------------------------
+
+    async def _serve(self, req: Request, raw: bytes) -> None:
+        reply = b""
+        scope = self._serving[req.id] = trio.CancelScope()
+        try:
+            with scope:
+                try:
+                    handler = self.handlers.get(req.method)
+                    if handler is None:
+                        raise RpcError(METHOD_NOT_FOUND, f"method not found: {req.method}")
+                    result = await handler(req, raw)
+                    reply = encode_result(req.id, result)
+                except RpcError as exc:
+                    reply = encode_error(req.id, exc.code, exc.message, exc.data)
+                except Exception as exc:  # noqa: BLE001 - answered, logged
+                    log.exception("acp: serving %s failed", req.method)
+                    reply = encode_error(req.id, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        finally:
+            if self._serving.get(req.id) is scope:
+                del self._serving[req.id]
+        if scope.cancelled_caught:
+            if self._eof:
+                return
+            reply = encode_error(req.id, REQUEST_CANCELLED, "request cancelled")
+        try:
+            await self._send(reply)
+        except ConnectionLost:
+            pass
+
+    def _check_session(self, params: Any) -> dict[str, Any]:
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "params must be an object")
+        sid = params.get("sessionId")
+        if self.session_id is not None and sid != self.session_id:
+            raise RpcError(INVALID_PARAMS, f"unknown session {sid!r}")
+        return params
+
+    async def _on_permission(self, req: Request, raw: bytes) -> dict[str, Any]:
+        self._check_session(req.params)
+        key = str(req.id)
+        events = self.translator.permission(key, req.params, raw)
+        for event in events[:-1]:
+            self.emit(event)
+        event = events[-1]
+        if not isinstance(event, PermissionRequest):
+            self.emit(event)
+            raise RpcError(INVALID_PARAMS, getattr(event, "reason", "invalid permission request"))
+        waiting = self._permissions[key] = _Permission(permission_options(req.params))
+        self.emit(event)
+        try:
+            await waiting.done.wait()
+        finally:
+            self._permissions.pop(key, None)
+        return {"outcome": waiting.outcome}
+
+    def answer_permission(self, request_id: str, allow: bool, *, always: bool = False) -> bool:
+        """Answer a pending permission request by the *kind* of option; False if it is not pending.
+
+        When no option of a fitting kind exists the request is answered ``cancelled``.
+        """
+        waiting = self._permissions.get(request_id)
+        if waiting is None or waiting.done.is_set():
+            return False
+        option = pick_option(waiting.options, allow, always)
+        waiting.outcome = {"outcome": "selected", "optionId": option} if option else {"outcome": "cancelled"}
+        waiting.done.set()
+        return True
+
+    def cancel_permissions(self) -> int:
+        """Answer every pending permission request ``cancelled`` (what ``session/cancel`` requires)."""
+        count = 0
+        for waiting in list(self._permissions.values()):
+            if not waiting.done.is_set():
+                waiting.outcome = {"outcome": "cancelled"}
+                waiting.done.set()
+                count += 1
+        return count
+
+    @property
+    def pending_permissions(self) -> list[str]:
+        return [k for k, w in self._permissions.items() if not w.done.is_set()]
+
+    async def _on_read(self, req: Request, raw: bytes) -> dict[str, Any]:
+        params = self._check_session(req.params)
+        line, limit = params.get("line"), params.get("limit")
+        for name, value in (("line", line), ("limit", limit)):
+            if value is not None and (type(value) is not int or value < 0):
+                raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
+        try:
+            content = await trio.to_thread.run_sync(fs.read_text, self.cwd, params.get("path"), line, limit)
+        except fs.FsError as exc:
+            raise RpcError(exc.code, exc.message) from None
+        return {"content": content}
+
+    async def _on_write(self, req: Request, raw: bytes) -> dict[str, Any]:
+        params = self._check_session(req.params)
+        try:
+            await trio.to_thread.run_sync(fs.write_text, self.cwd, params.get("path"), params.get("content"))
+        except fs.FsError as exc:
+            raise RpcError(exc.code, exc.message) from None
+        return {}

@@ -1,0 +1,335 @@
+"""The ``aegis`` command. Core verbs live here; plugins add verbs through ``aegis_register_cli``.
+
+Heavy imports (trio, the kernel, plugins) are deferred into the verbs so ``aegis --version`` stays fast.
+Exit codes: 0 ok, 1 failure, 2 bad usage or bad config (with a ``file:line`` message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"aegis {__version__}"
+
+
+def _project(args: argparse.Namespace) -> Path | None:
+    return Path(args.project).resolve() if getattr(args, "project", None) else None
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from .kernel import resolve_project_dir
+
+    return resolve_project_dir(_project(args)) / ".aegis" / "state"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# --- plugins / config / doctor ---------------------------------------------------------------------
+
+
+def cmd_plugins_list(args: argparse.Namespace, host: Any) -> int:
+    infos = [i.to_dict() for i in host.infos.values()]
+    if args.json:
+        _print_json(infos)
+        return 0
+    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")]
+    for i in infos:
+        hooks = ", ".join(h.removeprefix("aegis_") for h in i["hooks"]) or "-"
+        rows.append((i["name"], i["dist"] or "-", i["version"] or "-", i["status"], hooks))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    for i in infos:
+        if i["status"] == "failed":
+            print(f"\n✗ {i['name']} ({i['dist'] or i['module']}) failed: {i['error']}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace, kernel: Any) -> int:
+    import attrs
+
+    def plain(v: Any) -> Any:
+        if attrs.has(type(v)):
+            return {k: plain(x) for k, x in attrs.asdict(v, recurse=False).items()}
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    data = {name: plain(value) for name, value in kernel.config.sections.items()}
+    if args.json:
+        _print_json({"path": str(kernel.config.path) if kernel.config.path else None, "sections": data})
+    else:
+        print(f"# {kernel.config.path or 'no .aegis.yaml (defaults)'}")
+        for name, value in data.items():
+            print(f"{name}: {json.dumps(value, default=str)}")
+    return 0
+
+
+def cmd_config_validate(args: argparse.Namespace, kernel: Any) -> int:
+    print(f"ok: {kernel.config.path or 'no .aegis.yaml (defaults)'} is valid")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from .config import ConfigError
+
+    ok = True
+
+    def line(good: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and good
+        print(f"{'✓' if good else '✗'} {text}")
+
+    v = sys.version_info
+    line(v >= (3, 11), f"python {v.major}.{v.minor}.{v.micro} ({sys.executable})")
+    try:
+        kernel = _build(args)
+        line(True, f"config: {kernel.config.path or 'no .aegis.yaml (defaults)'}")
+        state = kernel.state.root
+    except ConfigError as exc:
+        line(False, f"config:\n{exc}")
+        from .kernel import resolve_project_dir
+
+        state = resolve_project_dir(_project(args)) / ".aegis" / "state"
+        kernel = None
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state):
+            pass
+        line(True, f"state dir writable: {state}")
+    except OSError as exc:
+        line(False, f"state dir not writable: {state} ({exc})")
+    if kernel is not None:
+        failed = [i for i in kernel.plugins.infos.values() if i.status == "failed"]
+        enabled = [i for i in kernel.plugins.infos.values() if i.status == "enabled"]
+        line(not failed, f"plugins: {len(enabled)} enabled" + "".join(f"\n    failed: {i.name}: {i.error}"
+                                                                      for i in failed))
+    for binary in ("claude", "gemini", "opencode"):
+        path = shutil.which(binary)
+        print(f"{'✓' if path else '·'} {binary}: {path or 'not on PATH (needed only for agents using it)'}")
+    return 0 if ok else 1
+
+
+# --- verbs talking to a running serve --------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .control import ControlClient
+
+    return ControlClient(_state_dir(args))
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    sessions = _client(args).request("sessions")
+    if args.json:
+        _print_json(sessions)
+        return 0
+    if not sessions:
+        print("no sessions (start one with: aegis spawn AGENT --prompt TEXT)")
+        return 0
+    for s in sessions:
+        m = s["metrics"]
+        print(f"{s['handle']:<24} {s['agent']:<14} {s['state']:<15} ↑{m['input']} ↓{m['output']} "
+              f"⚒ {m['tool_calls']} turns {m['turns']}" + (f"  ✗ {s['error']}" if s.get("error") else ""))
+    return 0
+
+
+def cmd_spawn(args: argparse.Namespace) -> int:
+    info = _client(args).request("spawn", agent=args.agent, prompt=args.prompt, handle=args.handle,
+                                 resume=args.resume)
+    print(info["handle"])
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    receipt = _client(args).request("send", handle=args.handle, text=args.text, interrupt=args.interrupt)
+    print(f"{receipt['state']} → {receipt['handle']}" + (f" (position {receipt['position']})"
+                                                           if receipt["position"] else ""))
+    return 0
+
+
+def cmd_transcript(args: argparse.Namespace) -> int:
+    from .events import event_from_dict
+    from .sessions import transcript_lines
+
+    client = _client(args)
+    if args.follow:
+        client.sock.settimeout(None)
+    for msg in client.stream("transcript", handle=args.handle, follow=args.follow):
+        if args.json:
+            print(json.dumps(msg["event"]), flush=True)
+        else:
+            for text in transcript_lines([event_from_dict(msg["event"])]):
+                print(text, flush=True)
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    _client(args).request("close", handle=args.handle)
+    print(f"closed {args.handle}")
+    return 0
+
+
+def cmd_interrupt(args: argparse.Namespace) -> int:
+    _client(args).request("interrupt", handle=args.handle)
+    print(f"interrupt sent to {args.handle}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace, allow: bool = True) -> int:
+    _client(args).request("approve", handle=args.handle, allow=allow, always=getattr(args, "always", False))
+    print(f"{'approved' if allow else 'denied'}: {args.handle}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    _client(args).request("stop")
+    print("stopping aegis serve")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import run_serve
+
+    return run_serve(_project(args), args.clean)
+
+
+# --- parser ----------------------------------------------------------------------------------------
+
+
+def _build(args: argparse.Namespace) -> Any:
+    from .kernel import build_kernel
+
+    return build_kernel(_project(args))
+
+
+def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aegis", description="Aegis: many coding agents, one calm harness.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-C", "--project", metavar="DIR", help="project folder (default: nearest .aegis.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = sub.add_parser("plugins", help="list discovered plugins").add_subparsers(dest="sub", required=True)
+    p = plugins.add_parser("list", help="every plugin: distribution, version, hooks, status")
+    p.add_argument("--json", action="store_true")
+
+    config = sub.add_parser("config", help="show or validate the configuration").add_subparsers(dest="sub",
+                                                                                                required=True)
+    config.add_parser("show", help="the merged, validated config").add_argument("--json", action="store_true")
+    config.add_parser("validate", help="exit 0 when the config is valid, 2 with file:line errors otherwise")
+
+    sub.add_parser("doctor", help="check python, config, state dir, agent CLIs")
+    p = sub.add_parser("serve", help="run headless with the MCP plane and a control socket")
+    p.add_argument("--clean", action="store_true", help="do not restore the sessions of the last run")
+    p = sub.add_parser("sessions", help="list sessions of the running serve")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("spawn", help="start an agent session in the running serve")
+    p.add_argument("agent", nargs="?", help="agent profile (default: default_agent)")
+    p.add_argument("--prompt", help="opening prompt")
+    p.add_argument("--handle", help="handle to use (lowercase letters, digits, dashes)")
+    p.add_argument("--resume", metavar="HANDLE", help="bring back a closed or crashed session with its history")
+    p = sub.add_parser("send", help="send a message to a session")
+    p.add_argument("handle")
+    p.add_argument("text")
+    p.add_argument("--interrupt", action="store_true", help="interrupt its current turn first")
+    p = sub.add_parser("transcript", help="print a session's transcript")
+    p.add_argument("handle")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    for name, text in (("close", "close a session"), ("interrupt", "interrupt a session's turn"),
+                       ("deny", "deny a session's pending approval")):
+        sub.add_parser(name, help=text).add_argument("handle")
+    p = sub.add_parser("approve", help="approve a session's pending tool request")
+    p.add_argument("handle")
+    p.add_argument("--always", action="store_true", help="also approve this tool for the rest of the session")
+    sub.add_parser("stop", help="stop the running serve")
+    for name, spec in sorted(plugin_cli.items()):
+        if name in sub.choices:
+            continue
+        p = sub.add_parser(name, help=spec["help"])
+        if spec.get("setup"):
+            spec["setup"](p)
+    return parser
+
+
+CORE_VERBS = {
+    "doctor": cmd_doctor, "serve": cmd_serve, "sessions": cmd_sessions, "spawn": cmd_spawn, "send": cmd_send,
+    "transcript": cmd_transcript, "close": cmd_close, "interrupt": cmd_interrupt, "stop": cmd_stop,
+    "approve": cmd_approve, "deny": lambda a: cmd_approve(a, allow=False),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(_version())
+        return 0
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str]) -> int:
+    from .config import ConfigError, raw_plugins_disabled
+    from .control import ControlError
+    from .kernel import resolve_project_dir
+    from .plugins import load_plugins
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-C", "--project")
+    known, _ = pre.parse_known_args(argv)
+    project = resolve_project_dir(known.project)
+    host = load_plugins(disabled=raw_plugins_disabled(project))
+    parser = build_parser(host.registry.objects("cli"))
+    args = parser.parse_args(argv)
+    if args.version:
+        print(_version())
+        return 0
+    if args.command is None:
+        return _default(args, parser, host)
+    try:
+        if args.command == "plugins":
+            return cmd_plugins_list(args, host)
+        if args.command == "config":
+            kernel = _build(args)
+            return cmd_config_show(args, kernel) if args.sub == "show" else cmd_config_validate(args, kernel)
+        if args.command in CORE_VERBS:
+            return CORE_VERBS[args.command](args)
+        return int(host.registry.objects("cli")[args.command]["run"](args) or 0)
+    except ConfigError as exc:
+        print(f"aegis: invalid configuration\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ControlError as exc:
+        print(f"aegis: {exc}", file=sys.stderr)
+        return 1
+
+
+def _default(args: argparse.Namespace, parser: argparse.ArgumentParser, host: Any) -> int:
+    """Bare ``aegis``: the TUI when it is installed, else help."""
+    cli = host.registry.objects("cli")
+    if "tui" in cli and os.isatty(1):
+        return int(cli["tui"]["run"](args) or 0)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

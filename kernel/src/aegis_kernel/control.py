@@ -1,0 +1,266 @@
+"""The local control socket of a running ``aegis serve``: ``.aegis/state/aegis.sock`` (owner-only).
+
+Wire format: one JSON object per line each way. A request ``{"op": ..., ...}`` gets one reply
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {...}}``; ``transcript`` with
+``follow: true`` streams ``{"event": ...}`` lines until the session closes or the client leaves.
+Unix socket paths are limited to ~107 bytes: when the state path is longer, the socket lives in a
+private ``/tmp/aegis-<uid>/`` folder and ``aegis.sock`` is a symlink to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket as stdsocket
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .delivery import Envelope
+
+if TYPE_CHECKING:
+    import trio
+
+    from .kernel import Kernel
+
+SOCKET_NAME = "aegis.sock"
+_MAX_PATH = 100
+
+
+class ControlError(Exception):
+    """The control socket is missing, dead or refused the request."""
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / SOCKET_NAME
+
+
+def _bind_path(public: Path) -> Path:
+    if len(str(public)) <= _MAX_PATH:
+        return public
+    private = Path(tempfile.gettempdir()) / f"aegis-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(private, 0o700)
+    digest = hashlib.sha256(str(public).encode()).hexdigest()[:16]
+    return private / f"{digest}.sock"
+
+
+def connect_path(public: Path) -> Path:
+    return Path(os.readlink(public)) if public.is_symlink() else public
+
+
+# --- server ----------------------------------------------------------------------------------------
+
+
+class ControlServer:
+    """Serves the control socket for ``kernel``; ``stop_event`` is set by the ``stop`` request."""
+
+    def __init__(self, kernel: Kernel, stop_event: trio.Event) -> None:
+        self.kernel = kernel
+        self.stop_event = stop_event
+        self.path = socket_path(kernel.state.root)
+
+    async def run(self, *, task_status: Any = None) -> None:
+        import trio
+
+        task_status = task_status or trio.TASK_STATUS_IGNORED
+        bind = _bind_path(self.path)
+        for stale in {bind, self.path}:
+            if stale.is_symlink() or stale.exists():
+                stale.unlink()
+        sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            await sock.bind(str(bind))
+        finally:
+            os.umask(old_umask)
+        os.chmod(bind, 0o600)
+        if bind != self.path:
+            os.symlink(bind, self.path)
+        sock.listen(64)
+        listener = trio.SocketListener(sock)
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started(self.path)
+                await trio.serve_listeners(self._handle, [listener], handler_nursery=nursery)
+        finally:
+            for path in {bind, self.path}:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        import trio
+
+        buffer = b""
+        try:
+            async with stream:
+                while True:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            await self._answer(stream, line)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    async def _answer(self, stream: trio.SocketStream, line: bytes) -> None:
+        from .operations import OperationError
+        from .sessions import SessionError
+
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+                raise OperationError("a request is a JSON object with an 'op' string", code="bad_request")
+            op = request["op"]
+            handler = getattr(self, f"op_{op}", None)
+            if handler is None:
+                raise OperationError(f"unknown control op '{op}'", code="bad_request")
+            result = await handler(stream, request)
+            if result is _STREAMED:
+                return
+            reply: dict[str, Any] = {"ok": True, "result": result}
+        except OperationError as exc:
+            reply = {"ok": False, "error": exc.to_dict()}
+        except (SessionError, ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "error": {"error": str(exc), "code": "refused"}}
+        except json.JSONDecodeError as exc:
+            reply = {"ok": False, "error": {"error": f"bad JSON: {exc}", "code": "bad_request"}}
+        await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
+
+    # --- ops ---------------------------------------------------------------------------------
+
+    async def op_ping(self, stream: Any, req: dict[str, Any]) -> Any:
+        return {"pid": os.getpid(), "project": str(self.kernel.project_dir), "mcp": self.kernel.mcp_base_url}
+
+    async def op_call(self, stream: Any, req: dict[str, Any]) -> Any:
+        from .operations import Caller
+
+        return await self.kernel.operations.call(self.kernel, req["name"], req.get("args") or {},
+                                                 Caller(None, via="socket"))
+
+    async def op_sessions(self, stream: Any, req: dict[str, Any]) -> Any:
+        return [s.info() for s in self.kernel.sessions]
+
+    async def op_spawn(self, stream: Any, req: dict[str, Any]) -> Any:
+        sessions = self.kernel.sessions
+        resume = req.get("resume")
+        if resume:
+            saved = {r["handle"]: r for r in sessions.saved_all()}
+            rec = saved.get(resume)
+            if rec is None:
+                raise ValueError(f"no session '{resume}' to resume (known: {', '.join(sorted(saved)) or 'none'})")
+            session = await sessions.spawn(rec.get("agent"), handle=req.get("handle") or resume,
+                                           resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"),
+                                           prompt=req.get("prompt"))
+        else:
+            session = await sessions.spawn(req.get("agent"), handle=req.get("handle"), prompt=req.get("prompt"))
+        return session.info()
+
+    async def op_send(self, stream: Any, req: dict[str, Any]) -> Any:
+        receipt = self.kernel.deliver(req["handle"], Envelope.new("user", req["text"],
+                                                                  interrupt=bool(req.get("interrupt"))))
+        return receipt.to_dict()
+
+    async def op_interrupt(self, stream: Any, req: dict[str, Any]) -> Any:
+        self.kernel.sessions.require(req["handle"]).interrupt()
+        return {"interrupted": req["handle"]}
+
+    async def op_approve(self, stream: Any, req: dict[str, Any]) -> Any:
+        session = self.kernel.sessions.require(req["handle"])
+        allow = bool(req.get("allow", True))
+        await session.answer_permission(allow, always=bool(req.get("always")))
+        return {"handle": session.handle, "allowed": allow}
+
+    async def op_close(self, stream: Any, req: dict[str, Any]) -> Any:
+        await self.kernel.sessions.close(req["handle"], "closed by user")
+        return {"closed": req["handle"]}
+
+    async def op_stop(self, stream: Any, req: dict[str, Any]) -> Any:
+        self.stop_event.set()
+        return {"stopping": True}
+
+    async def op_transcript(self, stream: Any, req: dict[str, Any]) -> Any:
+        import trio
+
+        from .events import event_to_dict
+
+        session = self.kernel.sessions.require(req["handle"])
+        send_channel, receive_channel = trio.open_memory_channel[Any](10_000)
+        for event in list(session.history):
+            send_channel.send_nowait(event)
+        unsubscribe = None
+        if req.get("follow"):
+            unsubscribe = session.subscribe(lambda s, e: send_channel.send_nowait(e))
+        else:
+            send_channel.close()
+        try:
+            await stream.send_all(b'{"ok": true, "result": "streaming"}\n')
+            async with receive_channel:
+                while True:
+                    if unsubscribe is not None and session.state == "closed":
+                        break
+                    with trio.move_on_after(0.5 if unsubscribe else 3600):
+                        try:
+                            event = await receive_channel.receive()
+                        except trio.EndOfChannel:
+                            break
+                        await stream.send_all(json.dumps({"event": event_to_dict(event)}, default=str).encode()
+                                              + b"\n")
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
+        await stream.send_all(b'{"end": true}\n')
+        return _STREAMED
+
+
+_STREAMED = object()
+
+
+# --- client (blocking; used by CLI verbs) --------------------------------------------------------
+
+
+class ControlClient:
+    def __init__(self, state_dir: Path, timeout: float = 30.0) -> None:
+        public = socket_path(state_dir)
+        if not (public.exists() or public.is_symlink()):
+            raise ControlError("no running 'aegis serve' for this project (start one with: aegis serve)")
+        self.sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(connect_path(public)))
+        except OSError as exc:
+            raise ControlError(f"'aegis serve' is not answering on {public} ({exc.strerror}); "
+                               "it may have crashed: start it again with: aegis serve") from None
+        self.file = self.sock.makefile("rb")
+
+    def request(self, op: str, **fields: Any) -> Any:
+        self.sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+        reply = self._read()
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            raise ControlError(err.get("error") or json.dumps(err))
+        return reply.get("result")
+
+    def stream(self, op: str, **fields: Any):
+        self.request(op, **fields)
+        while True:
+            msg = self._read()
+            if msg.get("end"):
+                return
+            yield msg
+
+    def _read(self) -> dict[str, Any]:
+        line = self.file.readline()
+        if not line:
+            raise ControlError("'aegis serve' closed the connection")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()

@@ -1,0 +1,137 @@
+"""The delivery channel: envelopes, per-handle ledgers, wake-or-buffer, receipts.
+
+Everything that reaches an agent from outside arrives as an :class:`Envelope`. ``deliver`` writes the
+envelope to ``.aegis/state/inboxes/<handle>.jsonl`` *before* acknowledging it, then hands it to the
+session: an idle session is woken with it as a normal user turn, a working one buffers it and gets the
+batch at its turn end (``interrupt=True`` interrupts first). Each envelope moves
+``queued → delivered → read``; after a restart :meth:`Delivery.pending` returns the envelopes that were
+never delivered, in order, so they reach the resumed session exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import asdict, frozen
+
+from .state import Ledger
+
+if TYPE_CHECKING:
+    from .sessions import Session
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_last_id = 0
+
+
+def new_id() -> str:
+    """Time-ordered unique id: 12 hex digits of µs time + 6 random hex digits."""
+    global _last_id
+    now = max(int(time.time() * 1_000_000), _last_id + 1)
+    _last_id = now
+    return f"{now:012x}{os.urandom(3).hex()}"
+
+
+@frozen
+class Envelope:
+    sender: str
+    body: str
+    id: str = ""
+    ts: str = ""
+    task_id: str | None = None
+    status: str | None = None
+    interrupt: bool = False
+
+    @classmethod
+    def new(cls, sender: str, body: str, **kw: Any) -> Envelope:
+        return cls(sender=sender, body=body, id=new_id(), ts=utc_now(), **kw)
+
+    def header(self) -> str:
+        parts = [f"✉ from {self.sender}"]
+        if self.task_id:
+            parts.append(f"task#{self.task_id}")
+        if self.status:
+            parts.append(self.status)
+        parts.append(self.ts)
+        return " · ".join(parts)
+
+    def render(self) -> str:
+        """The text the agent receives; the user's own input carries no header."""
+        return self.body if self.sender == "user" else f"{self.header()}\n{self.body}"
+
+
+def render_batch(envelopes: list[Envelope]) -> str:
+    return "\n\n".join(e.render() for e in envelopes)
+
+
+@frozen
+class Receipt:
+    envelope_id: str
+    handle: str
+    state: str  # queued | delivered
+    position: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DeliveryError(Exception):
+    pass
+
+
+class Delivery:
+    """Ledgers per handle and the wake-or-buffer rule. One per kernel."""
+
+    def __init__(self, inbox_dir: Path) -> None:
+        self.inbox_dir = inbox_dir
+        self._ledgers: dict[str, Ledger] = {}
+
+    def _ledger(self, handle: str) -> Ledger:
+        ledger = self._ledgers.get(handle)
+        if ledger is None:
+            self.inbox_dir.mkdir(parents=True, exist_ok=True)
+            ledger = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl")
+        return ledger
+
+    def record(self, handle: str, op: str, envelope_id: str) -> None:
+        self._ledger(handle).append({"op": op, "id": envelope_id, "ts": utc_now()})
+
+    def deliver(self, session: Session, envelope: Envelope) -> Receipt:
+        """Persist, then hand to ``session``. Returns a receipt; never loses an accepted envelope."""
+        if session.state == "closed":
+            raise DeliveryError(f"session '{session.handle}' is closed")
+        self._ledger(session.handle).append({"op": "queued", "envelope": asdict(envelope)})
+        position = session.enqueue(envelope)
+        return Receipt(envelope.id, session.handle, "queued" if position else "delivered", position)
+
+    def pending(self, handle: str) -> list[Envelope]:
+        """Envelopes queued for ``handle`` and never delivered (replayed from its ledger)."""
+        path = self.inbox_dir / f"{handle}.jsonl"
+        queued: dict[str, Envelope] = {}
+        for rec in Ledger.replay(path).records:
+            if rec.get("op") == "queued" and isinstance(rec.get("envelope"), dict):
+                env = Envelope(**rec["envelope"])
+                queued[env.id] = env
+            elif rec.get("op") in ("delivered", "dropped"):
+                queued.pop(rec.get("id", ""), None)
+        return list(queued.values())
+
+    def rename(self, old: str, new: str) -> None:
+        ledger = self._ledgers.pop(old, None)
+        if ledger is not None:
+            ledger.close()
+        src, dst = self.inbox_dir / f"{old}.jsonl", self.inbox_dir / f"{new}.jsonl"
+        if src.exists() and not dst.exists():
+            src.rename(dst)
+
+    def close(self) -> None:
+        for ledger in self._ledgers.values():
+            ledger.close()
+        self._ledgers.clear()

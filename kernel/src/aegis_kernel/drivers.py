@@ -1,0 +1,111 @@
+"""The driver seam: how the kernel starts an agent and talks to it.
+
+A driver is registered under a provider key (``claude-code``, ``acp``, ``gemini``, ``opencode``,
+``scripted``) through ``aegis_register_drivers(register)``. Spawning goes:
+
+1. the kernel builds a :class:`SpawnSpec` from the agent profile;
+2. ``driver.build_launch(spec)`` returns a :class:`Launch` (argv, env, cwd) — pure, no I/O;
+3. ``aegis_pre_spawn(spec, launch)`` hooks may rewrite the launch or refuse it;
+4. ``await driver.start(spec, launch, nursery)`` starts the process inside ``nursery`` and returns a
+   running :class:`AgentProcess`.
+
+Above this seam every provider looks the same.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attrs import evolve, field, frozen
+
+if TYPE_CHECKING:
+    import trio
+
+    from .events import DriverEvent
+    from .profiles import AgentProfile
+
+
+@frozen
+class McpEndpoint:
+    """Where the agent reaches the Aegis MCP plane; the token in the URL is its identity."""
+
+    url: str
+    name: str = "aegis"
+    headers: Mapping[str, str] = field(factory=dict)
+
+
+@frozen
+class SpawnSpec:
+    handle: str
+    profile_name: str
+    profile: AgentProfile
+    cwd: Path
+    state_dir: Path
+    mcp: McpEndpoint | None = None
+    resume_id: str | None = None
+    system_prompt: str = ""
+
+
+@frozen
+class Launch:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(factory=dict)
+    cwd: Path | None = None
+
+    def with_env(self, **extra: str) -> Launch:
+        return evolve(self, env={**self.env, **extra})
+
+
+class SpawnRefused(Exception):
+    """Raised by an ``aegis_pre_spawn`` hook (or a driver) to refuse a spawn with a reason."""
+
+
+class AgentProcess(abc.ABC):
+    """A running agent. Owned by the nursery passed to :meth:`Driver.start`.
+
+    Contract:
+    - :meth:`events` yields every event for the life of the process; each turn started with
+      :meth:`prompt` ends with exactly one ``TurnResult``; when the process dies an ``AgentError``
+      (argv, exit code, stderr tail) is yielded (ending any open turn) and the iterator ends.
+    - :meth:`prompt` only starts a turn; it returns once the agent has the text.
+    - :meth:`interrupt` asks the agent to stop the current turn; the turn still ends with a
+      ``TurnResult`` (``stop_reason="cancelled"``) and the agent stays usable.
+    - :meth:`close` is polite → terminate → kill the process group; it never hangs past ``grace``×2.
+    """
+
+    session_id: str | None = None
+    pid: int | None = None
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[DriverEvent]: ...
+
+    @abc.abstractmethod
+    async def prompt(self, text: str) -> None: ...
+
+    @abc.abstractmethod
+    async def interrupt(self) -> None: ...
+
+    async def answer_permission(self, request_id: str, allow: bool, *, always: bool = False) -> None:
+        """Answer a ``PermissionRequest``; drivers that never ask may keep this default."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    async def close(self, grace: float = 2.0) -> None: ...
+
+
+class Driver(abc.ABC):
+    """One provider. Subclass, set :attr:`name`, implement both methods."""
+
+    name: str = ""
+    supports_resume: bool = False
+
+    @abc.abstractmethod
+    def build_launch(self, spec: SpawnSpec) -> Launch:
+        """Argv, env and cwd for this spec. Pure: no I/O, no process."""
+
+    @abc.abstractmethod
+    async def start(self, spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> AgentProcess:
+        """Start the process in ``nursery`` and return it once it accepts prompts."""

@@ -1,0 +1,189 @@
+"""The kernel: builds everything from config + plugins and runs it in one trio nursery.
+
+    async with open_kernel(project_dir) as kernel:
+        session = await kernel.sessions.spawn("reviewer", prompt="hello")
+
+Building is synchronous (plugins, registrations, config); running starts every registered service in
+registration order with ``nursery.start`` and yields once all of them are ready. Leaving the block
+cancels the nursery: every service stops and every agent process is reaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .approvals import ApprovalBroker
+from .config import Config, find_config, load_config, raw_plugins_disabled
+from .delivery import Delivery, Envelope, Receipt
+from .operations import OperationRegistry
+from .plugins import PluginHost, load_plugins
+from .sessions import SessionError, SessionManager
+from .state import StateDir
+
+log = logging.getLogger("aegis.kernel")
+
+
+class Identities:
+    """Secret MCP tokens ↔ session handles. An unknown token resolves to None (refused)."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, str] = {}
+        self._by_handle: dict[str, str] = {}
+
+    def issue(self, handle: str) -> str:
+        token = self._by_handle.get(handle)
+        if token is None:
+            token = secrets.token_urlsafe(16)
+            self._by_token[token] = handle
+            self._by_handle[handle] = token
+        return token
+
+    def resolve(self, token: str) -> str | None:
+        return self._by_token.get(token)
+
+    def rename(self, old: str, new: str) -> None:
+        token = self._by_handle.pop(old, None)
+        if token is not None:
+            self._by_handle[new] = token
+            self._by_token[token] = new
+
+    def revoke(self, handle: str) -> None:
+        token = self._by_handle.pop(handle, None)
+        if token is not None:
+            self._by_token.pop(token, None)
+
+
+class Hooks:
+    """Typed façade over observer hooks: an observer that raises is logged, never fatal."""
+
+    def __init__(self, host: PluginHost) -> None:
+        self._hook = host.pm.hook
+
+    def _call(self, name: str, **kwargs: Any) -> None:
+        try:
+            getattr(self._hook, name)(**kwargs)
+        except Exception:  # noqa: BLE001
+            log.exception("observer hook %s failed", name)
+
+    def aegis_session_started(self, **kw: Any) -> None:
+        self._call("aegis_session_started", **kw)
+
+    def aegis_session_state_changed(self, **kw: Any) -> None:
+        self._call("aegis_session_state_changed", **kw)
+
+    def aegis_turn_finished(self, **kw: Any) -> None:
+        self._call("aegis_turn_finished", **kw)
+
+    def aegis_envelope_delivered(self, **kw: Any) -> None:
+        self._call("aegis_envelope_delivered", **kw)
+
+    def aegis_session_closed(self, **kw: Any) -> None:
+        self._call("aegis_session_closed", **kw)
+
+
+class Kernel:
+    def __init__(self, project_dir: Path, plugins: PluginHost, config: Config) -> None:
+        self.project_dir = project_dir
+        self.plugins = plugins
+        self.config = config
+        self.hooks = Hooks(plugins)
+        self.state = StateDir(project_dir / ".aegis" / "state")
+        self.operations = OperationRegistry()
+        for op in plugins.registry.objects("operations").values():
+            self.operations.add(op)
+        self.identities = Identities()
+        self.approvals = ApprovalBroker()
+        self.delivery = Delivery(self.state.path("inboxes"))
+        self.sessions = SessionManager(self)
+        self.mcp_base_url: str | None = None
+        self.services: dict[str, Any] = {}
+        self.extensions: dict[str, Any] = {}  # plugin-owned runtime objects by name (e.g. "queue")
+        self.headless = True
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the kernel is not running (use `async with open_kernel(...)`)")
+        return self._nursery
+
+    def deliver(self, handle: str, envelope: Envelope) -> Receipt:
+        """Persist ``envelope`` for ``handle`` and hand it over (wake or buffer)."""
+        session = self.sessions.require(handle)
+        return self.delivery.deliver(session, envelope)
+
+    async def run_services(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        for name, reg in self.plugins.registry["services"].items():
+            await nursery.start(reg.obj.run, self)
+            self.services[name] = reg.obj
+
+
+def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
+                 entry_points: bool = True, disabled: Iterable[str] = ()) -> Kernel:
+    """Load plugins and config for ``project_dir`` (default: the folder of the nearest .aegis.yaml,
+    else the cwd). Raises ``ConfigError`` for a bad config."""
+    project = resolve_project_dir(project_dir)
+    blocked = set(disabled) | set(raw_plugins_disabled(project))
+    host = load_plugins(disabled=blocked, entry_points=entry_points, extra=extra_plugins)
+    sections = host.registry.objects("config_sections")
+    config = load_config(project, sections)
+    return Kernel(project, host, config)
+
+
+def resolve_project_dir(project_dir: Path | str | None) -> Path:
+    if project_dir is not None:
+        return Path(project_dir).resolve()
+    found = find_config(Path.cwd())
+    return found.parent if found is not None else Path.cwd().resolve()
+
+
+def unwrap_group(group: BaseExceptionGroup) -> BaseException:
+    """The single leaf of a nested group of one, else the group itself (callers see plain errors)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def setup_logging(kernel: Kernel) -> None:
+    """Send logs to .aegis/state/aegis.log (never stderr: the TUI draws there)."""
+    root = logging.getLogger()
+    path = kernel.state.path("aegis.log")
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    if root.level == logging.WARNING or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+@asynccontextmanager
+async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel | None = None,
+                      **build: Any) -> AsyncIterator[Kernel]:
+    """Build (unless ``kernel`` is given) and run a kernel; yields once every service is ready."""
+    kernel = kernel or build_kernel(project_dir, **build)
+    setup_logging(kernel)
+    try:
+        async with trio.open_nursery() as nursery:
+            await kernel.run_services(nursery)
+            try:
+                yield kernel
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise unwrap_group(group) from None
+    finally:
+        kernel.delivery.close()
+        kernel._nursery = None
+
+
+__all__ = ["Kernel", "open_kernel", "build_kernel", "Identities", "SessionError"]

@@ -1,0 +1,51 @@
+"""``aegis serve``: the kernel headless, with the control socket; SIGINT/SIGTERM stop it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .control import ControlServer
+from .kernel import Kernel, open_kernel
+
+
+async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
+                task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run ``kernel`` until ``aegis stop``, SIGINT or SIGTERM; restore live sessions unless ``clean``."""
+    started = time.monotonic()
+    stop = trio.Event()
+    async with open_kernel(kernel=kernel) as k:
+        k.nursery.start_soon(_watch_signals, stop)
+        sock = await k.nursery.start(ControlServer(k, stop).run)
+        restored = []
+        if clean:
+            k.sessions.clear_saved()
+        else:
+            restored = await k.sessions.restore()
+        ms = (time.monotonic() - started) * 1000
+        announce(f"aegis serve: {k.project_dir} · MCP {k.mcp_base_url or '(no MCP plugin)'} · control {sock}"
+                 f" · {len(restored)} session(s) restored · ready in {ms:.0f} ms")
+        task_status.started(k)
+        await stop.wait()
+        announce("aegis serve: stopping (closing agents)…")
+
+
+async def _watch_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+def run_serve(project_dir: Path | None, clean: bool) -> int:
+    from .kernel import build_kernel
+
+    kernel = build_kernel(project_dir)
+    trio.run(lambda: serve(kernel, clean=clean, announce=lambda m: print(m, flush=True)))
+    print("aegis serve: stopped", file=sys.stderr, flush=True)
+    return 0

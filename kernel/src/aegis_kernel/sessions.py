@@ -1,0 +1,514 @@
+"""Sessions: one live agent each, and the manager that spawns, finds, renames and closes them.
+
+A :class:`Session` owns its agent process inside its own nursery (started in the kernel's nursery),
+runs turns one at a time, folds events into metrics and a JSONL event log, and takes envelopes from
+the delivery channel: idle → woken at once; working → buffered and delivered as one batch at turn end.
+States: ``starting → ready ⇄ working``, ``input-required`` while a permission request waits for the user,
+``error`` when the process failed, ``closed`` at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import events as ev
+from .delivery import Envelope, Receipt, render_batch, utc_now
+from .drivers import AgentProcess, McpEndpoint, SpawnRefused, SpawnSpec
+from .metrics import SessionMetrics
+from .names import check_handle, generate_handle
+from .state import Ledger, write_json_atomic
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+    from .profiles import AgentProfile
+
+log = logging.getLogger("aegis.sessions")
+
+STATES = ("starting", "ready", "working", "input-required", "error", "closed")
+PRIMER = (
+    "You are the agent '{handle}' in Aegis, a harness where several coding agents work together. "
+    "Your tools prefixed aegis_ reach the other agents (call aegis_meta for a short briefing). "
+    "Messages from others arrive as turns starting with '✉ from <sender>'."
+)
+
+
+class SessionError(Exception):
+    """A refusal about sessions (unknown handle, bad handle, unknown agent profile)."""
+
+
+class Session:
+    def __init__(self, kernel: Kernel, handle: str, profile_name: str, profile: AgentProfile, *,
+                 cwd: Path, spawned_by: str | None = None, log_id: str | None = None,
+                 resume_id: str | None = None) -> None:
+        self.kernel = kernel
+        self.handle = handle
+        self.profile_name = profile_name
+        self.profile = profile
+        self.provider = profile.provider
+        self.cwd = cwd
+        self.spawned_by = spawned_by
+        self.created_at = utc_now()
+        self.log_id = log_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{handle}"
+        self.driver_session_id: str | None = resume_id
+        self.resume_id = resume_id
+        self.state = "starting"
+        self.error: str | None = None
+        self.metrics = SessionMetrics(provider=profile.provider)
+        self.history: list[Any] = []
+        self.final_text = ""
+        self.pending_permission: ev.PermissionRequest | None = None
+        self.listeners: list[Callable[[Session, Any], None]] = []
+        self._pending: list[Envelope] = []
+        self._turn_text: list[str] = []
+        self._turn_message: str | None = None
+        self._turn_envelopes: list[Envelope] = []
+        self._turn_read = False
+        self._wake = trio.Event()
+        self._changed = trio.Event()
+        self._interrupt_requested = False
+        self._proc: AgentProcess | None = None
+        self._scope: trio.CancelScope | None = None
+        self._close_reason: str | None = None
+        self._closed = trio.Event()
+        log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
+        if log_id is not None:  # a resumed session: its transcript continues
+            self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
+                            if isinstance(r.get("event"), dict)]
+        self._log = Ledger(log_path, fsync="never")
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<Session {self.handle} {self.provider} {self.state}>"
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    @property
+    def busy(self) -> bool:
+        return self.state in ("working", "input-required")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "handle": self.handle, "agent": self.profile_name, "provider": self.provider, "state": self.state,
+            "model": self.profile.model, "permission": self.profile.permission, "cwd": str(self.cwd),
+            "spawned_by": self.spawned_by, "created_at": self.created_at, "pending": len(self._pending),
+            "driver_session_id": self.driver_session_id, "error": self.error, "log_id": self.log_id,
+            "pid": self._proc.pid if self._proc is not None else None,
+            "metrics": self.metrics.to_dict(),
+        }
+
+    def enqueue(self, envelope: Envelope) -> int:
+        """Take an envelope (already persisted). Returns its queue position, 0 = goes out now."""
+        self._pending.append(envelope)
+        if envelope.interrupt and self.busy:
+            self._interrupt_requested = True
+        self._kick()
+        return 0 if self.state == "ready" and len(self._pending) == 1 else len(self._pending)
+
+    def interrupt(self) -> None:
+        """Ask the agent to stop its current turn (no-op when idle)."""
+        if self.busy:
+            self._interrupt_requested = True
+            self._kick()
+
+    async def answer_permission(self, allow: bool, *, always: bool = False) -> None:
+        req = self.pending_permission
+        if req is None or self._proc is None:
+            raise SessionError(f"session '{self.handle}' has no pending approval")
+        self.pending_permission = None
+        self._record(ev.Unknown(raw="", reason=f"approval {'allowed' if allow else 'denied'}: {req.tool_name}"))
+        if always and allow:
+            self.kernel.approvals.remember(self, req)
+        self._set_state("working")
+        await self._proc.answer_permission(req.request_id, allow, always=always)
+
+    async def close(self, reason: str = "closed") -> None:
+        """Close politely → terminate → kill; returns once the process is gone."""
+        if self._close_reason is None:
+            self._close_reason = reason
+        if self._closed.is_set():  # the process already ended (error): just retire the session
+            if self.state != "closed":
+                self._set_state("closed")
+                self.kernel.hooks.aegis_session_closed(session=self, reason=reason)
+            self.kernel.sessions._forget(self, explicit=True)
+            return
+        if self._scope is not None:
+            self._scope.cancel()
+        await self._closed.wait()
+
+    async def wait_for(self, predicate: Callable[[Session], bool], timeout: float = 30) -> None:
+        """Wait (as a cancel scope deadline) until ``predicate(self)`` holds."""
+        with trio.fail_after(timeout):
+            while not predicate(self):
+                await self._changed.wait()
+
+    async def wait_idle(self, timeout: float = 30) -> None:
+        await self.wait_for(lambda s: s.state in ("ready", "error", "closed") and not s._pending, timeout)
+
+    def subscribe(self, listener: Callable[[Session, Any], None]) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    # --- the session task ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        kernel = self.kernel
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                if self._close_reason is not None:
+                    scope.cancel()
+                async with trio.open_nursery() as nursery:
+                    task_status.started()
+                    try:
+                        self._proc = await kernel.sessions.start_process(self, nursery)
+                    except (SpawnRefused, Exception) as exc:  # noqa: BLE001 - surfaced on the session
+                        self._fail(f"{exc}")
+                        return
+                    self._set_state("ready")
+                    kernel.hooks.aegis_session_started(session=self)
+                    nursery.start_soon(self._turn_loop)
+                    await self._read_events()
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                if self._proc is not None:
+                    with trio.move_on_after(6):
+                        await self._proc.close()
+                reason = self._close_reason
+                if reason is not None or self.state != "error":
+                    self._set_state("closed")
+                    kernel.hooks.aegis_session_closed(session=self, reason=reason or "shutdown")
+                kernel.sessions._forget(self, explicit=reason is not None)
+                self._log.close()
+                self._closed.set()
+
+    async def _read_events(self) -> None:
+        assert self._proc is not None
+        async for event in self._proc.events():
+            await self._on_event(event)
+        if self._close_reason is None and self.state != "error":
+            self._fail("the agent process ended")
+
+    async def _on_event(self, event: Any) -> None:
+        if not self._turn_read and self.state == "working":
+            self._turn_read = True
+            for env in self._turn_envelopes:
+                self.kernel.delivery.record(self.handle, "read", env.id)
+        self.metrics.observe(event)
+        if isinstance(event, ev.SystemInit):
+            if event.session_id and event.session_id != self.driver_session_id:
+                self.driver_session_id = event.session_id
+                self.kernel.sessions.persist()
+        elif isinstance(event, ev.AssistantText) and not event.partial and event.parent_tool_use_id is None:
+            if event.message_id is not None and event.message_id != self._turn_message:
+                self._turn_text = []
+                self._turn_message = event.message_id
+            self._turn_text.append(event.text)
+        elif isinstance(event, (ev.ToolUse, ev.ToolResult)) and event.parent_tool_use_id is None:
+            self._turn_text, self._turn_message = [], None
+        elif isinstance(event, ev.PermissionRequest):
+            self._record(event)
+            await self._on_permission(event)
+            return
+        elif isinstance(event, ev.AgentError):
+            self._record(event)
+            self._fail(event.message + (f"\n{event.stderr_tail}" if event.stderr_tail else ""))
+            return
+        self._record(event)
+        if isinstance(event, ev.TurnResult):
+            self._finish_turn(event)
+
+    async def _on_permission(self, req: ev.PermissionRequest) -> None:
+        decision = self.kernel.approvals.decide(self, req)
+        if decision is None:
+            self.pending_permission = req
+            self._set_state("input-required")
+            return
+        assert self._proc is not None
+        await self._proc.answer_permission(req.request_id, decision)
+
+    def _finish_turn(self, result: ev.TurnResult) -> None:
+        self.final_text = "".join(self._turn_text).strip()
+        self._turn_text, self._turn_message = [], None
+        self._interrupt_requested = False
+        self.pending_permission = None
+        self._set_state("ready")
+        self.kernel.hooks.aegis_turn_finished(session=self, result=result, final_text=self.final_text)
+        if self._pending:
+            self._kick()
+
+    async def _turn_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            if self._interrupt_requested and self.busy and self._proc is not None:
+                self._interrupt_requested = False
+                await self._proc.interrupt()
+            if self.state == "ready" and self._pending:
+                await self._start_turn()
+
+    async def _start_turn(self) -> None:
+        assert self._proc is not None
+        batch, self._pending = self._pending, []
+        text = render_batch(batch)
+        for impl in reversed(self.kernel.plugins.pm.hook.aegis_pre_turn.get_hookimpls()):
+            replaced = impl.function(session=self, text=text)
+            if replaced is not None:
+                text = replaced
+        for env in batch:
+            if env.sender == "user":
+                self._record(ev.UserTurn(text=env.body))
+            else:
+                self._record(ev.EnvelopeReceived(env.id, env.sender, env.body, env.ts, env.task_id, env.status))
+        self._turn_envelopes = batch
+        self._turn_read = False
+        self.metrics.begin_turn()
+        self._set_state("working")
+        await self._proc.prompt(text)
+        for env in batch:
+            self.kernel.delivery.record(self.handle, "delivered", env.id)
+            self.kernel.hooks.aegis_envelope_delivered(session=self, envelope=env)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _record(self, event: Any) -> None:
+        self.history.append(event)
+        try:
+            self._log.append({"ts": time.time(), "event": ev.event_to_dict(event)})
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("session %s: cannot log event: %s", self.handle, exc)
+        for listener in list(self.listeners):
+            try:
+                listener(self, event)
+            except Exception:  # noqa: BLE001 - a broken listener must not kill the session
+                log.exception("session listener failed")
+        self._notify()
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        if self.metrics.streaming:
+            self.metrics.end_turn(ev.TurnResult(stop_reason="error", is_error=True, error=message))
+        self._set_state("error")
+
+    def _set_state(self, new: str) -> None:
+        old = self.state
+        if old == new:
+            return
+        self.state = new
+        self._record(ev.StateChanged(old=old, new=new, reason=self.error or "" if new == "error" else ""))
+        self.kernel.hooks.aegis_session_state_changed(session=self, old=old, new=new)
+        if new == "ready" and self._pending:
+            self._kick()
+
+    def _kick(self) -> None:
+        self._wake.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+class SessionManager:
+    """All live sessions of one kernel, by handle."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.sessions: dict[str, Session] = {}
+        self._snapshot = kernel.state.path("sessions.json")
+        self._ended: list[dict[str, Any]] = self._read_snapshot().get("ended", [])
+
+    def __iter__(self):
+        return iter(list(self.sessions.values()))
+
+    def get(self, handle: str) -> Session | None:
+        return self.sessions.get(handle)
+
+    def require(self, handle: str) -> Session:
+        session = self.sessions.get(handle)
+        if session is None:
+            known = ", ".join(sorted(self.sessions)) or "none"
+            raise SessionError(f"no session '{handle}' (live sessions: {known}; see aegis_list_sessions)")
+        return session
+
+    def profile(self, name: str | None) -> tuple[str, AgentProfile]:
+        agents = self.kernel.config.get("agents") or {}
+        name = name or self.kernel.config.get("default_agent") or (next(iter(agents), None))
+        if name is None:
+            raise SessionError("no agents configured: add one under 'agents:' in .aegis.yaml")
+        if name not in agents:
+            raise SessionError(f"unknown agent '{name}' (configured: {', '.join(sorted(agents)) or 'none'})")
+        return name, agents[name]
+
+    async def spawn(self, agent: str | None = None, *, handle: str | None = None, prompt: str | None = None,
+                    spawned_by: str | None = None, resume_id: str | None = None, log_id: str | None = None,
+                    sender: str = "user") -> Session:
+        """Start a session of profile ``agent`` (default agent when None) and return it at once.
+
+        The process starts in the background; ``prompt`` (if any) is its opening turn.
+        """
+        name, profile = self.profile(agent)
+        if handle is not None:
+            check_handle(handle)
+            if handle in self.sessions:
+                raise SessionError(f"handle '{handle}' is taken; pick another or omit it")
+        else:
+            handle = generate_handle(self.sessions)
+        cwd = Path(profile.cwd).expanduser() if profile.cwd else self.kernel.project_dir
+        if not cwd.is_absolute():
+            cwd = self.kernel.project_dir / cwd
+        session = Session(self.kernel, handle, name, profile, cwd=cwd, spawned_by=spawned_by, log_id=log_id,
+                          resume_id=resume_id)
+        self.sessions[handle] = session
+        self.persist()
+        if prompt:
+            self.kernel.deliver(handle, Envelope.new(sender, prompt))
+        await self.kernel.nursery.start(session.run)
+        return session
+
+    async def start_process(self, session: Session, nursery: trio.Nursery) -> AgentProcess:
+        kernel = self.kernel
+        drivers = kernel.plugins.registry.objects("drivers")
+        driver = drivers.get(session.provider)
+        if driver is None:
+            raise SessionError(
+                f"unknown provider '{session.provider}' for agent '{session.profile_name}' "
+                f"(installed drivers: {', '.join(sorted(drivers)) or 'none'}; is its plugin installed and enabled?)")
+        mcp = None
+        if kernel.mcp_base_url:
+            mcp = McpEndpoint(url=kernel.mcp_base_url + kernel.identities.issue(session.handle))
+        system_prompt = PRIMER.format(handle=session.handle)
+        if session.profile.prompt:
+            persona = Path(session.profile.prompt).expanduser()
+            if not persona.is_absolute():
+                persona = kernel.project_dir / persona
+            try:
+                system_prompt += "\n\n" + persona.read_text()
+            except OSError as exc:
+                raise SessionError(f"cannot read persona file {persona}: {exc.strerror}") from None
+        resume = session.resume_id if getattr(driver, "supports_resume", False) else None
+        spec = SpawnSpec(handle=session.handle, profile_name=session.profile_name, profile=session.profile,
+                         cwd=session.cwd, state_dir=kernel.state.root, mcp=mcp, resume_id=resume,
+                         system_prompt=system_prompt)
+        launch = driver.build_launch(spec)
+        for impl in reversed(kernel.plugins.pm.hook.aegis_pre_spawn.get_hookimpls()):
+            replaced = impl.function(spec=spec, launch=launch)
+            if replaced is not None:
+                launch = replaced
+        return await driver.start(spec, launch, nursery)
+
+    def rename(self, old: str, new: str) -> Session:
+        session = self.require(old)
+        check_handle(new)
+        if new in self.sessions:
+            raise SessionError(f"handle '{new}' is taken")
+        del self.sessions[old]
+        session.handle = new
+        self.sessions[new] = session
+        self.kernel.identities.rename(old, new)
+        self.kernel.delivery.rename(old, new)
+        self.persist()
+        return session
+
+    async def close(self, handle: str, reason: str = "closed") -> None:
+        await self.require(handle).close(reason)
+
+    def _forget(self, session: Session, *, explicit: bool) -> None:
+        if explicit and self.sessions.get(session.handle) is session:
+            del self.sessions[session.handle]
+            self.kernel.identities.revoke(session.handle)
+            self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
+            self._ended.append(_record(session))
+        self.persist()
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Write the live-session snapshot (what a restart restores)."""
+        records = [_record(s) for s in self.sessions.values()]
+        write_json_atomic(self._snapshot, {"v": 1, "sessions": records, "ended": self._ended})
+
+    def _read_snapshot(self) -> dict[str, Any]:
+        from .state import StateError, read_json
+
+        try:
+            data = read_json(self._snapshot, {})
+        except StateError as exc:
+            log.warning("ignoring unreadable session snapshot: %s", exc)
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: [r for r in v if isinstance(r, dict) and r.get("handle")]
+                for k, v in data.items() if k in ("sessions", "ended") and isinstance(v, list)}
+
+    def saved(self) -> list[dict[str, Any]]:
+        """Sessions that were live at the last snapshot (what a restart restores)."""
+        return self._read_snapshot().get("sessions", [])
+
+    def saved_all(self) -> list[dict[str, Any]]:
+        """Live and recently ended sessions (what ``aegis spawn --resume`` can bring back)."""
+        snap = self._read_snapshot()
+        return snap.get("ended", []) + snap.get("sessions", [])
+
+    async def restore(self) -> list[Session]:
+        """Respawn the sessions that were live at the last stop, then re-deliver their pending envelopes."""
+        restored = []
+        for rec in self.saved():
+            handle = rec["handle"]
+            if handle in self.sessions:
+                continue
+            try:
+                session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
+                                           resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
+            except (SessionError, ValueError) as exc:
+                log.warning("cannot restore session %s: %s", handle, exc)
+                continue
+            for envelope in self.kernel.delivery.pending(handle):
+                session.enqueue(envelope)
+            restored.append(session)
+        return restored
+
+    def clear_saved(self) -> None:
+        write_json_atomic(self._snapshot, {"v": 1, "sessions": [], "ended": self._ended})
+
+
+MAX_ENDED = 200
+
+
+def _record(s: Session) -> dict[str, Any]:
+    return {"handle": s.handle, "agent": s.profile_name, "log_id": s.log_id, "spawned_by": s.spawned_by,
+            "driver_session_id": s.driver_session_id, "created_at": s.created_at}
+
+
+def transcript_lines(events: list[Any]) -> list[str]:
+    """A plain-text rendering of a session's events (CLI transcript, read_peer)."""
+    out: list[str] = []
+    for e in events:
+        if isinstance(e, ev.UserTurn):
+            out.append(f"› {e.text}")
+        elif isinstance(e, ev.EnvelopeReceived):
+            env = Envelope(e.sender, e.body, e.envelope_id, e.ts, e.task_id, e.status)
+            out.append(env.header())
+            out.extend(f"  {line}" for line in e.body.splitlines())
+        elif isinstance(e, ev.AssistantText) and not e.partial:
+            out.append(e.text)
+        elif isinstance(e, ev.ToolUse):
+            out.append(f"⏺ {e.name}({e.summary})")
+        elif isinstance(e, ev.ToolResult):
+            first = (e.text.strip().splitlines() or [""])[0]
+            out.append(f"  └ {'error: ' if e.is_error else ''}{first[:200]}")
+        elif isinstance(e, ev.AgentError):
+            out.append(f"✗ {e.message}")
+        elif isinstance(e, ev.TurnResult) and e.is_error:
+            out.append(f"✗ turn ended: {e.error or e.stop_reason}")
+    return out

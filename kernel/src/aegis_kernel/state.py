@@ -1,0 +1,335 @@
+"""Durable state under ``<project>/.aegis/state/``: JSONL ledgers and atomic JSON snapshots.
+
+Layout (ARCHITECTURE §5): ``sessions/<log_id>.jsonl``, ``inboxes/<handle>.jsonl``, ``queues/<q>.jsonl``,
+``schedules.snapshot.json``, ``workspace.json``, … Every JSONL record carries ``"v": 1``.
+
+Contracts:
+
+- :class:`Ledger` appends one whole line per record with a single ``os.write`` on an ``O_APPEND`` fd,
+  so a crash leaves at most a torn *last* line; :meth:`Ledger.replay` skips and reports such lines
+  (and any other corrupt line) and never raises on bad content.
+- :func:`write_bytes_atomic` / :func:`write_text_atomic` / :func:`write_json_atomic` replace a file
+  atomically (temp file in the same folder, fsync, ``os.replace``, fsync of the folder) and keep the
+  replaced file's permission bits. Readers see the old or the new content, never a mix.
+
+Single trio thread: nothing here is thread-safe, and nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from attrs import field, frozen
+
+__all__ = [
+    "LEDGER_VERSION",
+    "Ledger",
+    "Problem",
+    "ReplayResult",
+    "StateDir",
+    "StateError",
+    "read_json",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+LEDGER_VERSION = 1
+FsyncPolicy = Literal["always", "batch", "never"]
+FSYNC_POLICIES: tuple[str, ...] = ("always", "batch", "never")
+BATCH_INTERVAL = 1.0  # seconds between fsyncs under the "batch" policy
+EXCERPT_CHARS = 80
+
+
+class StateError(Exception):
+    """A state file cannot be read or written; the message names the file."""
+
+
+# --- layout ------------------------------------------------------------------------------------------
+
+
+class StateDir:
+    """The ``.aegis/state/`` folder of one project.
+
+    ``StateDir(root)`` takes the state folder itself (``<project>/.aegis/state``); use
+    :meth:`for_project` to derive it from a project folder. Nothing is created until asked:
+    :meth:`path` creates the parents of the returned path, :meth:`ensure` the root.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def for_project(cls, project_dir: Path | str) -> StateDir:
+        return cls(Path(project_dir) / ".aegis" / "state")
+
+    def ensure(self) -> Path:
+        """Create the root folder (and its parents) if missing; return it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
+
+    def path(self, *parts: str) -> Path:
+        """``root/part/...``, creating its parent folders. Parts may not escape the root."""
+        for part in parts:
+            if Path(part).is_absolute() or ".." in Path(part).parts:
+                raise ValueError(f"state path part {part!r} escapes {self.root}")
+        result = self.root.joinpath(*parts)
+        result.parent.mkdir(parents=True, exist_ok=True)
+        return result
+
+    def __repr__(self) -> str:
+        return f"StateDir({str(self.root)!r})"
+
+
+# --- JSONL ledger ------------------------------------------------------------------------------------
+
+
+@frozen
+class Problem:
+    """One line :meth:`Ledger.replay` skipped: 1-based ``line_no``, why, and the line's start."""
+
+    line_no: int
+    reason: str
+    text_excerpt: str
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}: {self.text_excerpt!r}"
+
+
+@frozen
+class ReplayResult:
+    records: list[dict[str, Any]] = field(factory=list)
+    problems: list[Problem] = field(factory=list)
+
+
+class Ledger:
+    """An append-only JSONL file; every record is written as ``{"v": 1, **record}`` on one line.
+
+    The file is opened on the first :meth:`append` (``O_APPEND``, created with mode 0o666 minus the
+    umask) and kept open until :meth:`close`. If the file's last byte is not a newline (a previous
+    writer died mid-line), the first append starts with a newline so the new record is a whole line
+    (replay then reports the torn line as corrupt and keeps the new record).
+
+    ``fsync``: ``"always"`` (default) fsyncs after every append; ``"batch"`` at most once per
+    :data:`BATCH_INTERVAL` seconds from :meth:`append`, and on :meth:`sync` / :meth:`close`;
+    ``"never"`` leaves it to the OS (except an explicit :meth:`sync`).
+    """
+
+    def __init__(self, path: Path | str, fsync: FsyncPolicy = "always") -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync policy must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}")
+        self.path = Path(path)
+        self.fsync: FsyncPolicy = fsync
+        self._fd: int | None = None
+        self._needs_newline = False
+        self._dirty = False
+        self._last_sync = 0.0
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        size = os.fstat(fd).st_size
+        self._needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        self._fd = fd
+        return fd
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write ``record`` (JSON-serialisable; ``"v"`` if present must be 1) as one line.
+
+        Serialisation errors (``TypeError``/``ValueError``) are raised before anything is written.
+        """
+        if "v" in record and (type(record["v"]) is not int or record["v"] != LEDGER_VERSION):
+            raise ValueError(f"ledger records are version {LEDGER_VERSION}, got v={record['v']!r}")
+        line = json.dumps({"v": LEDGER_VERSION, **record}, ensure_ascii=False, separators=(",", ":"))
+        data = line.encode("utf-8") + b"\n"
+        fd = self._fd if self._fd is not None else self._open()
+        if self._needs_newline:
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:  # one write in practice; a short write (disk full…) is finished, not duplicated
+            view = view[os.write(fd, view):]
+        self._needs_newline = False
+        self._dirty = True
+        if self.fsync == "always" or (self.fsync == "batch" and time.monotonic() - self._last_sync >= BATCH_INTERVAL):
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync pending appends now (any policy)."""
+        if self._fd is not None and self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+            self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Flush per policy (``batch`` syncs here) and close the fd. Idempotent; append reopens."""
+        if self._fd is None:
+            return
+        try:
+            if self.fsync != "never":
+                self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            try:
+                os.close(self._fd)  # type: ignore[arg-type]
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r}, fsync={self.fsync!r})"
+
+    @staticmethod
+    def replay(path: Path | str) -> ReplayResult:
+        """Read every valid record of ``path``; skip and report the rest.
+
+        A record is a line holding a JSON object with ``"v": 1``. Skipped (each reported as a
+        :class:`Problem`): a torn last line (no trailing newline and not a valid record), bad UTF-8,
+        bad JSON, a non-object, a missing or other ``"v"``. Blank lines are ignored silently. A
+        missing file is empty. Never raises on bad content; an unreadable file raises
+        :class:`StateError`.
+        """
+        result = ReplayResult()
+        for item in Ledger.iter_replay(path):
+            (result.problems if isinstance(item, Problem) else result.records).append(item)
+        return result
+
+    @staticmethod
+    def iter_replay(path: Path | str) -> Iterator[dict[str, Any] | Problem]:
+        """Like :meth:`replay`, yielding records and problems in file order."""
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateError(f"{path}: cannot read ledger: {exc}") from exc
+        lines = data.split(b"\n")
+        torn = lines.pop()  # b"" when the file ends with a newline
+        for no, raw in enumerate(lines, 1):
+            if raw.strip():
+                yield _parse_line(no, raw)
+        if torn.strip():
+            item = _parse_line(len(lines) + 1, torn)
+            if isinstance(item, Problem):
+                item = Problem(item.line_no, f"torn last line ({item.reason})", item.text_excerpt)
+            yield item
+
+    @staticmethod
+    def records(path: Path | str) -> Iterator[dict[str, Any]]:
+        """The valid records of ``path`` only (problems are dropped)."""
+        return (item for item in Ledger.iter_replay(path) if not isinstance(item, Problem))
+
+
+def _parse_line(no: int, raw: bytes) -> dict[str, Any] | Problem:
+    excerpt = raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Problem(no, "not UTF-8", excerpt)
+    except ValueError as exc:
+        return Problem(no, f"bad JSON: {exc}", excerpt)
+    if not isinstance(obj, dict):
+        return Problem(no, f"not a JSON object ({type(obj).__name__})", excerpt)
+    version = obj.get("v")
+    if "v" not in obj:
+        return Problem(no, 'missing "v"', excerpt)
+    if type(version) is not int or version != LEDGER_VERSION:
+        return Problem(no, f'unsupported "v": {version!r}', excerpt)
+    return obj
+
+
+# --- atomic files ------------------------------------------------------------------------------------
+
+
+def write_bytes_atomic(path: Path | str, data: bytes, *,
+                       before_replace: Callable[[Path], object] | None = None) -> None:
+    """Atomically make ``path`` contain ``data``.
+
+    Writes a hidden temp file in the same folder (created 0o666 minus the umask, or with the
+    existing file's permission bits), fsyncs it, calls ``before_replace(temp_path)`` if given (an
+    exception there removes the temp file, leaves ``path`` untouched and propagates), then
+    ``os.replace`` and fsync of the folder. A symlink at ``path`` is followed (its target is
+    replaced). Parent folders are created.
+    """
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode: int | None = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if before_replace is not None:
+            before_replace(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def write_text_atomic(path: Path | str, text: str, *,
+                      before_replace: Callable[[Path], object] | None = None) -> None:
+    """:func:`write_bytes_atomic` of ``text`` encoded as UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"), before_replace=before_replace)
+
+
+def write_json_atomic(path: Path | str, data: Any) -> None:
+    """:func:`write_bytes_atomic` of ``data`` as indented UTF-8 JSON (serialised before writing)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    write_text_atomic(path, text)
+
+
+def read_json(path: Path | str, default: Any = None) -> Any:
+    """The JSON value in ``path``; ``default`` if the file does not exist.
+
+    Raises :class:`StateError` naming the file when it cannot be read or is not valid JSON.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return default
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{path}: corrupt JSON (not UTF-8: {exc})") from exc
+    except ValueError as exc:
+        raise StateError(f"{path}: corrupt JSON ({exc})") from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the replace itself already happened
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Aegis Inbox: the core agent-to-agent tools."""

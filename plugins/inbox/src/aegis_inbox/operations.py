@@ -1,0 +1,132 @@
+"""The core agent-to-agent operations: messages and refusals as in SPEC §3–§4."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aegis_kernel.delivery import DeliveryError, Envelope
+from aegis_kernel.operations import CallContext, OperationError, params
+from aegis_kernel.sessions import SessionError, transcript_lines
+
+_STR = {"type": "string", "minLength": 1}
+# Optional and redundant (identity comes from the MCP token); when given it must be the caller.
+_FROM = {"type": "string", "description": "your own handle (optional; must be you)"}
+
+
+def _session(ctx: CallContext, handle: str, param: str) -> Any:
+    session = ctx.kernel.sessions.get(handle)
+    if session is None:
+        raise OperationError(f"no session '{handle}' (use aegis_list_sessions)", code="unknown_handle", param=param)
+    return session
+
+
+async def meta(ctx: CallContext) -> str:
+    """A short briefing generated from the operations that are installed."""
+    kernel = ctx.kernel
+    me = ctx.caller.handle or "the user"
+    lines = [
+        f"Aegis: you are '{me}'. Other agents work beside you; reach them only through these tools.",
+        "Messages from others arrive as turns headed '✉ from <sender> · <time>'.",
+        "Tools:",
+    ]
+    for op in kernel.operations:
+        if op.name == "aegis_meta":
+            continue
+        args = ", ".join(n for n in op.properties if n != "from_handle")
+        first = op.description.strip().splitlines()[0] if op.description else ""
+        lines.append(f"- {op.name}({args}): {first}")
+    text = "\n".join(lines)
+    return text if len(text) < 2000 else text[:1990] + "\n…"
+
+
+async def list_sessions(ctx: CallContext) -> list[dict[str, Any]]:
+    return [
+        {"handle": s.handle, "agent": s.profile_name, "provider": s.provider, "state": s.state,
+         "spawned_by": s.spawned_by, "pending": s.pending_count, "you": s.handle == ctx.caller.handle}
+        for s in ctx.kernel.sessions
+    ]
+
+
+async def list_agents(ctx: CallContext) -> list[dict[str, Any]]:
+    agents = ctx.kernel.config.get("agents") or {}
+    default = ctx.kernel.config.get("default_agent")
+    return [{"name": name, "provider": p.provider, "model": p.model, "default": name == default,
+             "description": p.description} for name, p in agents.items()]
+
+
+async def handoff(ctx: CallContext, target_handle: str, context: str, interrupt: bool = False,
+                  from_handle: str | None = None) -> dict[str, Any]:
+    if target_handle == ctx.caller.handle:
+        raise OperationError("handoff rejected: cannot hand off to yourself", code="refused", param="target_handle")
+    target = ctx.kernel.sessions.get(target_handle)
+    if target is None:
+        raise OperationError(f"handoff rejected: no session '{target_handle}' (use aegis_list_sessions)",
+                             code="unknown_handle", param="target_handle")
+    envelope = Envelope.new(ctx.caller.tag, context, interrupt=interrupt)
+    try:
+        receipt = ctx.kernel.delivery.deliver(target, envelope)
+    except DeliveryError as exc:
+        raise OperationError(f"handoff rejected: {exc}", code="refused", param="target_handle") from None
+    if receipt.position == 0:
+        message = f"landed at {target_handle}"
+    elif interrupt:
+        message = f"interrupted & landed at {target_handle}"
+    else:
+        message = f"queued for {target_handle} (position {receipt.position}); delivered at the end of its turn"
+    return {"status": receipt.state, "message": message, "envelope_id": receipt.envelope_id,
+            "position": receipt.position}
+
+
+async def spawn(ctx: CallContext, agent: str, prompt: str, handle: str | None = None) -> dict[str, Any]:
+    try:
+        session = await ctx.kernel.sessions.spawn(agent, handle=handle, prompt=prompt, spawned_by=ctx.caller.handle,
+                                                  sender=ctx.caller.tag)
+    except (SessionError, ValueError) as exc:
+        raise OperationError(str(exc), code="refused", param="agent" if "agent" in str(exc) else "handle") from None
+    return {"handle": session.handle, "agent": session.profile_name, "state": session.state}
+
+
+async def close(ctx: CallContext, handle: str) -> dict[str, Any]:
+    session = _session(ctx, handle, "handle")
+    caller = ctx.caller.handle
+    if caller is not None and session.spawned_by != caller:
+        who = f"'{session.spawned_by}'" if session.spawned_by else "the user"
+        raise OperationError(f"close refused: '{handle}' was spawned by {who}; only its spawner or the user may "
+                             "close it", code="forbidden", param="handle")
+    await session.close(f"closed by {ctx.caller.tag}")
+    return {"closed": True, "handle": handle}
+
+
+async def read_peer(ctx: CallContext, handle: str, turns: int = 12) -> dict[str, Any]:
+    from aegis_kernel import events as ev
+
+    session = _session(ctx, handle, "handle")
+    starts = [i for i, e in enumerate(session.history) if isinstance(e, (ev.UserTurn, ev.EnvelopeReceived))]
+    first = starts[-turns] if len(starts) >= turns else 0
+    text = "\n".join(transcript_lines(session.history[first:]))
+    return {"handle": handle, "state": session.state, "turns": min(turns, len(starts)), "text": text[-20000:]}
+
+
+async def view_file(ctx: CallContext, path: str) -> dict[str, Any]:
+    viewer = ctx.kernel.extensions.get("file_viewer")
+    if viewer is None:
+        return {"status": "no_tui", "message": "no TUI is attached to this Aegis (headless); nothing was opened"}
+    return await viewer(path)
+
+
+OPERATIONS = [
+    ("aegis_meta", meta, "A short briefing: who you are and the Aegis tools installed here.", params()),
+    ("aegis_list_sessions", list_sessions, "The live agent sessions: handle, agent, state.", params()),
+    ("aegis_list_agents", list_agents, "The agent profiles you can spawn.", params()),
+    ("aegis_handoff", handoff,
+     "Send context to a live peer; it arrives as '✉ from agent:<you>'. Busy peers get it at their turn end "
+     "unless interrupt=true.",
+     params(("target_handle", "context"), target_handle=_STR, context=_STR,
+            interrupt={"type": "boolean", "default": False}, from_handle=_FROM)),
+    ("aegis_spawn", spawn, "Start a new agent session of a profile with an opening prompt; returns its handle.",
+     params(("agent", "prompt"), agent=_STR, prompt=_STR, handle={"type": ["string", "null"], "default": None})),
+    ("aegis_close", close, "Close a session you spawned.", params(("handle",), handle=_STR)),
+    ("aegis_read_peer", read_peer, "Read the last turns of a peer's transcript.",
+     params(("handle",), handle=_STR, turns={"type": "integer", "minimum": 1, "maximum": 200, "default": 12})),
+    ("aegis_view_file", view_file, "Open a file view for the user in the TUI.", params(("path",), path=_STR)),
+]

@@ -1,0 +1,233 @@
+"""``aegis queue list | show <q> | enqueue <q> PAYLOAD [--wait] | cancel <task> | status <task>``.
+
+Verbs talk to the running ``aegis serve`` over its control socket (caller = the user). ``list``,
+``show`` and ``status`` fall back to reading the ledgers when no serve is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="queue_cmd", metavar="VERB", required=True)
+    p = sub.add_parser("list", help="every queue: agent, running/max, pending, done, failed")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("show", help="one queue: in flight (worker, elapsed), pending, recent results")
+    p.add_argument("queue")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("enqueue", help="put a task on a queue (PAYLOAD '-' reads stdin)")
+    p.add_argument("queue")
+    p.add_argument("payload")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("cancel", help="cancel a pending or in-flight task")
+    p.add_argument("task")
+    p = sub.add_parser("status", help="one task's state and result")
+    p.add_argument("task")
+    p.add_argument("--json", action="store_true")
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from aegis_kernel.kernel import resolve_project_dir
+
+    return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
+
+
+def _call(args: argparse.Namespace, name: str, timeout: float = 30.0, **arguments: Any) -> Any:
+    from aegis_kernel.control import ControlClient
+
+    client = ControlClient(_state_dir(args), timeout=timeout)
+    try:
+        return client.request("call", name=name, args=arguments)
+    finally:
+        client.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from aegis_kernel.control import ControlError
+
+    verb = args.queue_cmd
+    try:
+        if verb == "list":
+            return _print_list(args, _call(args, "aegis_queue_status"))
+        if verb == "show":
+            return _print_show(args, _call(args, "aegis_queue_status", queue=args.queue))
+        if verb == "status":
+            return _print_status(args, _call(args, "aegis_task_status", task_id=args.task))
+        if verb == "enqueue":
+            return _enqueue(args)
+        if verb == "cancel":
+            out = _call(args, "aegis_cancel", task_id=args.task)
+            print(f"task#{out['task_id']} cancelled (was {out['was']})")
+            return 0
+    except ControlError as exc:
+        if verb in ("list", "show", "status") and "no running" in str(exc):
+            return _offline(args)
+        print(f"aegis queue {verb}: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    payload = sys.stdin.read() if args.payload == "-" else args.payload
+    if args.wait:
+        out = _call(args, "aegis_delegate", timeout=args.timeout + 30, queue=args.queue, payload=payload,
+                    timeout_s=args.timeout)
+        if args.json:
+            print(json.dumps(out, indent=2))
+        elif out["status"] == "timeout":
+            print(f"task#{out['task_id']}: {out['message']}", file=sys.stderr)
+        else:
+            if out["status"] != "completed":
+                print(f"task#{out['task_id']} {out['status']}: {out.get('error', '')}", file=sys.stderr)
+            print(out.get("result") or "")
+        return 0 if out["status"] == "completed" else 1
+    out = _call(args, "aegis_enqueue", queue=args.queue, payload=payload, callback=False)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    elif out["status"] == "dispatched":
+        print(f"task#{out['task_id']} dispatched to {out.get('worker', '?')}")
+    else:
+        print(f"task#{out['task_id']} queued (position {out['queued_position']})")
+    return 0
+
+
+# --- printing ---------------------------------------------------------------------------------------
+
+
+def _print_list(args: argparse.Namespace, data: dict[str, Any], note: str = "") -> int:
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    queues = data.get("queues", [])
+    if not queues:
+        print("no queues configured (add one under 'queues:' in .aegis.yaml)")
+    else:
+        rows = [("QUEUE", "AGENT", "RUNNING", "PENDING", "DONE", "FAILED", "CANCELLED", "LAST WORKER")]
+        for q in queues:
+            rows.append((q["queue"], q["agent"], f"{q['in_flight']}/{q['max_parallel']}", str(q["pending"]),
+                         str(q["completed"]), str(q["failed"]), str(q["cancelled"]), q.get("last_worker") or "-"))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip())
+    for name, why in (data.get("misconfigured") or {}).items():
+        print(f"✗ {name}: {why}")
+    if note:
+        print(note)
+    return 0
+
+
+def _print_show(args: argparse.Namespace, q: dict[str, Any], note: str = "") -> int:
+    if args.json:
+        print(json.dumps(q, indent=2))
+        return 0
+    timeout = q.get("timeout_s")
+    print(f"queue {q['queue']} · agent {q['agent']} · max_parallel {q['max_parallel']}"
+          f" · timeout {'none' if timeout is None else f'{timeout:g}s'}"
+          + (" · worktrees" if q.get("worktree") else "") + (f" · {q['budgets']} budget rule(s)" if q.get("budgets")
+                                                            else ""))
+    print(f"depth {q['pending']} · in flight {q['in_flight']}/{q['max_parallel']} · ✓{q['completed']} "
+          f"✗{q['failed']} ⊘{q['cancelled']}")
+    inflight = q.get("in_flight_tasks") or []
+    print(f"\nin flight ({len(inflight)}):" if inflight else "\nin flight: none")
+    for t in inflight:
+        elapsed = f"{t['elapsed_s']:.1f}s" if t.get("elapsed_s") is not None else "?"
+        print(f"  task#{t['task_id']}  {t.get('worker') or '-'}  {elapsed}  {t['payload']}")
+    pending = q.get("pending_tasks") or []
+    print(f"\npending ({len(pending)}):" if pending else "\npending: none")
+    for t in pending[:20]:
+        print(f"  {t['position']:>3}. task#{t['task_id']}  {t['payload']}")
+    if len(pending) > 20:
+        print(f"  … {len(pending) - 20} more")
+    recent = q.get("recent") or []
+    print("\nrecent:" if recent else "\nrecent: none")
+    marks = {"completed": "✓", "failed": "✗", "cancelled": "⊘"}
+    for t in recent[:10]:
+        print(f"  {marks.get(t['status'], '?')} task#{t['task_id']}  {t.get('worker') or '-'}  "
+              f"{t.get('finished_at') or ''}  {t.get('result') or ''}")
+    for problem in q.get("ledger_problems") or []:
+        print(f"⚠ ledger: {problem}")
+    if note:
+        print(note)
+    return 0
+
+
+def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -> int:
+    if args.json:
+        print(json.dumps(t, indent=2))
+        return 0
+    print(f"task#{t['task_id']} · queue {t['queue']} · {t['status']}"
+          + (f" · position {t['position']}" if t.get("position") else "")
+          + (f" · worker {t['worker']}" if t.get("worker") else ""))
+    print(f"enqueued {t.get('enqueued_at')} by {t.get('enqueued_by')}"
+          + (f" · finished {t['finished_at']}" if t.get("finished_at") else ""))
+    if t.get("error"):
+        print(f"error: {t['error']}")
+    if t.get("worktree") and isinstance(t["worktree"], dict) and t["worktree"].get("path"):
+        w = t["worktree"]
+        print(f"worktree: {w['path']} ({w.get('branch')}) {w.get('state', '')} {w.get('reason', '')}".rstrip())
+    if t.get("result"):
+        print("\n" + t["result"])
+    if note:
+        print(note)
+    return 0
+
+
+# --- offline (no serve): read config + ledgers -------------------------------------------------------
+
+
+def _offline(args: argparse.Namespace) -> int:
+    from aegis_kernel.kernel import build_kernel
+    from aegis_kernel.state import Ledger
+
+    from .ledger import fold, summarize
+
+    kernel = build_kernel(getattr(args, "project", None))
+    specs = kernel.config.get("queues") or {}
+    note = "(aegis serve is not running: read from the ledgers)"
+    folded = {name: fold(Ledger.records(kernel.state.root / "queues" / f"{name}.jsonl")) for name in specs}
+    if args.queue_cmd == "status":
+        for tasks in folded.values():
+            if args.task in tasks:
+                rec = tasks[args.task]
+                return _print_status(args, {k: v for k, v in rec.items() if k != "terminal_records"}, note)
+        print(f"aegis queue status: unknown task '{args.task}'", file=sys.stderr)
+        return 1
+
+    def info(name: str) -> dict[str, Any]:
+        spec, tasks = specs[name], folded[name]
+        counts = summarize(tasks)
+        done = [t for t in tasks.values() if t["status"] in ("completed", "failed", "cancelled")]
+        return {"queue": name, "agent": spec.agent, "max_parallel": spec.max_parallel, "pending": counts["pending"],
+                "in_flight": counts["dispatched"], "completed": counts["completed"], "failed": counts["failed"],
+                "cancelled": counts["cancelled"], "worktree": spec.worktree, "timeout_s": spec.timeout_s,
+                "budgets": len(spec.budgets), "last_worker": next((t.get("worker") for t in reversed(tasks.values())
+                                                                   if t.get("worker")), None),
+                "in_flight_tasks": [{"task_id": t["task_id"], "worker": t.get("worker"), "elapsed_s": None,
+                                     "payload": _short(t["payload"])} for t in tasks.values()
+                                    if t["status"] == "dispatched"],
+                "pending_tasks": [{"task_id": t["task_id"], "position": i, "payload": _short(t["payload"])}
+                                  for i, t in enumerate((t for t in tasks.values() if t["status"] == "pending"), 1)],
+                "recent": [{"task_id": t["task_id"], "status": t["status"], "worker": t.get("worker"),
+                            "finished_at": t.get("finished_at"), "result": _short(t.get("result") or t.get("error")
+                                                                                  or "", 200)}
+                           for t in reversed(done[-10:])]}
+
+    if args.queue_cmd == "show":
+        if args.queue not in specs:
+            print(f"aegis queue show: unknown queue '{args.queue}' (queues: {', '.join(specs) or 'none'})",
+                  file=sys.stderr)
+            return 1
+        return _print_show(args, info(args.queue), note)
+    return _print_list(args, {"queues": [info(name) for name in specs]}, note)
+
+
+def _short(text: str, n: int = 80) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= n else line[: n - 1] + "…"

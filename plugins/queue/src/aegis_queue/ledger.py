@@ -1,0 +1,87 @@
+"""The queue ledger ``.aegis/state/queues/<q>.jsonl``: record shapes and the replay fold.
+
+Every record is ``{"v": 1, "event": <kind>, "task_id": …, "at": <ISO UTC>, …}``. Lifecycle kinds:
+
+- ``enqueued``  ``{queue, payload, producer, enqueued_by, callback, base?, worktree?}``
+- ``dispatched`` ``{worker, worktree?: {path, branch, base}}`` (written *before* the worker is spawned)
+- terminal: ``completed`` ``{result, usage?, cost?}`` · ``failed`` ``{error, result?}`` ·
+  ``cancelled`` ``{result?}`` — each carries ``callback_envelope`` (the id of the envelope that goes
+  to the producer, written before it is sent) when there is a callback.
+
+Diagnostics: ``callback_on`` (a timed-out ``aegis_delegate`` asks for the result later),
+``callback`` ``{envelope_id, outcome: delivered|held|undeliverable}`` (only when not delivered live),
+``worktree_kept`` / ``worktree_removed``.
+
+Exactly one terminal record per task: the fold keeps the first and ignores later ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+TERMINAL = ("completed", "failed", "cancelled")
+LIFECYCLE = ("enqueued", "dispatched", *TERMINAL)
+
+
+def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fold ledger records into one dict per task (insertion order = enqueue order).
+
+    Each task dict has ``status`` (pending | dispatched | completed | failed | cancelled) and the
+    fields of its records; ``terminal_records`` counts terminal records seen (1 when healthy).
+    """
+    tasks: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        kind = rec.get("event")
+        task_id = rec.get("task_id")
+        if not isinstance(task_id, str) or not isinstance(kind, str):
+            continue
+        if kind == "enqueued":
+            if task_id in tasks:
+                continue
+            tasks[task_id] = {
+                "task_id": task_id, "queue": rec.get("queue"), "payload": rec.get("payload", ""),
+                "producer": rec.get("producer"), "enqueued_by": rec.get("enqueued_by", "user"),
+                "callback": bool(rec.get("callback")), "enqueued_at": rec.get("at"), "base": rec.get("base"),
+                "worktree": rec.get("worktree"), "status": "pending", "terminal_records": 0,
+            }
+            continue
+        task = tasks.get(task_id)
+        if task is None:
+            continue
+        if kind == "dispatched":
+            if task["status"] == "pending":
+                task["status"] = "dispatched"
+                task["worker"] = rec.get("worker")
+                task["dispatched_at"] = rec.get("at")
+                if rec.get("worktree"):
+                    task["worktree"] = rec["worktree"]
+        elif kind in TERMINAL:
+            task["terminal_records"] += 1
+            if task["status"] in TERMINAL:
+                continue
+            task["status"] = kind
+            task["finished_at"] = rec.get("at")
+            for key in ("result", "error", "usage", "cost", "callback_envelope"):
+                if key in rec:
+                    task[key] = rec[key]
+        elif kind == "callback_on":
+            task["callback"] = True
+            if rec.get("producer"):
+                task["producer"] = rec["producer"]
+        elif kind == "callback":
+            task["callback_outcome"] = rec.get("outcome")
+        elif kind in ("worktree_kept", "worktree_removed"):
+            wt = dict(task.get("worktree") or {}) if isinstance(task.get("worktree"), dict) else {}
+            wt["state"] = "kept" if kind == "worktree_kept" else "removed"
+            if rec.get("reason"):
+                wt["reason"] = rec["reason"]
+            task["worktree"] = wt
+    return tasks
+
+
+def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts = {"pending": 0, "dispatched": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    for task in tasks.values():
+        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    return counts

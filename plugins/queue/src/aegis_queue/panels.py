@@ -1,0 +1,136 @@
+"""TUI panels: the queue strip and the Ctrl+D queue dashboard.
+
+Both read ``kernel.extensions["queue"]`` directly (the kernel is a trio guest on Textual's thread)
+and refresh when the runtime reports a change (coalesced by a short timer). Textual is imported
+inside the factories only, so the plugin stays import-light and works headless.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+MARKS = {"completed": "✓", "failed": "✗", "cancelled": "⊘", "dispatched": "●", "pending": "○"}
+
+
+def strip_text(runtime: Any) -> str:
+    """``queues: tests ●1/2 ○0 ✓3 ✗0  last: brisk-curie``; empty when there are no queues.
+
+    With 4 or more queues: ``N queues · ●r/c ○q ✓ok ✗err``. ``last:`` names the most recently
+    dispatched worker while it is still running.
+    """
+    if runtime is None or not runtime.queues:
+        return ""
+    queues = list(runtime.queues.values())
+    if len(queues) <= 3:
+        parts = [f"{q.name} ●{len(q.inflight)}/{q.spec.max_parallel} ○{len(q.pending)} "
+                 f"✓{q.counts.get('completed', 0)} ✗{q.counts.get('failed', 0)}" for q in queues]
+        text = "queues: " + " · ".join(parts)
+    else:
+        run = sum(len(q.inflight) for q in queues)
+        cap = sum(q.spec.max_parallel for q in queues)
+        text = (f"{len(queues)} queues · ●{run}/{cap} ○{sum(len(q.pending) for q in queues)} "
+                f"✓{sum(q.counts.get('completed', 0) for q in queues)} ✗{sum(q.counts.get('failed', 0) for q in queues)}")
+    live = [t for q in queues for t in q.inflight.values() if t.worker]
+    if live:
+        newest = max(live, key=lambda t: t.started or 0)
+        text += f"  last: {newest.worker}"
+    return text
+
+
+def dashboard_rows(runtime: Any) -> dict[str, list[str]]:
+    """The dashboard's bands as plain lines: QUEUES, IN-FLIGHT, QUEUED, RECENT (last 10)."""
+    bands: dict[str, list[str]] = {"QUEUES": [], "IN-FLIGHT": [], "QUEUED": [], "RECENT": []}
+    if runtime is None:
+        return bands
+    now = time.monotonic()
+    recent = []
+    for q in runtime.queues.values():
+        bands["QUEUES"].append(f"{q.name:<16} {q.spec.agent:<14} ●{len(q.inflight)}/{q.spec.max_parallel} "
+                               f"○{len(q.pending)} ✓{q.counts.get('completed', 0)} ✗{q.counts.get('failed', 0)} "
+                               f"⊘{q.counts.get('cancelled', 0)}")
+        for t in q.inflight.values():
+            bands["IN-FLIGHT"].append(f"{q.name}#{t.id[-6:]}  {t.worker or '-':<20} {now - (t.started or now):6.1f}s  "
+                                      f"{_preview(t.payload)}")
+        for i, t in enumerate(q.pending, 1):
+            if i > 50:
+                bands["QUEUED"].append(f"{q.name}: … {len(q.pending) - 50} more")
+                break
+            bands["QUEUED"].append(f"{q.name}#{t.id[-6:]}  {i:>3}. {_preview(t.payload)}")
+        recent.extend(q.recent)
+    recent.sort(key=lambda t: t.finished_at or "", reverse=True)
+    for t in recent[:10]:
+        bands["RECENT"].append(f"{MARKS.get(t.status, '?')} {t.queue}#{t.id[-6:]}  {t.worker or '-':<20} "
+                               f"{_preview(t.result or t.error or '', 60)}")
+    return bands
+
+
+def _preview(text: str, n: int = 60) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def strip(app: Any, kernel: Any) -> Any:
+    """Factory for the queue strip (kind="strip"): a one-line Static, hidden without queues."""
+    from textual.widgets import Static
+
+    class QueueStrip(Static):
+        DEFAULT_CSS = "QueueStrip { height: 1; padding: 0 1; color: $text-muted; }"
+
+        def __init__(self) -> None:
+            super().__init__("", id="queue-strip")
+            self._seen = -1
+
+        def on_mount(self) -> None:
+            self.set_interval(0.5, self.refresh_text)
+            self.refresh_text()
+
+        def refresh_text(self) -> None:
+            rt = kernel.extensions.get("queue")
+            version = getattr(rt, "version", -1)
+            live = rt is not None and any(q.inflight for q in rt.queues.values())
+            if version == self._seen and not live:
+                return
+            self._seen = version
+            text = strip_text(rt)
+            self.display = bool(text)
+            self.update(text)
+
+    return QueueStrip()
+
+
+def dashboard(app: Any, kernel: Any) -> Any:
+    """Factory for the Ctrl+D dashboard (kind="modal"): bands QUEUES / IN-FLIGHT / QUEUED / RECENT."""
+    from textual.binding import Binding
+    from textual.containers import VerticalScroll
+    from textual.screen import ModalScreen
+    from textual.widgets import Static
+
+    class QueueDashboard(ModalScreen[None]):
+        BINDINGS = [Binding("escape", "close", "close"), Binding("enter", "refresh_now", "refresh")]
+        DEFAULT_CSS = """
+        QueueDashboard { align: center middle; }
+        QueueDashboard > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1;
+                                          background: $surface; }
+        QueueDashboard .band { color: $accent; text-style: bold; margin-top: 1; }
+        """
+
+        def compose(self) -> Any:
+            with VerticalScroll():
+                for band in ("QUEUES", "IN-FLIGHT", "QUEUED", "RECENT"):
+                    yield Static(band, classes="band")
+                    yield Static("", id=f"band-{band.lower()}")
+
+        def on_mount(self) -> None:
+            self.set_interval(0.5, self.action_refresh_now)
+            self.action_refresh_now()
+
+        def action_refresh_now(self) -> None:
+            bands = dashboard_rows(kernel.extensions.get("queue"))
+            for band, lines in bands.items():
+                self.query_one(f"#band-{band.lower()}", Static).update("\n".join(lines) or "  (none)")
+
+        def action_close(self) -> None:
+            self.dismiss(None)
+
+    return QueueDashboard()

@@ -1,0 +1,115 @@
+"""aegis-queue plugin entry point. Import-light: heavy modules are imported inside the hooks.
+
+Registers the ``queues`` config section, the queue operations, the queue service (which owns the
+runtime on ``kernel.extensions["queue"]``), ``aegis queue …``, the queue strip and the Ctrl+D
+dashboard, and the observer hooks through which workers report back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aegis_kernel import hookimpl
+
+_RUNTIMES: dict[Any, Any] = {}  # state root → runtime (the pre_spawn hook only sees the spec)
+
+
+class QueueService:
+    """Runs one :class:`~aegis_queue.runtime.QueueRuntime` per kernel (stateless itself)."""
+
+    async def run(self, kernel: Any, *, task_status: Any = None) -> None:
+        import trio
+
+        from .runtime import QueueRuntime
+
+        task_status = task_status or trio.TASK_STATUS_IGNORED
+        async with trio.open_nursery() as nursery:
+            rt = QueueRuntime(kernel, nursery)
+            kernel.extensions["queue"] = rt
+            _RUNTIMES[kernel.state.root] = rt
+            try:
+                rt.start()
+                nursery.start_soon(rt.close_stale_workers)
+                task_status.started(rt)
+                await trio.sleep_forever()
+            finally:
+                _RUNTIMES.pop(kernel.state.root, None)
+                if kernel.extensions.get("queue") is rt:
+                    del kernel.extensions["queue"]
+                for qs in rt.queues.values():
+                    qs.ledger.close()
+
+
+@hookimpl
+def aegis_register_config_sections(register: Any) -> None:
+    from .config import QueueSpec
+
+    register("queues", dict[str, QueueSpec])
+
+
+@hookimpl
+def aegis_register_operations(register: Any) -> None:
+    from .operations import OPERATIONS
+
+    for name, handler, description, schema in OPERATIONS:
+        register(name, handler, description, schema)
+
+
+@hookimpl
+def aegis_register_services(register: Any) -> None:
+    register("queue", QueueService())
+
+
+@hookimpl
+def aegis_register_cli(register: Any) -> None:
+    from .cli import run, setup
+
+    register("queue", "queues: list, show, enqueue, cancel, status", setup, run)
+
+
+@hookimpl
+def aegis_register_panels(register: Any) -> None:
+    from .panels import dashboard, strip
+
+    register("queue-strip", strip, kind="strip", title="queues")
+    register("queue-dashboard", dashboard, kind="modal", key="ctrl+d", title="queue dashboard")
+
+
+# --- observers: synchronous, never start tasks; they only set the task's outcome and wake its runner --
+
+
+def _rt(session: Any) -> Any:
+    return session.kernel.extensions.get("queue")
+
+
+@hookimpl
+def aegis_turn_finished(session: Any, result: Any, final_text: str) -> None:
+    rt = _rt(session)
+    if rt is not None:
+        rt.on_turn_finished(session, result, final_text)
+
+
+@hookimpl
+def aegis_session_state_changed(session: Any, old: str, new: str) -> None:
+    rt = _rt(session)
+    if rt is not None:
+        rt.on_state_changed(session, old, new)
+
+
+@hookimpl
+def aegis_session_closed(session: Any, reason: str) -> None:
+    rt = _rt(session)
+    if rt is not None:
+        rt.on_session_closed(session, reason)
+
+
+@hookimpl
+def aegis_pre_spawn(spec: Any, launch: Any) -> Any:
+    """Interim (until ``SessionManager.spawn(cwd=…)`` exists): start a worktree worker inside it."""
+    rt = _RUNTIMES.get(spec.state_dir)
+    cwd = rt.worker_cwd(spec.handle) if rt is not None else None
+    if cwd is None:
+        return None
+    import attrs
+
+    return attrs.evolve(launch, cwd=cwd, env={**launch.env, "AEGIS_WORKTREE": str(cwd)})

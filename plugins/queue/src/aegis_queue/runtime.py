@@ -1,0 +1,700 @@
+"""The queue runtime: FIFO per queue, ≤ max_parallel workers alive, durable ledger, callbacks.
+
+One :class:`QueueRuntime` per kernel lives on ``kernel.extensions["queue"]``; the queue *service*
+creates it in its own nursery before any session starts. Dispatch is event driven, with no loop:
+:meth:`QueueRuntime._pump` runs on enqueue and whenever a task's slot is released. Each dispatched
+task runs in its own small task (:meth:`_run_task`): spawn a fresh worker whose opening turn is the
+payload, wait (with the per-task timeout) for the observer hooks to report its first turn end,
+write the terminal record, call the producer back, close the worker, release the slot.
+
+Durability: each transition is appended to ``.aegis/state/queues/<q>.jsonl`` *before* it is acted on
+(``enqueued`` before the id is returned, ``dispatched`` before the spawn, the terminal record before
+the callback). At start the ledger is replayed: pending tasks are re-queued in order and tasks that
+were in flight are failed as ``interrupted`` with an error callback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from attrs import define, field
+
+from aegis_kernel.delivery import DeliveryError, Envelope, new_id, utc_now
+from aegis_kernel.names import generate_handle
+from aegis_kernel.operations import OperationError
+from aegis_kernel.sessions import SessionError
+from aegis_kernel.state import Ledger
+
+from . import worktree as wt
+from .config import QueueSpec, check_queue_name
+from .ledger import TERMINAL, fold
+
+if TYPE_CHECKING:
+    from aegis_kernel.kernel import Kernel
+
+log = logging.getLogger("aegis.queue")
+
+INTERRUPTED = "interrupted: aegis restarted while the task was in flight"
+RECENT = 20
+
+
+@define(eq=False)
+class Outcome:
+    status: str  # completed | failed | cancelled
+    result: str = ""
+    error: str | None = None
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+    provider: str | None = None
+
+
+@define(eq=False)
+class Task:
+    id: str
+    queue: str
+    payload: str
+    producer: str | None
+    enqueued_by: str
+    callback: bool
+    enqueued_at: str
+    status: str = "pending"  # pending | dispatched | completed | failed | cancelled
+    base: str | None = None
+    worktree: dict[str, Any] | None = None
+    worker: str | None = None
+    dispatched_at: str | None = None
+    finished_at: str | None = None
+    result: str | None = None
+    error: str | None = None
+    usage: dict[str, int] | None = None
+    cost: dict[str, Any] | None = None
+    callback_outcome: str | None = None
+    # runtime only
+    started: float | None = None
+    session: Any = None
+    outcome: Outcome | None = None
+    done: trio.Event = field(factory=trio.Event)
+    finished: trio.Event = field(factory=trio.Event)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def info(self, position: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "task_id": self.id, "queue": self.queue, "status": self.status, "enqueued_by": self.enqueued_by,
+            "producer": self.producer, "callback": self.callback, "enqueued_at": self.enqueued_at,
+            "payload": self.payload if len(self.payload) <= 500 else self.payload[:500] + "…",
+        }
+        if position is not None:
+            out["position"] = position
+        if self.worker:
+            out["worker"] = self.worker
+            out["dispatched_at"] = self.dispatched_at
+        if self.status == "dispatched" and self.started is not None:
+            out["elapsed_s"] = round(time.monotonic() - self.started, 1)
+        if self.terminal:
+            out["finished_at"] = self.finished_at
+            out["result"] = self.result
+            if self.error:
+                out["error"] = self.error
+        for key in ("usage", "cost", "worktree", "callback_outcome"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
+
+@define(eq=False)
+class QueueState:
+    name: str
+    spec: QueueSpec
+    ledger: Ledger
+    pending: deque[Task] = field(factory=deque)
+    inflight: dict[str, Task] = field(factory=dict)
+    counts: dict[str, int] = field(factory=lambda: {"completed": 0, "failed": 0, "cancelled": 0})
+    recent: deque[Task] = field(factory=lambda: deque(maxlen=RECENT))
+    last_worker: str | None = None
+    problems: list[str] = field(factory=list)
+
+    @property
+    def open_count(self) -> int:
+        return len(self.pending) + len(self.inflight)
+
+    def position(self, task: Task) -> int:
+        """0 = dispatched; n = n-th in line."""
+        if task.status != "pending":
+            return 0
+        for i, t in enumerate(self.pending, 1):
+            if t is task:
+                return i
+        return 0
+
+
+class _Taken:
+    """Handles a new worker must not use: live sessions, in-flight workers, stale workers."""
+
+    def __init__(self, runtime: QueueRuntime) -> None:
+        self.runtime = runtime
+
+    def __contains__(self, handle: object) -> bool:
+        rt = self.runtime
+        return handle in rt.kernel.sessions.sessions or handle in rt._by_handle or handle in rt._stale_workers
+
+
+def callback_body(task: Task) -> str:
+    """The text the producer receives for a finished task (rebuildable from the ledger)."""
+    result = (task.result or "").strip()
+    if task.status == "completed":
+        body = result or "(the worker finished without a final message)"
+    elif task.status == "cancelled":
+        if task.worker is None:
+            body = "cancelled (never dispatched)"
+        elif result:
+            body = f"cancelled — the worker's last message was:\n\n{result}"
+        else:
+            body = "cancelled (the worker had not said anything yet)"
+    else:
+        body = f"failed: {task.error or 'unknown error'}"
+        if task.worker:
+            body += f" (worker {task.worker})"
+        if result:
+            body += f"\n\nthe worker's last message was:\n\n{result}"
+    note = worktree_note(task)
+    return body + (f"\n\n{note}" if note else "")
+
+
+def worktree_note(task: Task) -> str:
+    wt_info = task.worktree
+    if not isinstance(wt_info, dict) or wt_info.get("state") != "kept":
+        return ""
+    return (f"[worktree kept: {wt_info.get('path')} on branch {wt_info.get('branch')}"
+            f" — {wt_info.get('reason', 'has changes')}]")
+
+
+class QueueRuntime:
+    def __init__(self, kernel: Kernel, nursery: trio.Nursery) -> None:
+        self.kernel = kernel
+        self.nursery = nursery
+        self.queues: dict[str, QueueState] = {}
+        self.tasks: dict[str, Task] = {}
+        self.invalid: dict[str, str] = {}
+        self._by_handle: dict[str, Task] = {}
+        self._by_session: dict[int, Task] = {}
+        self._stale_workers: set[str] = set()
+        self._stale_send, self._stale_recv = trio.open_memory_channel[Any](math.inf)
+        self._listeners: list[Callable[[str, Task | None], None]] = []
+        self.version = 0
+        self._spawn_takes_cwd = "cwd" in inspect.signature(kernel.sessions.spawn).parameters
+        self._worker_cwd: dict[str, Path] = {}
+        self.stats = {"spawn_s": 0.0, "spawned": 0}
+
+    # --- start ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open every configured queue, replay its ledger, re-queue and dispatch."""
+        specs: dict[str, QueueSpec] = self.kernel.config.get("queues") or {}
+        saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
+        for name, spec in specs.items():
+            try:
+                check_queue_name(name)
+            except ValueError as exc:
+                self.invalid[name] = str(exc)
+                log.error("queue %s ignored: %s", name, exc)
+                continue
+            path = self.kernel.state.path("queues", f"{name}.jsonl")
+            qs = QueueState(name=name, spec=spec, ledger=Ledger(path))
+            self.queues[name] = qs
+            self._replay(qs, path, saved)
+        for qs in self.queues.values():
+            self._pump(qs)
+
+    def _replay(self, qs: QueueState, path: Path, saved: set[Any]) -> None:
+        result = Ledger.replay(path)
+        qs.problems = [str(p) for p in result.problems]
+        for problem in result.problems:
+            log.warning("queue %s ledger %s: skipped %s", qs.name, path, problem)
+        folded = fold(result.records)
+        last = result.records[-1] if result.records else None
+        interrupted: list[Task] = []
+        for rec in folded.values():
+            task = Task(id=rec["task_id"], queue=qs.name, payload=rec.get("payload") or "",
+                        producer=rec.get("producer"), enqueued_by=rec.get("enqueued_by") or "user",
+                        callback=bool(rec.get("callback")), enqueued_at=rec.get("enqueued_at") or "",
+                        status=rec["status"], base=rec.get("base"),
+                        worktree=rec.get("worktree") if isinstance(rec.get("worktree"), dict) else None,
+                        worker=rec.get("worker"), dispatched_at=rec.get("dispatched_at"),
+                        finished_at=rec.get("finished_at"), result=rec.get("result"), error=rec.get("error"),
+                        usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"))
+            if isinstance(rec.get("worktree"), bool):
+                task.worktree = {"requested": True} if rec["worktree"] else None
+            self.tasks[task.id] = task
+            if task.status == "pending":
+                qs.pending.append(task)
+            elif task.status == "dispatched":
+                interrupted.append(task)
+            else:
+                task.finished.set()
+                task.done.set()
+                qs.counts[task.status] = qs.counts.get(task.status, 0) + 1
+                qs.recent.append(task)
+        # a crash between a terminal record and its callback can only hit the ledger's last record
+        if last is not None and last.get("event") in TERMINAL and last.get("callback_envelope"):
+            task = self.tasks.get(last.get("task_id", ""))
+            if task is not None and task.producer and not self._envelope_known(task.producer,
+                                                                              last["callback_envelope"]):
+                env = self._callback_envelope(qs, task, envelope_id=last["callback_envelope"])
+                self._send_callback(qs, task, env, saved=saved)
+        for task in interrupted:
+            if task.worker:
+                self._stale_workers.add(task.worker)
+            note = ""
+            if task.worktree and task.worktree.get("path"):
+                task.worktree = {**task.worktree, "state": "kept", "reason": "the task was interrupted"}
+                note = task.worktree["path"]
+            task.outcome = Outcome("failed", error=INTERRUPTED + (f"; its worktree is kept at {note}" if note else ""))
+            self._finish(qs, task, saved=saved)
+
+    def _envelope_known(self, handle: str, envelope_id: str) -> bool:
+        path = self.kernel.delivery.inbox_dir / f"{handle}.jsonl"
+        for rec in Ledger.records(path):
+            env = rec.get("envelope")
+            if isinstance(env, dict) and env.get("id") == envelope_id:
+                return True
+        return False
+
+    # --- queries ------------------------------------------------------------------------------------
+
+    def queue(self, name: str, param: str = "queue") -> QueueState:
+        qs = self.queues.get(name)
+        if qs is None:
+            if name in self.invalid:
+                raise OperationError(f"queue '{name}' is misconfigured: {self.invalid[name]}", code="bad_config",
+                                     param=param)
+            known = ", ".join(sorted(self.queues)) or "none configured (add one under 'queues:' in .aegis.yaml)"
+            raise OperationError(f"unknown queue '{name}' (queues: {known})", code="unknown_queue", param=param)
+        return qs
+
+    def task(self, task_id: str, param: str = "task_id") -> Task:
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise OperationError(f"unknown task '{task_id}' (see aegis_queue_status for a queue's tasks)",
+                                 code="unknown_task", param=param)
+        return task
+
+    def task_info(self, task: Task) -> dict[str, Any]:
+        qs = self.queues.get(task.queue)
+        return task.info(position=qs.position(task) if qs is not None and task.status == "pending" else None)
+
+    def queue_info(self, name: str, *, detail: bool = False) -> dict[str, Any]:
+        qs = self.queue(name)
+        out: dict[str, Any] = {
+            "queue": name, "agent": qs.spec.agent, "max_parallel": qs.spec.max_parallel,
+            "pending": len(qs.pending), "in_flight": len(qs.inflight), **qs.counts,
+            "last_worker": qs.last_worker, "worktree": qs.spec.worktree,
+            "timeout_s": qs.spec.timeout_s, "budgets": len(qs.spec.budgets),
+        }
+        if detail:
+            now = time.monotonic()
+            out["in_flight_tasks"] = [
+                {"task_id": t.id, "worker": t.worker, "elapsed_s": round(now - (t.started or now), 1),
+                 "payload": _preview(t.payload)} for t in qs.inflight.values()]
+            out["pending_tasks"] = [{"task_id": t.id, "position": i, "payload": _preview(t.payload)}
+                                    for i, t in enumerate(qs.pending, 1)]
+            out["recent"] = [{"task_id": t.id, "status": t.status, "worker": t.worker, "finished_at": t.finished_at,
+                              "result": _preview(t.result or t.error or "", 200)}
+                             for t in reversed(qs.recent)]
+            if qs.problems:
+                out["ledger_problems"] = qs.problems
+        return out
+
+    def open_count(self, name: str) -> int:
+        qs = self.queues.get(name)
+        return qs.open_count if qs is not None else 0
+
+    def subscribe(self, listener: Callable[[str, Task | None], None]) -> Callable[[], None]:
+        """``listener(queue, task)`` after every change (sync; must not raise or block)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self, queue: str, task: Task | None) -> None:
+        self.version += 1
+        for listener in list(self._listeners):
+            try:
+                listener(queue, task)
+            except Exception:  # noqa: BLE001 - a broken panel must not break the queue
+                log.exception("queue listener failed")
+
+    # --- enqueue / cancel / wait --------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, payload: str, *, producer: str | None, enqueued_by: str,
+                      callback: bool = True) -> Task:
+        qs = self.queue(queue)
+        try:
+            _, profile = self.kernel.sessions.profile(qs.spec.agent)
+        except SessionError as exc:
+            raise OperationError(f"queue '{queue}' cannot run: {exc}", code="bad_config", param="queue") from None
+        use_worktree = qs.spec.worktree or bool(getattr(profile, "worktree", False))
+        base = None
+        if use_worktree:
+            try:
+                base = await wt.resolve_base(self.kernel.project_dir, qs.spec.base)
+            except wt.WorktreeError as exc:
+                raise OperationError(f"queue '{queue}' uses worktrees but {exc}", code="bad_config",
+                                     param="queue") from None
+        # no checkpoint from here to the ledger write: the budget check and the admission are atomic
+        if qs.spec.budgets:
+            budget = self.kernel.extensions.get("budget")
+            if budget is None:
+                raise OperationError(
+                    f"queue '{queue}' has budgets but the aegis-budget plugin is not installed or enabled; "
+                    "refusing rather than spending without a ceiling", code="budget_unavailable", param="queue")
+            budget.admit(queue, qs.spec.budgets, open_tasks=qs.open_count)
+        task = Task(id=new_id(), queue=queue, payload=payload, producer=producer,
+                    enqueued_by=enqueued_by, callback=bool(callback and producer), enqueued_at=utc_now(),
+                    base=base, worktree={"requested": True} if use_worktree else None)
+        record: dict[str, Any] = {"event": "enqueued", "task_id": task.id, "at": task.enqueued_at, "queue": queue,
+                                  "payload": payload, "producer": producer, "enqueued_by": enqueued_by,
+                                  "callback": task.callback}
+        if use_worktree:
+            record["worktree"] = True
+            record["base"] = base
+        qs.ledger.append(record)
+        self.tasks[task.id] = task
+        qs.pending.append(task)
+        self._pump(qs)
+        self._changed(queue, task)
+        return task
+
+    async def cancel(self, task: Task, *, by: str) -> dict[str, Any]:
+        qs = self.queue(task.queue)
+        was = task.status
+        if task.terminal:
+            raise OperationError(
+                f"task '{task.id}' already finished ({task.status}); nothing to cancel", code="already_finished",
+                param="task_id", status=task.status)
+        if task.status == "pending":
+            qs.pending.remove(task)
+            task.outcome = Outcome("cancelled", error=f"cancelled by {by}")
+            self._finish(qs, task)
+        else:
+            if task.outcome is None:
+                result = task.session.final_text if task.session is not None else ""
+                task.outcome = Outcome("cancelled", result=result or "", error=f"cancelled by {by}")
+            task.done.set()
+            await task.finished.wait()
+        return {"task_id": task.id, "status": task.status, "was": was}
+
+    async def wait(self, task: Task, timeout: float | None) -> bool:
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            await task.finished.wait()
+        return task.finished.is_set()
+
+    def want_callback(self, task: Task, producer: str | None) -> None:
+        """A delegate that stopped waiting: deliver the result as a callback when it comes."""
+        if task.terminal or producer is None or task.callback:
+            return
+        qs = self.queues[task.queue]
+        task.callback, task.producer = True, producer
+        qs.ledger.append({"event": "callback_on", "task_id": task.id, "at": utc_now(), "producer": producer})
+
+    # --- dispatch ---------------------------------------------------------------------------------
+
+    def _pump(self, qs: QueueState) -> None:
+        while qs.pending and len(qs.inflight) < qs.spec.max_parallel:
+            self._dispatch(qs, qs.pending.popleft())
+
+    def _dispatch(self, qs: QueueState, task: Task) -> None:
+        handle = generate_handle(_Taken(self))
+        record: dict[str, Any] = {"event": "dispatched", "task_id": task.id, "at": utc_now(), "worker": handle}
+        if task.worktree is not None:
+            path, branch = wt.location(self.kernel.project_dir, qs.name, task.id)
+            task.worktree = {"path": str(path), "branch": branch, "base": task.base}
+            record["worktree"] = task.worktree
+        qs.ledger.append(record)
+        task.status, task.worker, task.dispatched_at = "dispatched", handle, record["at"]
+        task.started = time.monotonic()
+        qs.inflight[task.id] = task
+        qs.last_worker = handle
+        self._by_handle[handle] = task
+        self.nursery.start_soon(self._run_task, qs, task, name=f"queue:{qs.name}:{task.id}")
+        self._changed(qs.name, task)
+
+    async def _run_task(self, qs: QueueState, task: Task) -> None:
+        try:
+            session = await self._start_worker(qs, task)
+            if session is not None and task.outcome is None:
+                timeout = qs.spec.timeout_s
+                with trio.move_on_after(math.inf if timeout is None else timeout):
+                    await task.done.wait()
+                if task.outcome is None:
+                    task.outcome = Outcome(
+                        "failed", result=session.final_text or "",
+                        error=f"timeout: the worker did not finish within {_fmt_s(timeout)} (per-task timeout of "
+                              f"queue '{qs.name}')")
+            self._finish(qs, task)
+            if session is not None:
+                with trio.move_on_after(15):
+                    await session.close(f"queue {qs.name}: task {task.id} {task.status}")
+            if task.worktree and task.worktree.get("created"):
+                await self._settle_worktree(qs, task)
+        except BaseException:
+            self._release(qs, task)
+            raise
+        self._release(qs, task)
+        self._pump(qs)
+
+    async def _start_worker(self, qs: QueueState, task: Task) -> Any:
+        """Spawn the worker (in its worktree, if any); None (and a failed outcome) when it cannot start."""
+        cwd: Path | None = None
+        try:
+            if task.worktree is not None:
+                path, branch = Path(task.worktree["path"]), task.worktree["branch"]
+                await wt.create(self.kernel.project_dir, path, branch, task.base or "HEAD")
+                task.worktree["created"] = True
+                cwd = path
+            if task.outcome is not None:  # cancelled while the worktree was being made
+                return None
+            t0 = time.perf_counter()
+            session = await self._spawn(qs, task, cwd)
+            self.stats["spawn_s"] += time.perf_counter() - t0
+            self.stats["spawned"] += 1
+        except (SessionError, ValueError, OSError, wt.WorktreeError) as exc:
+            if task.outcome is None:
+                task.outcome = Outcome("failed", error=f"cannot start a worker of agent '{qs.spec.agent}': {exc}")
+            return None
+        task.session = session
+        self._by_session[id(session)] = task
+        if session.state == "error" and task.outcome is None:
+            task.outcome = Outcome("failed", error=session.error or "the worker failed to start")
+        return session
+
+    async def _spawn(self, qs: QueueState, task: Task, cwd: Path | None) -> Any:
+        kwargs: dict[str, Any] = {"handle": task.worker, "prompt": task.payload, "spawned_by": None,
+                                  "sender": f"queue:{qs.name}"}
+        if cwd is not None:
+            if self._spawn_takes_cwd:
+                kwargs["cwd"] = cwd
+            else:  # interim: the aegis_pre_spawn hook moves the process into the worktree
+                self._worker_cwd[task.worker or ""] = cwd
+        try:
+            return await self.kernel.sessions.spawn(qs.spec.agent, **kwargs)
+        finally:
+            self._worker_cwd.pop(task.worker or "", None)
+
+    def _release(self, qs: QueueState, task: Task) -> None:
+        qs.inflight.pop(task.id, None)
+        if task.worker and self._by_handle.get(task.worker) is task:
+            del self._by_handle[task.worker]
+        if task.session is not None:
+            self._by_session.pop(id(task.session), None)
+        task.session = None
+        self._changed(qs.name, task)
+
+    # --- finishing ----------------------------------------------------------------------------------
+
+    def _finish(self, qs: QueueState, task: Task, *, saved: set[Any] | None = None) -> None:
+        """Terminal record → spend → callback. Synchronous: nothing can interleave."""
+        out = task.outcome
+        assert out is not None
+        if task.terminal:
+            return
+        now = utc_now()
+        task.status, task.finished_at = out.status, now
+        task.result = out.result if out.result else None
+        task.error = out.error
+        task.usage = out.usage
+        record: dict[str, Any] = {"event": out.status, "task_id": task.id, "at": now}
+        if task.result is not None or out.status == "completed":
+            record["result"] = task.result or ""
+        if task.error:
+            record["error"] = task.error
+        if out.usage is not None:
+            record["usage"] = out.usage
+            budget = self.kernel.extensions.get("budget")
+            cost: dict[str, Any] | None = None
+            if budget is not None:
+                try:
+                    cost = budget.record(qs.name, task.id, usage=out.usage, cost_usd=out.cost_usd,
+                                         provider=out.provider, model=out.model)
+                except Exception:  # noqa: BLE001 - spend accounting must not lose the task
+                    log.exception("budget record failed for %s", task.id)
+            elif out.cost_usd is not None:
+                cost = {"usd": f"{out.cost_usd:.6f}", "source": "driver"}
+            if cost:
+                task.cost = cost
+                record["cost"] = cost
+        if task.worktree and task.worktree.get("state") == "kept":
+            record["worktree"] = task.worktree
+        envelope = None
+        if task.callback and task.producer:
+            envelope = self._callback_envelope(qs, task)
+            record["callback_envelope"] = envelope.id
+        qs.ledger.append(record)
+        qs.counts[task.status] = qs.counts.get(task.status, 0) + 1
+        qs.recent.append(task)
+        task.finished.set()
+        task.done.set()
+        if envelope is not None:
+            self._send_callback(qs, task, envelope, saved=saved)
+        self._changed(qs.name, task)
+
+    def _callback_envelope(self, qs: QueueState, task: Task, envelope_id: str | None = None) -> Envelope:
+        env = Envelope.new(f"queue:{qs.name}", callback_body(task), task_id=task.id,
+                           status="ok" if task.status == "completed" else "error")
+        return attrs.evolve(env, id=envelope_id) if envelope_id else env
+
+    def _send_callback(self, qs: QueueState, task: Task, envelope: Envelope, *, saved: set[Any] | None) -> None:
+        producer = task.producer
+        assert producer is not None
+        session = self.kernel.sessions.get(producer)
+        if session is not None and session.state != "closed":
+            try:
+                self.kernel.deliver(producer, envelope)
+                task.callback_outcome = "delivered"
+                return
+            except (DeliveryError, SessionError) as exc:
+                log.info("callback for %s to %s not delivered live: %s", task.id, producer, exc)
+        if saved is None:
+            saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
+        if producer in saved:
+            # the producer was live at the last stop and is about to be restored: its restore
+            # re-delivers every envelope its inbox ledger holds as undelivered
+            _hold(self.kernel, producer, envelope)
+            outcome = "held"
+        else:
+            outcome = "undeliverable"
+            log.warning("queue %s: producer %s of task %s is gone; the callback is kept in the ledger only",
+                        qs.name, producer, task.id)
+        task.callback_outcome = outcome
+        qs.ledger.append({"event": "callback", "task_id": task.id, "at": utc_now(), "envelope_id": envelope.id,
+                          "producer": producer, "outcome": outcome})
+
+    async def _settle_worktree(self, qs: QueueState, task: Task) -> None:
+        info = task.worktree or {}
+        path, branch, base = Path(info["path"]), info["branch"], info.get("base") or "HEAD"
+        try:
+            ahead, dirty = await wt.inspect(path, base)
+            if ahead or dirty:
+                reasons = []
+                if ahead:
+                    reasons.append(f"{ahead} commit{'s' if ahead != 1 else ''} not in base {base[:12]}")
+                if dirty:
+                    reasons.append("uncommitted changes")
+                info.update(state="kept", reason=" and ".join(reasons))
+                qs.ledger.append({"event": "worktree_kept", "task_id": task.id, "at": utc_now(), "path": str(path),
+                                  "branch": branch, "reason": info["reason"]})
+            else:
+                await wt.remove(self.kernel.project_dir, path, branch)
+                info.update(state="removed")
+                qs.ledger.append({"event": "worktree_removed", "task_id": task.id, "at": utc_now(),
+                                  "path": str(path)})
+        except (wt.WorktreeError, ValueError, OSError) as exc:
+            info.update(state="kept", reason=f"could not inspect or remove it: {exc}")
+            qs.ledger.append({"event": "worktree_kept", "task_id": task.id, "at": utc_now(), "path": str(path),
+                              "branch": branch, "reason": info["reason"]})
+
+    # --- observer hooks (synchronous; called by plugin.py) ------------------------------------------
+
+    def _task_of(self, session: Any) -> Task | None:
+        task = self._by_session.get(id(session))
+        if task is not None:
+            return task
+        task = self._by_handle.get(session.handle)
+        if task is not None and (task.session is None or task.session is session):
+            return task
+        return None
+
+    def on_turn_finished(self, session: Any, result: Any, final_text: str) -> None:
+        task = self._task_of(session)
+        if task is None or task.outcome is not None:
+            return
+        metrics = session.metrics
+        usage = result.usage if result.usage is not None else metrics.total
+        usage_d = {"input": usage.input, "output": usage.output, "cache_read": usage.cache_read,
+                   "cache_creation": usage.cache_creation}
+        cost = result.cost_usd if result.cost_usd is not None else metrics.cost_usd
+        model = getattr(session.profile, "model", None) or _init_model(session)
+        common = {"usage": usage_d, "cost_usd": cost, "model": model, "provider": session.provider}
+        if result.is_error or result.stop_reason in ("cancelled", "error"):
+            error = result.error or ("the worker's turn was interrupted" if result.stop_reason == "cancelled"
+                                     else f"the worker's turn ended with {result.stop_reason}")
+            task.outcome = Outcome("failed", result=final_text, error=error, **common)
+        else:
+            task.outcome = Outcome("completed", result=final_text, **common)
+        task.done.set()
+
+    def on_state_changed(self, session: Any, old: str, new: str) -> None:
+        task = self._task_of(session)
+        if task is None:
+            if session.handle in self._stale_workers and new in ("ready", "error"):
+                self._stale_workers.discard(session.handle)
+                self._stale_send.send_nowait(session)  # closed by the service's task, not here
+            return
+        if new == "error" and task.outcome is None:
+            task.outcome = Outcome("failed", result=session.final_text or "",
+                                   error=f"the worker failed: {session.error or 'unknown error'}")
+            task.done.set()
+
+    def on_session_closed(self, session: Any, reason: str) -> None:
+        task = self._task_of(session)
+        if task is not None and task.outcome is None:
+            task.outcome = Outcome("failed", result=session.final_text or "",
+                                   error=f"the worker was closed before it answered ({reason})")
+            task.done.set()
+
+    async def close_stale_workers(self) -> None:
+        """Service task: close workers of interrupted tasks that a session restore brought back."""
+        async with self._stale_recv:
+            async for session in self._stale_recv:
+                self.nursery.start_soon(self._close_stale, session)
+
+    async def _close_stale(self, session: Any) -> None:
+        with trio.move_on_after(15):
+            await session.close("queue worker of a task interrupted by a restart")
+
+    def worker_cwd(self, handle: str) -> Path | None:
+        return self._worker_cwd.get(handle)
+
+
+def _hold(kernel: Kernel, handle: str, envelope: Envelope) -> None:
+    """Persist ``envelope`` as undelivered for a handle that is not live (restore delivers it)."""
+    hold = getattr(kernel.delivery, "hold", None)
+    if hold is not None:
+        hold(handle, envelope)
+        return
+    # interim, until Delivery has a public hold(): the same record Delivery.deliver writes first
+    kernel.delivery._ledger(handle).append({"op": "queued", "envelope": attrs.asdict(envelope)})
+
+
+def _init_model(session: Any) -> str | None:
+    from aegis_kernel.events import SystemInit
+
+    for event in session.history[:20]:
+        if isinstance(event, SystemInit) and event.model:
+            return event.model
+    return None
+
+
+def _preview(text: str, n: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "∞"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"

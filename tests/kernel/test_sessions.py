@@ -1,0 +1,173 @@
+"""Sessions and the delivery channel, on the in-memory FakeDriver (one layer; e2e tests use real agents)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from aegis_kernel import hookimpl
+from aegis_kernel.delivery import Envelope
+from aegis_kernel.events import EnvelopeReceived, UserTurn
+from aegis_kernel.sessions import SessionError
+from aegis_kernel.testing import DriverPlugin, FakeDriver
+
+FAKE_CONFIG = """\
+default_agent: fake
+agents:
+  fake:
+    provider: fake
+  ghost:
+    provider: nosuchprovider
+"""
+
+
+class Gate:
+    """A reply function that holds each turn until released (to make a session busy)."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.texts: list[str] = []
+
+    async def __call__(self, text: str) -> str:
+        self.texts.append(text)
+        if len(self.texts) == 1:
+            await self.release.wait()
+        return f"done {len(self.texts)}"
+
+
+@pytest.fixture
+def fake(write_config, register_plugin):
+    write_config(FAKE_CONFIG)
+    driver = FakeDriver()
+    register_plugin(DriverPlugin(driver))
+    return driver
+
+
+@pytest.mark.trio
+async def test_spawn_prompt_reply_metrics(fake, kernel):
+    session = await kernel.sessions.spawn(prompt="hello there")
+    await session.wait_for(lambda s: s.metrics.turns == 1)
+    assert session.state == "ready"
+    assert session.final_text == "fake reply to: hello there"
+    assert session.metrics.total.input == 10 and session.metrics.total.output == 5
+    assert kernel.sessions.get(session.handle) is session
+
+
+@pytest.mark.trio
+async def test_envelopes_to_a_busy_session_arrive_as_one_batch_at_turn_end(fake, kernel):
+    gate = Gate()
+    fake.reply = gate
+    session = await kernel.sessions.spawn(prompt="first task")
+    await session.wait_for(lambda s: s.state == "working")
+    r1 = kernel.deliver(session.handle, Envelope.new("agent:wry-hopper", "note one"))
+    r2 = kernel.deliver(session.handle, Envelope.new("queue:tests", "note two", task_id="7", status="ok"))
+    assert (r1.state, r1.position, r2.position) == ("queued", 1, 2)
+    gate.release.set()
+    await session.wait_for(lambda s: s.metrics.turns == 2)
+    batch = gate.texts[1]
+    assert batch.startswith("✉ from agent:wry-hopper · ")
+    assert "note one" in batch and "✉ from queue:tests · task#7 · ok · " in batch and "note two" in batch
+    received = [e for e in session.history if isinstance(e, EnvelopeReceived)]
+    assert [e.body for e in received] == ["note one", "note two"]
+
+
+@pytest.mark.trio
+async def test_idle_session_is_woken_by_an_envelope(fake, kernel):
+    session = await kernel.sessions.spawn()
+    await session.wait_for(lambda s: s.state == "ready")
+    receipt = kernel.deliver(session.handle, Envelope.new("agent:x", "wake up"))
+    assert receipt.position == 0
+    await session.wait_for(lambda s: s.metrics.turns == 1)
+    assert "wake up" in fake.processes[0].prompts[0]
+
+
+@pytest.mark.trio
+async def test_interrupt_envelope_cuts_the_running_turn(fake, kernel):
+    fake.reply = Gate()  # first turn never ends by itself
+    session = await kernel.sessions.spawn(prompt="long job")
+    await session.wait_for(lambda s: s.state == "working")
+    session.subscribe(lambda s, e: print("EV", e))
+    kernel.deliver(session.handle, Envelope.new("agent:boss", "stop and read this", interrupt=True))
+    await session.wait_for(lambda s: s.metrics.turns == 2)
+    assert "stop and read this" in fake.processes[0].prompts[1]
+
+
+@pytest.mark.trio
+async def test_driver_session_id_is_persisted_at_once(fake, kernel):
+    session = await kernel.sessions.spawn(handle="keeper")
+    await session.wait_for(lambda s: s.driver_session_id == "fake-keeper")
+    snapshot = json.loads(kernel.state.path("sessions.json").read_text())
+    assert snapshot["sessions"][0]["driver_session_id"] == "fake-keeper"
+
+
+@pytest.mark.trio
+async def test_unknown_provider_is_a_clear_session_error(fake, kernel):
+    session = await kernel.sessions.spawn("ghost")
+    await session.wait_for(lambda s: s.state == "error")
+    assert "unknown provider 'nosuchprovider'" in session.error
+    assert "fake" in session.error  # names what is installed
+
+
+@pytest.mark.trio
+async def test_spawn_refusals(fake, kernel):
+    with pytest.raises(SessionError, match="unknown agent 'nope'"):
+        await kernel.sessions.spawn("nope")
+    await kernel.sessions.spawn(handle="taken")
+    with pytest.raises(SessionError, match="handle 'taken' is taken"):
+        await kernel.sessions.spawn(handle="taken")
+    with pytest.raises(ValueError, match="invalid handle"):
+        await kernel.sessions.spawn(handle="Not OK")
+
+
+@pytest.mark.trio
+async def test_close_reaps_and_calls_observers(fake, register_plugin, make_kernel):
+    closed = []
+
+    class Observer:
+        @hookimpl
+        def aegis_session_closed(self, session, reason):
+            closed.append((session.handle, reason))
+
+    register_plugin(Observer())
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(handle="short-lived")
+        await session.wait_for(lambda s: s.state == "ready")
+        await kernel.sessions.close("short-lived", "done with it")
+        assert session.state == "closed"
+        assert kernel.sessions.get("short-lived") is None
+        assert fake.processes[0].closed
+    assert closed == [("short-lived", "done with it")]
+
+
+@pytest.mark.trio
+async def test_undelivered_envelopes_survive_a_restart_exactly_once(fake, make_kernel):
+    gate = Gate()
+    fake.reply = gate
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(handle="worker", prompt="busy")
+        await session.wait_for(lambda s: s.state == "working")
+        kernel.deliver("worker", Envelope.new("agent:peer", "do not lose me"))
+    # the kernel stopped while the envelope was still queued; a new one restores the session
+    fake.reply = lambda text: "ok"
+    async with make_kernel() as kernel:
+        restored = await kernel.sessions.restore()
+        assert [s.handle for s in restored] == ["worker"]
+        session = restored[0]
+        assert session.resume_id == "fake-worker"
+        await session.wait_for(lambda s: s.metrics.turns == 1)
+        prompts = fake.processes[-1].prompts
+        assert len(prompts) == 1 and "do not lose me" in prompts[0]
+    async with make_kernel() as kernel:
+        assert kernel.delivery.pending("worker") == []
+
+
+@pytest.mark.trio
+async def test_user_turn_is_logged_to_the_session_event_log(fake, kernel):
+    session = await kernel.sessions.spawn(prompt="log me")
+    await session.wait_for(lambda s: s.metrics.turns == 1)
+    lines = kernel.state.path("sessions", f"{session.log_id}.jsonl").read_text().splitlines()
+    tags = [json.loads(line)["event"]["t"] for line in lines]
+    assert "UserTurn" in tags and "TurnResult" in tags and "SystemInit" in tags
+    assert any(isinstance(e, UserTurn) and e.text == "log me" for e in session.history)
