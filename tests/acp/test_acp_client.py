@@ -62,8 +62,9 @@ async def until(events, stop=(TurnResult, AgentError), timeout: float = 10) -> l
 
 
 async def turn(proc, *steps) -> list:
+    """Run one turn of fake-agent steps; its events (the start-up SystemInit left out)."""
     await proc.prompt(json.dumps(list(steps)))
-    return await until(proc.events())
+    return [e for e in await until(proc.events()) if not isinstance(e, SystemInit)]
 
 
 def replies(events) -> list[dict]:
@@ -205,7 +206,8 @@ async def _permission_round(proc, answer) -> tuple[PermissionRequest, dict]:
     await proc.prompt(json.dumps([{"request": {"method": "session/request_permission", "params": PERMISSION}}]))
     events = await until(proc.events(), stop=PermissionRequest)
     req = events[-1]
-    assert any(isinstance(e, ToolUse) for e in events) or True
+    # A tool first seen in a permission request is announced (ToolUse) by its next update, not before.
+    assert not any(isinstance(e, ToolUse) for e in events)
     await answer(req)
     rest = await until(proc.events())
     [reply] = replies(rest)
@@ -251,7 +253,7 @@ async def test_prompt_error_reply_and_cancelled_error(tmp_path):
                                     error="model exploded (code -32603)")
         await proc.prompt(json.dumps([{"wait_cancel": True}, {"error": [-32603, "aborted"]}]))
         await proc.interrupt()
-        [result] = await until(proc.events())
+        [result] = [e for e in await until(proc.events()) if not isinstance(e, SystemInit)]
         assert result.stop_reason == "cancelled" and not result.is_error
         await proc.interrupt()  # idle: no-op
 
@@ -261,7 +263,7 @@ async def test_agent_death_mid_turn_is_agent_error_and_ends_events(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
         await proc.prompt(json.dumps([{"stderr": "fatal: out of cheese"}, {"exit": 5}]))
         events = [e async for e in proc.events()]  # the stream ends by itself
-    [error] = events
+    [error] = [e for e in events if not isinstance(e, SystemInit)]
     assert isinstance(error, AgentError)
     assert error.exit_code == 5
     assert "exit code 5" in error.message and FAKE in error.message and "during a turn" in error.message

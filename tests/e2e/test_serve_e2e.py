@@ -22,12 +22,14 @@ def envelopes(serve, handle):
 
 def test_handoff_to_a_busy_peer_lands_at_its_turn_end(serve):
     serve.start()
-    serve.cli("spawn", "helper", "--handle", "bee", "--prompt", "@slow 80 0.1")
+    serve.cli("spawn", "helper", "--handle", "bee", "--prompt", "@slow 3000 0.1")
     serve.wait(lambda: (serve.session("bee") or {}).get("state") == "working", "bee working")
     handoff = json.dumps({"target_handle": "bee", "context": "hello from ant"})
     serve.cli("spawn", "helper", "--handle", "ant", "--prompt", f"@call aegis_handoff {handoff}")
     results = serve.wait(lambda: tool_results(serve, "ant"), "ant's tool result")
     assert "queued for bee (position 1)" in results[0]["text"]
+    assert not envelopes(serve, "bee"), "not delivered while bee works"
+    serve.cli("interrupt", "bee")  # end bee's turn (instead of waiting 300 s for it)
     got = serve.wait(lambda: envelopes(serve, "bee"), "bee receives the envelope")
     assert got[0]["sender"] == "agent:ant" and got[0]["body"] == "hello from ant"
     tags = [e["t"] for e in serve.events("bee")]

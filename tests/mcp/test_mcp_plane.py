@@ -320,3 +320,19 @@ async def test_cancel_while_starting_is_clean(kernel, delay):
         assert kernel.mcp_base_url is None
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", plane.port), timeout=1).close()
+
+
+async def test_refusal_inside_a_handler_nursery_stays_a_refusal(plane, client):
+    from aegis_kernel.operations import OperationError
+
+    async def nested(ctx):
+        async def inner():
+            raise OperationError("no such queue 'q'", code="unknown_queue", param="queue")
+
+        async with trio.open_nursery() as n:
+            n.start_soon(inner)
+
+    plane.kernel.operations.add(Operation("aegis_nested", nested, "Refuses from a child task.", params()))
+    result = await call_tool(client, plane.url, "aegis_nested")
+    assert result["isError"] is True
+    assert result["structuredContent"] == {"error": "no such queue 'q'", "code": "unknown_queue", "param": "queue"}

@@ -102,9 +102,11 @@ class QDriver(FakeDriver):
     def __init__(self) -> None:
         super().__init__(name="qfake")
         self.turns: list[str] = []
+        self.launches: list[Any] = []
         self.producer_reply: str | None = "ack"
 
     async def start(self, spec: Any, launch: Any, nursery: trio.Nursery) -> Any:
+        self.launches.append((spec, launch))
         proc = QProcess(self, spec.resume_id or f"qfake-{spec.handle}")
         proc._nursery = nursery
         self.processes.append(proc)

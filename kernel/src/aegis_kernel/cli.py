@@ -27,7 +27,7 @@ def _project(args: argparse.Namespace) -> Path | None:
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    from .kernel import resolve_project_dir
+    from .project import resolve_project_dir
 
     return resolve_project_dir(_project(args)) / ".aegis" / "state"
 
@@ -105,7 +105,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         state = kernel.state.root
     except ConfigError as exc:
         line(False, f"config:\n{exc}")
-        from .kernel import resolve_project_dir
+        from .project import resolve_project_dir
 
         state = resolve_project_dir(_project(args)) / ".aegis" / "state"
         kernel = None
@@ -288,16 +288,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from .config import ConfigError, raw_plugins_disabled
-    from .control import ControlError
-    from .kernel import resolve_project_dir
     from .plugins import load_plugins
+    from .project import plugins_disabled, resolve_project_dir
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-C", "--project")
     known, _ = pre.parse_known_args(argv)
     project = resolve_project_dir(known.project)
-    host = load_plugins(disabled=raw_plugins_disabled(project))
+    host = load_plugins(disabled=plugins_disabled(project))
     parser = build_parser(host.registry.objects("cli"))
     args = parser.parse_args(argv)
     if args.version:
@@ -305,6 +303,9 @@ def _main(argv: list[str]) -> int:
         return 0
     if args.command is None:
         return _default(args, parser, host)
+    from .config import ConfigError
+    from .control import ControlError
+
     try:
         if args.command == "plugins":
             return cmd_plugins_list(args, host)

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from pathlib import Path
 from typing import Any
 
+from .project import find_config
+
 import attrs
 import cattrs
 from attrs import field, frozen
@@ -306,19 +308,6 @@ def strict_converter() -> cattrs.Converter:
 
 
 # --- discovery and parsing ---------------------------------------------------------------------------
-
-
-def find_config(start: Path | str | None = None) -> Path | None:
-    """The nearest ``.aegis.yaml`` in ``start`` (default: the cwd) or its ancestors, else None."""
-    here = Path.cwd() if start is None else Path(start)
-    here = here.resolve()
-    if here.is_file():
-        here = here.parent
-    for folder in (here, *here.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _yaml() -> YAML:

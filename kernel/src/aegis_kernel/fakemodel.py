@@ -414,14 +414,18 @@ def _resolve_tool(name: str, tools: tuple[str, ...]) -> str | None:
 
 
 def _call_args(text: str, start: int) -> dict[str, Any]:
+    """The JSON object after ``CALL_TOOL <name>``; also when the client quoted the whole message
+    (``opencode run`` sends ``"CALL_TOOL x {\\"a\\": 1}"``)."""
     brace = text.find("{", start)
     if brace < 0:
         return {}
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, brace)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    for candidate in (text, text.replace('\\"', '"')):
+        try:
+            value, _ = json.JSONDecoder().raw_decode(candidate, candidate.find("{", start))
+        except ValueError:
+            continue
+        return value if isinstance(value, dict) else {}
+    return {}
 
 
 def _chunks(text: str, words: int = 4) -> list[str]:

@@ -56,8 +56,9 @@ def aegis_register_operations(register: Any) -> None:
     """Contribute operations (exposed to agents as MCP tools, and to the CLI and TUI).
 
     Call ``register(name, handler, description, params=None)``: ``name`` must match
-    ``aegis_[a-z][a-z0-9_]*``; ``handler`` is ``async def handler(ctx, **arguments)``; ``params`` is a
-    JSON-schema object (see ``aegis_kernel.operations.params``).
+    ``aegis_[a-z][a-z0-9_]*``; ``handler`` is ``async def handler(ctx, **arguments)`` or a lazy
+    ``"package.module:function"`` reference imported on first call (keeps registration cheap);
+    ``params`` is a JSON-schema object (see ``aegis_kernel.operations.params``).
 
     .. versionadded:: 0.1
     """
@@ -68,7 +69,8 @@ def aegis_register_services(register: Any) -> None:
     """Contribute long-running services.
 
     Call ``register(name, service)`` where ``service`` has
-    ``async def run(self, kernel, *, task_status=trio.TASK_STATUS_IGNORED)``. The kernel starts each
+    ``async def run(self, kernel, *, task_status=trio.TASK_STATUS_IGNORED)``, or is a lazy
+    ``"package.module:factory"`` reference called with no arguments when the kernel starts. The kernel starts each
     with ``nursery.start`` in registration order; ``task_status.started()`` means ready. Cancelling
     the kernel cancels every service.
 

@@ -20,9 +20,10 @@ from typing import Any
 import trio
 
 from .approvals import ApprovalBroker
-from .config import Config, find_config, load_config, raw_plugins_disabled
+from .config import Config, load_config, raw_plugins_disabled
+from .project import resolve_project_dir
 from .delivery import Delivery, Envelope, Receipt
-from .operations import OperationRegistry
+from .operations import OperationRegistry, load_ref
 from .plugins import PluginHost, load_plugins
 from .sessions import SessionError, SessionManager
 from .state import StateDir
@@ -122,8 +123,11 @@ class Kernel:
     async def run_services(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         for name, reg in self.plugins.registry["services"].items():
-            await nursery.start(reg.obj.run, self)
-            self.services[name] = reg.obj
+            service = reg.obj
+            if isinstance(service, str):  # lazy "module:factory" reference
+                service = load_ref(service)()
+            await nursery.start(service.run, self)
+            self.services[name] = service
 
 
 def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
@@ -136,13 +140,6 @@ def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterab
     sections = host.registry.objects("config_sections")
     config = load_config(project, sections)
     return Kernel(project, host, config)
-
-
-def resolve_project_dir(project_dir: Path | str | None) -> Path:
-    if project_dir is not None:
-        return Path(project_dir).resolve()
-    found = find_config(Path.cwd())
-    return found.parent if found is not None else Path.cwd().resolve()
 
 
 def unwrap_group(group: BaseExceptionGroup) -> BaseException:

@@ -59,16 +59,36 @@ class CallContext:
 Handler = Callable[..., Awaitable[Any]]
 
 
+def load_ref(ref: str) -> Any:
+    """Import ``"package.module:attribute"`` (lazy references keep plugin registration cheap)."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise ValueError(f"a lazy reference looks like 'package.module:attribute', got {ref!r}")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 @frozen
 class Operation:
+    """``handler`` is an async callable or a lazy ``"module:function"`` reference, imported on first call."""
+
     name: str
-    handler: Handler
+    handler: Handler | str
     description: str
     params: Mapping[str, Any] = field(factory=lambda: {"type": "object", "properties": {}})
 
     @property
     def properties(self) -> Mapping[str, Any]:
         return self.params.get("properties", {})
+
+    def resolve(self) -> Handler:
+        if isinstance(self.handler, str):
+            object.__setattr__(self, "handler", load_ref(self.handler))
+        return self.handler  # type: ignore[return-value]
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -196,4 +216,4 @@ class OperationRegistry:
                         code="forbidden", param="from_handle",
                     )
                 args["from_handle"] = caller.handle
-        return await op.handler(CallContext(kernel, caller), **args)
+        return await op.resolve()(CallContext(kernel, caller), **args)

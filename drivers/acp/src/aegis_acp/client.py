@@ -198,7 +198,9 @@ class AcpClient:
         elif kind is Response or kind is ErrorResponse:
             self._on_reply(msg)  # type: ignore[arg-type]
         elif kind is Request:
-            nursery.start_soon(self._serve, msg, line)
+            # Registered now, so a $/cancel_request on the very next line finds it.
+            scope = self._serving[msg.id] = trio.CancelScope()  # type: ignore[union-attr]
+            nursery.start_soon(self._serve, msg, line, scope)
         else:
             assert isinstance(msg, Invalid)
             self.emit(Unknown(raw=msg.raw, reason=msg.reason))
@@ -227,9 +229,8 @@ class AcpClient:
 
     # --- serving the agent's requests ---------------------------------------------------------------
 
-    async def _serve(self, req: Request, raw: bytes) -> None:
+    async def _serve(self, req: Request, raw: bytes, scope: trio.CancelScope) -> None:
         reply = b""
-        scope = self._serving[req.id] = trio.CancelScope()
         try:
             with scope:
                 try:

@@ -78,6 +78,7 @@ class AcpAgentProcess(AgentProcess):
         self.cwd = Path(launch.cwd or spec.cwd).absolute()
         self.client = AcpClient(proc, cwd=self.cwd)
         self._turn: _Turn | None = None
+        self._turn_lost = False
         self._send_system_prompt = bool(spec.system_prompt)
         self._closing = False
         self._ended = trio.Event()
@@ -112,6 +113,7 @@ class AcpAgentProcess(AgentProcess):
         if self._turn is turn:
             self._turn = None
         if isinstance(reply, ConnectionLost):
+            self._turn_lost = True
             return  # the AgentError ends the turn
         for event in self.client.translator.flush():
             self.client.emit(event)
@@ -191,7 +193,7 @@ class AcpAgentProcess(AgentProcess):
         what = proc.exit_description()
         if proc.returncode is None:
             what = "closed its output but is still running"
-        during = " during a turn" if self._turn is not None else ""
+        during = " during a turn" if self._turn_lost or self._turn is not None else ""
         return AgentError(
             message=f"agent {proc.describe} (pid {proc.pid}) ended unexpectedly{during}: {what}",
             exit_code=proc.returncode,

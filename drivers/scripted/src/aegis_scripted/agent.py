@@ -51,6 +51,7 @@ class Session:
         self.turns = len([h for h in self.history if h.get("role") == "user"])
         self.cancel = threading.Event()
         self.worker: threading.Thread | None = None
+        self.busy = False  # a prompt is running (cleared just before its answer is written)
         self.mcp: Any = None
 
     def state_file(self) -> str:
@@ -236,7 +237,7 @@ class Agent:
         if session is None:
             self.error(rid, -32002, f"session not found: {params.get('sessionId')}")
             return
-        if session.worker is not None and session.worker.is_alive():
+        if session.busy:
             self.error(rid, -32603, "a prompt is already running in this session")
             return
         prompt = params.get("prompt")
@@ -246,6 +247,7 @@ class Agent:
         texts = [b["text"] for b in prompt if isinstance(b, dict) and b.get("type") == "text"
                  and isinstance(b.get("text"), str)]
         session.cancel = threading.Event()
+        session.busy = True
         session.worker = threading.Thread(target=Turn(self, session, rid, texts).run, daemon=True)
         session.worker.start()
 
@@ -316,6 +318,7 @@ class Turn:
             self.session.save()
         except OSError as exc:
             self.agent.err.write(f"aegis-scripted: cannot save history: {exc}\n")
+        self.session.busy = False
         self.agent.respond(self.rid, result)
 
     # --- directives -----------------------------------------------------------------------------

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aegis_kernel.delivery import DeliveryError, Envelope
-from aegis_kernel.operations import CallContext, OperationError, params
+from aegis_kernel.operations import CallContext, OperationError
 from aegis_kernel.sessions import SessionError, transcript_lines
-
-_STR = {"type": "string", "minLength": 1}
-# Optional and redundant (identity comes from the MCP token); when given it must be the caller.
-_FROM = {"type": "string", "description": "your own handle (optional; must be you)"}
 
 
 def _session(ctx: CallContext, handle: str, param: str) -> Any:
@@ -77,7 +73,8 @@ async def handoff(ctx: CallContext, target_handle: str, context: str, interrupt:
             "position": receipt.position}
 
 
-async def spawn(ctx: CallContext, agent: str, prompt: str, handle: str | None = None) -> dict[str, Any]:
+async def spawn(ctx: CallContext, agent: str, prompt: str, handle: str | None = None,
+                from_handle: str | None = None) -> dict[str, Any]:
     try:
         session = await ctx.kernel.sessions.spawn(agent, handle=handle, prompt=prompt, spawned_by=ctx.caller.handle,
                                                   sender=ctx.caller.tag)
@@ -112,21 +109,3 @@ async def view_file(ctx: CallContext, path: str) -> dict[str, Any]:
     if viewer is None:
         return {"status": "no_tui", "message": "no TUI is attached to this Aegis (headless); nothing was opened"}
     return await viewer(path)
-
-
-OPERATIONS = [
-    ("aegis_meta", meta, "A short briefing: who you are and the Aegis tools installed here.", params()),
-    ("aegis_list_sessions", list_sessions, "The live agent sessions: handle, agent, state.", params()),
-    ("aegis_list_agents", list_agents, "The agent profiles you can spawn.", params()),
-    ("aegis_handoff", handoff,
-     "Send context to a live peer; it arrives as '✉ from agent:<you>'. Busy peers get it at their turn end "
-     "unless interrupt=true.",
-     params(("target_handle", "context"), target_handle=_STR, context=_STR,
-            interrupt={"type": "boolean", "default": False}, from_handle=_FROM)),
-    ("aegis_spawn", spawn, "Start a new agent session of a profile with an opening prompt; returns its handle.",
-     params(("agent", "prompt"), agent=_STR, prompt=_STR, handle={"type": ["string", "null"], "default": None})),
-    ("aegis_close", close, "Close a session you spawned.", params(("handle",), handle=_STR)),
-    ("aegis_read_peer", read_peer, "Read the last turns of a peer's transcript.",
-     params(("handle",), handle=_STR, turns={"type": "integer", "minimum": 1, "maximum": 200, "default": 12})),
-    ("aegis_view_file", view_file, "Open a file view for the user in the TUI.", params(("path",), path=_STR)),
-]

@@ -8,8 +8,9 @@ Record (``"v": 1``)::
 ``from`` is the caller's session handle (authenticated by its MCP token), ``target`` the value of the
 call's ``target_handle`` / ``handle`` / ``queue`` argument when it has one (else null), ``outcome`` is
 ``ok`` (the handler returned), ``refused`` (an ``OperationError``: unknown tool, bad argument,
-forbidden, or the handler refused — the record then carries ``code``) or ``error`` (an unexpected
-exception inside the handler). Dates and timestamps are UTC.
+forbidden, or the handler refused — the record then carries the error's ``code``) or ``error`` (an
+unexpected exception inside the handler; ``"code": "internal"``). Dates and timestamps are UTC.
+Requests refused before any tool runs (unknown token, bad ``Origin``) are logged, not recorded.
 
 Appending is one ``os.write`` of one line to a file opened with ``O_APPEND``: a few microseconds,
 atomic with respect to other appenders for lines this short, no fsync per call (the ledger is an

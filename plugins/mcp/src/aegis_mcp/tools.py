@@ -97,6 +97,13 @@ class ToolBridge:
             result, outcome = ok_result(value), "ok"
         except OperationError as err:
             result, outcome, code = error_result(err), "refused", err.code
+        except ExceptionGroup as group:  # a handler's nursery wrapped a refusal
+            err = _single_leaf(group)
+            if isinstance(err, OperationError):
+                result, outcome, code = error_result(err), "refused", err.code
+            else:
+                log.exception("tool %s failed (caller %s)", name, handle)
+                result, outcome, code = internal_error_result(name, err), "error", "internal"
         except Exception as exc:
             log.exception("tool %s failed (caller %s)", name, handle)
             result, outcome, code = internal_error_result(name, exc), "error", "internal"
@@ -107,3 +114,9 @@ class ToolBridge:
                 started=started_wall,
             )
         return result
+
+
+def _single_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

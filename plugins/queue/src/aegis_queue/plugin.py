@@ -30,6 +30,7 @@ class QueueService:
             try:
                 rt.start()
                 nursery.start_soon(rt.close_stale_workers)
+                nursery.start_soon(rt.open_dispatch)
                 task_status.started(rt)
                 await trio.sleep_forever()
             finally:

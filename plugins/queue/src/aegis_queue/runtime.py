@@ -128,7 +128,8 @@ class QueueState:
 
     @property
     def open_count(self) -> int:
-        return len(self.pending) + len(self.inflight)
+        """Admitted and not finished (a finished task may still be closing its worker)."""
+        return len(self.pending) + sum(1 for t in self.inflight.values() if not t.terminal)
 
     def position(self, task: Task) -> int:
         """0 = dispatched; n = n-th in line."""
@@ -192,6 +193,9 @@ class QueueRuntime:
         self._by_session: dict[int, Task] = {}
         self._stale_workers: set[str] = set()
         self._stale_send, self._stale_recv = trio.open_memory_channel[Any](math.inf)
+        self._gate = trio.Event()
+        self._awaiting_restore: set[Any] = set()
+        self.restore_grace = 5.0
         self._listeners: list[Callable[[str, Task | None], None]] = []
         self.version = 0
         self._spawn_takes_cwd = "cwd" in inspect.signature(kernel.sessions.spawn).parameters
@@ -204,6 +208,12 @@ class QueueRuntime:
         """Open every configured queue, replay its ledger, re-queue and dispatch."""
         specs: dict[str, QueueSpec] = self.kernel.config.get("queues") or {}
         saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
+        # Interim: the session snapshot of the last run is overwritten by the first spawn, so no
+        # worker may start before the kernel's restore has read it. Dispatch opens once a saved
+        # session shows up (restore has begun) or after `restore_grace` seconds.
+        if not saved - set(self.kernel.sessions.sessions):
+            self._gate.set()
+        self._awaiting_restore = set(saved)
         for name, spec in specs.items():
             try:
                 check_queue_name(name)
@@ -215,6 +225,15 @@ class QueueRuntime:
             qs = QueueState(name=name, spec=spec, ledger=Ledger(path))
             self.queues[name] = qs
             self._replay(qs, path, saved)
+        for qs in self.queues.values():
+            self._pump(qs)
+
+    async def open_dispatch(self) -> None:
+        """Service task: open dispatch once the session restore has begun (see :meth:`start`)."""
+        with trio.move_on_after(self.restore_grace):
+            await self._gate.wait()
+        self._gate.set()
+        self._awaiting_restore.clear()
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -410,6 +429,8 @@ class QueueRuntime:
     # --- dispatch ---------------------------------------------------------------------------------
 
     def _pump(self, qs: QueueState) -> None:
+        if not self._gate.is_set():
+            return
         while qs.pending and len(qs.inflight) < qs.spec.max_parallel:
             self._dispatch(qs, qs.pending.popleft())
 
@@ -441,12 +462,15 @@ class QueueRuntime:
                         "failed", result=session.final_text or "",
                         error=f"timeout: the worker did not finish within {_fmt_s(timeout)} (per-task timeout of "
                               f"queue '{qs.name}')")
+            made = bool(task.worktree and task.worktree.get("created"))
+            if made:  # before the terminal record, so a kept worktree is reported in the result
+                await self._inspect_worktree(qs, task)
             self._finish(qs, task)
             if session is not None:
                 with trio.move_on_after(15):
                     await session.close(f"queue {qs.name}: task {task.id} {task.status}")
-            if task.worktree and task.worktree.get("created"):
-                await self._settle_worktree(qs, task)
+            if made and task.worktree.get("state") == "clean":
+                await self._remove_worktree(qs, task)
         except BaseException:
             self._release(qs, task)
             raise
@@ -579,29 +603,44 @@ class QueueRuntime:
         qs.ledger.append({"event": "callback", "task_id": task.id, "at": utc_now(), "envelope_id": envelope.id,
                           "producer": producer, "outcome": outcome})
 
-    async def _settle_worktree(self, qs: QueueState, task: Task) -> None:
+    async def _inspect_worktree(self, qs: QueueState, task: Task) -> None:
         info = task.worktree or {}
-        path, branch, base = Path(info["path"]), info["branch"], info.get("base") or "HEAD"
+        path, base = Path(info["path"]), info.get("base") or "HEAD"
         try:
             ahead, dirty = await wt.inspect(path, base)
-            if ahead or dirty:
-                reasons = []
-                if ahead:
-                    reasons.append(f"{ahead} commit{'s' if ahead != 1 else ''} not in base {base[:12]}")
-                if dirty:
-                    reasons.append("uncommitted changes")
-                info.update(state="kept", reason=" and ".join(reasons))
-                qs.ledger.append({"event": "worktree_kept", "task_id": task.id, "at": utc_now(), "path": str(path),
-                                  "branch": branch, "reason": info["reason"]})
-            else:
-                await wt.remove(self.kernel.project_dir, path, branch)
-                info.update(state="removed")
-                qs.ledger.append({"event": "worktree_removed", "task_id": task.id, "at": utc_now(),
-                                  "path": str(path)})
         except (wt.WorktreeError, ValueError, OSError) as exc:
-            info.update(state="kept", reason=f"could not inspect or remove it: {exc}")
-            qs.ledger.append({"event": "worktree_kept", "task_id": task.id, "at": utc_now(), "path": str(path),
-                              "branch": branch, "reason": info["reason"]})
+            self._keep_worktree(qs, task, f"could not inspect it: {exc}")
+            return
+        if not ahead and not dirty:
+            info["state"] = "clean"
+            return
+        reasons = []
+        if ahead:
+            reasons.append(f"{ahead} commit{'s' if ahead != 1 else ''} not in base {base[:12]}")
+        if dirty:
+            reasons.append("uncommitted changes")
+        self._keep_worktree(qs, task, " and ".join(reasons))
+
+    def _keep_worktree(self, qs: QueueState, task: Task, reason: str) -> None:
+        info = task.worktree or {}
+        info.update(state="kept", reason=reason)
+        qs.ledger.append({"event": "worktree_kept", "task_id": task.id, "at": utc_now(), "path": info.get("path"),
+                          "branch": info.get("branch"), "reason": reason})
+
+    async def _remove_worktree(self, qs: QueueState, task: Task) -> None:
+        info = task.worktree or {}
+        path = Path(info["path"])
+        try:
+            ahead, dirty = await wt.inspect(path, info.get("base") or "HEAD")  # again, now the worker is gone
+            if ahead or dirty:
+                self._keep_worktree(qs, task, "it changed after the task ended")
+                return
+            await wt.remove(self.kernel.project_dir, path, info["branch"])
+        except (wt.WorktreeError, OSError) as exc:
+            self._keep_worktree(qs, task, f"could not remove it: {exc}")
+            return
+        info["state"] = "removed"
+        qs.ledger.append({"event": "worktree_removed", "task_id": task.id, "at": utc_now(), "path": str(path)})
 
     # --- observer hooks (synchronous; called by plugin.py) ------------------------------------------
 
@@ -634,6 +673,9 @@ class QueueRuntime:
         task.done.set()
 
     def on_state_changed(self, session: Any, old: str, new: str) -> None:
+        if self._awaiting_restore and session.handle in self._awaiting_restore:
+            self._awaiting_restore.clear()
+            self._gate.set()  # wakes open_dispatch, which pumps the queues
         task = self._task_of(session)
         if task is None:
             if session.handle in self._stale_workers and new in ("ready", "error"):

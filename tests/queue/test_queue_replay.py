@@ -1,0 +1,119 @@
+"""Restart replay: pending tasks re-queued in order, in-flight ones failed as interrupted and called back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, wait_until
+
+from aegis_kernel.state import Ledger
+from aegis_kernel.testing import DriverPlugin
+
+
+@pytest.fixture
+def qdriver(write_config, register_plugin):
+    write_config(CONFIG)
+    driver = QDriver()
+    register_plugin(DriverPlugin(driver))
+    return driver
+
+
+def records(project, queue):
+    return Ledger.replay(project / ".aegis" / "state" / "queues" / f"{queue}.jsonl").records
+
+
+@pytest.mark.trio
+async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriver, make_kernel, aegis_project,
+                                                                         register_plugin):
+    counter = register_plugin(LiveCounter())
+    async with make_kernel() as kernel:
+        prod = await kernel.sessions.spawn("producer")
+        await prod.wait_for(lambda s: s.state == "ready")
+        ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p))["task_id"]
+               for p in ("hang", "hang", "p1", "p2", "p3")]
+        await wait_until(lambda: len(counter.live) == 2)
+        stale = sorted(counter.live)
+        producer_handle = prod.handle
+    # the kernel stopped with 2 tasks in flight and 3 pending
+    events = [(r["event"], r["task_id"]) for r in records(aegis_project, "tests")]
+    assert [e for e, _ in events].count("dispatched") == 2 and not any(e == "failed" for e, _ in events)
+
+    qdriver.turns.clear()
+    async with make_kernel() as kernel:
+        rt = kernel.extensions["queue"]
+        interrupted = [rt.tasks[i] for i in ids[:2]]
+        assert all(t.status == "failed" and t.error.startswith("interrupted") for t in interrupted)
+        assert [t.id for t in rt.queues["tests"].pending] == ids[2:]
+        # nothing is dispatched before the session restore has read the last run's snapshot
+        await trio.sleep(0.1)
+        assert not rt.queues["tests"].inflight
+        # the producer was live at the stop: restoring it delivers every held callback exactly once,
+        # and workers of interrupted tasks that the restore brings back are closed
+        restored = await kernel.sessions.restore()
+        prod = kernel.sessions.get(producer_handle)
+        assert prod in restored
+        with trio.fail_after(5):
+            for task_id in ids[2:]:
+                await rt.tasks[task_id].finished.wait()
+        assert [rt.tasks[i].result for i in ids[2:]] == ["done: p1", "done: p2", "done: p3"]
+        dispatched = [r["task_id"] for r in records(aegis_project, "tests") if r["event"] == "dispatched"]
+        assert dispatched[2:] == ids[2:]  # re-queued in their original order
+        await wait_until(lambda: len(callbacks(prod)) == 5)
+        await trio.sleep(0.05)
+        by_task: dict[str, list] = {}
+        for cb in callbacks(prod):
+            by_task.setdefault(cb.task_id, []).append(cb)
+        assert {t: len(v) for t, v in by_task.items()} == {i: 1 for i in ids}
+        for task_id in ids[:2]:
+            cb = by_task[task_id][0]
+            assert cb.status == "error" and cb.body.startswith("failed: interrupted: aegis restarted")
+        await wait_until(lambda: not any(kernel.sessions.get(h) for h in stale))
+    counts: dict[str, int] = {}
+    for rec in records(aegis_project, "tests"):
+        if rec["event"] in ("completed", "failed", "cancelled"):
+            counts[rec["task_id"]] = counts.get(rec["task_id"], 0) + 1
+    assert counts == {i: 1 for i in ids}
+
+    # a third start changes nothing: every task is terminal
+    async with make_kernel() as kernel:
+        rt = kernel.extensions["queue"]
+        assert {rt.tasks[i].status for i in ids} == {"failed", "completed"}
+        assert not rt.queues["tests"].pending and not rt.queues["tests"].inflight
+
+
+@pytest.mark.trio
+async def test_a_callback_lost_between_terminal_record_and_delivery_is_resent_once(qdriver, make_kernel,
+                                                                                  aegis_project):
+    async with make_kernel() as kernel:
+        prod = await kernel.sessions.spawn("producer")
+        await prod.wait_for(lambda s: s.state == "ready")
+        out = await call(kernel, "aegis_enqueue", prod.handle, queue="solo", payload="hello")
+        await kernel.extensions["queue"].tasks[out["task_id"]].finished.wait()
+        await wait_until(lambda: len(callbacks(prod)) == 1)
+        handle = prod.handle
+    # simulate a crash right after the terminal record: drop the callback from the producer's inbox
+    inbox = aegis_project / ".aegis" / "state" / "inboxes" / f"{handle}.jsonl"
+    lines = [json.loads(line) for line in inbox.read_text().splitlines()]
+    [lost] = [r["envelope"]["id"] for r in lines if r.get("envelope", {}).get("task_id") == out["task_id"]]
+    inbox.write_text("".join(json.dumps(r) + "\n" for r in lines
+                             if r.get("id") != lost and r.get("envelope", {}).get("id") != lost))
+    def deliveries():
+        recs = [json.loads(line) for line in inbox.read_text().splitlines()]
+        queued = [r["envelope"]["id"] for r in recs if r.get("op") == "queued"
+                  and r["envelope"].get("task_id") == out["task_id"]]
+        delivered = [r["id"] for r in recs if r.get("op") == "delivered" and r["id"] in queued]
+        return queued, delivered
+
+    async with make_kernel() as kernel:
+        assert deliveries() == ([lost], [])  # re-sent with the same envelope id, held for the restore
+        restored = await kernel.sessions.restore()
+        prod = next(s for s in restored if s.handle == handle)
+        await wait_until(lambda: deliveries() == ([lost], [lost]))
+        assert [cb.body for cb in callbacks(prod)][-1] == "done: hello"
+    # and a further restart does not send it again
+    async with make_kernel() as kernel:
+        restored = await kernel.sessions.restore()
+        await trio.sleep(0.1)
+        assert deliveries() == ([lost], [lost])
