@@ -38,11 +38,13 @@ def _frames(turn: int) -> list[bytes]:
         "parent_tool_use_id": None, "session_id": SESSION, "uuid": "378fca67-56dd-496c-8543-f506143b34c9"}
     tool = {"type": "assistant", "message": {
         "id": mid, "type": "message", "role": "assistant", "model": "claude-opus-4-8",
-        "content": [{"type": "tool_use", "id": tid, "name": "Read", "input": {"file_path": "/home/dev/project/worker.py"}}],
+        "content": [{"type": "tool_use", "id": tid, "name": "Read",
+                     "input": {"file_path": "/home/dev/project/worker.py"}}],
         "stop_reason": None, "stop_sequence": None, "usage": usage, "context_management": None},
         "parent_tool_use_id": None, "session_id": SESSION, "uuid": "5a9354f1-13a0-49eb-afc6-0825ca235243"}
     result = {"type": "user", "message": {"role": "user", "content": [
-        {"tool_use_id": tid, "type": "tool_result", "content": "import trio\n\nasync def _run_turn(self):\n    ...\n"}]},
+        {"tool_use_id": tid, "type": "tool_result",
+         "content": "import trio\n\nasync def _run_turn(self):\n    ...\n"}]},
         "parent_tool_use_id": None, "session_id": SESSION, "uuid": "098af0b0-e8cd-40d8-abc8-7e984e201387",
         "timestamp": "2026-11-24T06:45:08.891Z"}
     return [json.dumps(f, separators=(",", ":")).encode() for f in (*deltas, text, tool, result)]
@@ -68,8 +70,9 @@ def main() -> int:
     run(5_000)  # warm up
     rates = [run(args.frames) for _ in range(args.runs)]
     median = statistics.median(rates)
+    verdict = "ok" if median >= TARGET else "BELOW"
     print(f"claude stream-json parse: median {median:,.0f} frames/s over {args.runs} runs of {args.frames:,} "
-          f"(min {min(rates):,.0f}, max {max(rates):,.0f}); target {TARGET:,} → {'ok' if median >= TARGET else 'BELOW'}")
+          f"(min {min(rates):,.0f}, max {max(rates):,.0f}); target {TARGET:,} → {verdict}")
     return 0 if median >= TARGET else 1
 
 

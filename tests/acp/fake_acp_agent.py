@@ -63,7 +63,8 @@ def run_prompt(msg):
         elif "send" in step:
             write(step["send"])
         elif "update" in step:
-            write({"jsonrpc": "2.0", "method": "session/update", "params": {"sessionId": SID, "update": step["update"]}})
+            write({"jsonrpc": "2.0", "method": "session/update",
+                   "params": {"sessionId": SID, "update": step["update"]}})
         elif "request" in step:
             next_id += 1
             rid = next_id

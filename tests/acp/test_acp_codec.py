@@ -158,7 +158,7 @@ def test_capture_golden(name):
     got = replay(name)
     expected = GOLDEN[name]
     assert len(got) == len(expected), got
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         if isinstance(e, str):  # "Type:prefix" for long texts
             kind, prefix = e.split(":", 1)
             assert type(g).__name__ == kind and g.text.startswith(prefix)
@@ -245,8 +245,8 @@ def upd(**update) -> dict:
 
 def test_message_thought_and_user_chunks():
     t = UpdateTranslator()
-    assert t.update(upd(sessionUpdate="agent_message_chunk", content={"type": "text", "text": "hi"}, messageId="m1")) == [
-        AssistantText("hi", message_id="m1", partial=False)]
+    chunk = upd(sessionUpdate="agent_message_chunk", content={"type": "text", "text": "hi"}, messageId="m1")
+    assert t.update(chunk) == [AssistantText("hi", message_id="m1", partial=False)]
     assert t.update(upd(sessionUpdate="agent_thought_chunk", content={"type": "text", "text": "hmm"})) == [
         Thinking("hmm")]
     assert t.update(upd(sessionUpdate="user_message_chunk", content={"type": "text", "text": "q"})) == [UserEcho("q")]

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from aegis_claude.codec import build_argv, build_env, brokers_permissions
+from aegis_claude.codec import brokers_permissions, build_argv, build_env
 from aegis_kernel.drivers import McpEndpoint, SpawnSpec
 from aegis_kernel.profiles import AgentProfile
 

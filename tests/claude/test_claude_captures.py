@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from aegis_claude.codec import INTERRUPTED_MARKER, ClaudeParser
 from aegis_kernel.events import (
     AssistantText,

@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from aegis_claude import codec
 from aegis_claude.codec import ClaudeParser
 from aegis_kernel.events import (

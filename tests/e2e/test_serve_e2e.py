@@ -118,3 +118,42 @@ def test_sigterm_stops_serve_and_reaps_agents(serve):
     assert serve.stop() == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the agent is gone, not orphaned
+
+
+def test_a_request_the_policy_cannot_decide_waits_for_the_user(serve):
+    (serve.project / ".aegis.yaml").write_text(
+        "default_agent: careful\nagents:\n  careful:\n    provider: scripted\n    permission: read\n")
+    serve.start()
+    serve.cli("spawn", "careful", "--handle", "cautious", "--prompt", "@ask execute make deploy")
+    serve.wait(lambda: serve.session("cautious")["state"] == "input-required", "input-required")
+    serve.cli("approve", "cautious")
+    serve.wait(lambda: "permission make deploy → allow" in serve.cli("transcript", "cautious").stdout,
+               "the agent got the approval")
+    assert serve.session("cautious")["state"] == "ready"
+    serve.cli("send", "cautious", "@ask delete rm -rf build")
+    serve.wait(lambda: serve.session("cautious")["state"] == "input-required", "second request")
+    serve.cli("deny", "cautious")
+    serve.wait(lambda: "permission rm -rf build → reject" in serve.cli("transcript", "cautious").stdout,
+               "the agent got the refusal")
+    answered = [e for e in serve.events("cautious") if e["t"] == "ApprovalAnswered"]
+    assert [(a["tool_name"], a["allow"]) for a in answered] == [("make deploy", True), ("rm -rf build", False)]
+
+
+def test_spawn_resume_brings_a_closed_session_back_with_its_transcript(serve):
+    serve.start()
+    serve.cli("spawn", "helper", "--handle", "memo", "--prompt", "remember the word lighthouse")
+    serve.wait(lambda: "scripted reply to: remember the word lighthouse" in serve.cli("transcript", "memo").stdout,
+               "first answer")
+    driver_id = serve.session("memo")["driver_session_id"]
+    serve.cli("close", "memo")
+    assert serve.session("memo") is None
+    serve.cli("spawn", "--resume", "memo", "--prompt", "what was the word?")
+    serve.wait(lambda: "scripted reply to: what was the word?" in serve.cli("transcript", "memo").stdout,
+               "answer after resume")
+    info = serve.session("memo")
+    assert info["driver_session_id"] == driver_id
+    text = serve.cli("transcript", "memo").stdout
+    assert text.index("remember the word lighthouse") < text.index("what was the word?"), "the log continues"
+    assert text.count("scripted reply to: remember the word lighthouse") == 1, "replayed history is not doubled"
+    bad = serve.cli("spawn", "--resume", "nobody", check=False)
+    assert bad.returncode == 1 and "no session 'nobody' to resume" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,6 @@ import time
 import httpx
 import pytest
 import trio
-
 from aegis_kernel.events import TokenUsage
 from aegis_kernel.fakemodel import FakeModelServer, Reply, sample_from_schema
 
@@ -252,7 +252,8 @@ def test_openai_tool_call_deltas_then_tool_message(fm, client):
 def test_openai_json_mode(fm, client):
     schema = {"type": "object", "properties": {"title": {"type": "string"}, "n": {"type": "number"},
                                                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-                                               "ok": {"type": "boolean"}, "pick": {"anyOf": [{"type": "null"}, {"type": "integer"}]}}}
+                                               "ok": {"type": "boolean"},
+                                               "pick": {"anyOf": [{"type": "null"}, {"type": "integer"}]}}}
     body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": schema}}}
     content = client.post(OPENAI, json=body).json()["choices"][0]["message"]["content"]
@@ -453,16 +454,113 @@ def test_cli_serves_until_interrupted():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.fakemodel", "--port", str(port), "--in-tokens", "5"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        listening = json.loads(proc.stdout.readline())
-        assert listening == {"event": "listening", "url": f"http://127.0.0.1:{port}"}
-        data = httpx.post(listening["url"] + ANTHROPIC, json={"model": "m", "messages": [claude_user("cli")]}).json()
-        assert data["usage"]["input_tokens"] == 5
-        logged = json.loads(proc.stdout.readline())
-        assert logged["event"] == "request" and logged["decision"] == "text"
-    finally:
-        proc.send_signal(2)
-        assert proc.wait(10) == 0
+    with subprocess.Popen([sys.executable, "-m", "aegis_kernel.fakemodel", "--port", str(port), "--in-tokens", "5"],
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            listening = json.loads(proc.stdout.readline())
+            assert listening == {"event": "listening", "url": f"http://127.0.0.1:{port}"}
+            data = httpx.post(listening["url"] + ANTHROPIC, json={"model": "m", "messages": [claude_user("cli")]}).json()
+            assert data["usage"]["input_tokens"] == 5
+            logged = json.loads(proc.stdout.readline())
+            assert logged["event"] == "request" and logged["decision"] == "text"
+        finally:
+            proc.send_signal(2)
+            assert proc.wait(10) == 0
+
+
+def test_call_tool_args_in_a_quoted_message(fm, client):
+    # `opencode run` sends the whole message as a JSON string literal.
+    body = {"model": "m", "tools": OPENAI_TOOLS, "messages": [{"role": "user", "content": '"CALL_TOOL add {\\"a\\": 2}"'}]}
+    data = client.post(OPENAI, json=body).json()
+    call = data["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "fake_add" and json.loads(call["arguments"]) == {"a": 2}
+
+
+# --- the real CLIs in headless mode (skipped when .ci/run has not installed them) --------------------------
+
+
+def _cli(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    cache = os.environ.get("AEGIS_CLI_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aegis-ci", "clis")
+    path = os.path.join(cache, name, "node_modules", ".bin", name)
+    return path if os.path.exists(path) else None
+
+
+GEMINI_CLI, OPENCODE_CLI = _cli("gemini"), _cli("opencode")
+
+
+def _stream_json(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.real_cli
+@pytest.mark.skipif(GEMINI_CLI is None, reason="real `gemini` binary not installed (see .ci/run)")
+def test_real_gemini_headless(fm, tmp_path):
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").write_text(json.dumps({
+        "security": {"auth": {"selectedType": "gemini-api-key"}}, "model": {"name": "gemini-2.5-flash"},
+        "privacy": {"usageStatisticsEnabled": False}, "general": {"disableAutoUpdate": True, "disableUpdateNag": True}}))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "GEMINI_CLI_HOME": str(home),
+           "GEMINI_API_KEY": "dummy", "GOOGLE_GEMINI_BASE_URL": fm.url, "GEMINI_CLI_TRUST_WORKSPACE": "true",
+           "GEMINI_CLI_NO_RELAUNCH": "true"}
+    project = tmp_path / "proj"
+    project.mkdir()
+    out = subprocess.run([GEMINI_CLI, "-p", 'CALL_TOOL list_directory {"dir_path": "."}', "-o", "stream-json"],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    frames = _stream_json(out.stdout)
+    assert [f["tool_name"] for f in frames if f["type"] == "tool_use"] == ["list_directory"]
+    text = "".join(f["content"] for f in frames if f["type"] == "message" and f["role"] == "assistant")
+    assert text.startswith("FAKE_DONE tool_result={\"output\": ")
+    stats = frames[-1]["stats"]
+    assert (stats["input_tokens"], stats["output_tokens"], stats["cached"]) == (222, 44, 14)
+    assert [r.decision for r in fm.requests if r.endpoint == "stream_generate"] == ["tool:list_directory", "tool_result"]
+
+
+@pytest.mark.real_cli
+@pytest.mark.skipif(OPENCODE_CLI is None, reason="real `opencode` binary not installed (see .ci/run)")
+def test_real_opencode_headless(fm, tmp_path):
+    config = tmp_path / "opencode.json"
+    config.write_text(json.dumps({
+        "model": "fake/fake-model", "small_model": "fake/fake-model", "enabled_providers": ["fake"],
+        "autoupdate": False, "share": "disabled",
+        "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake",
+                              "options": {"baseURL": fm.url + "/v1", "apiKey": "dummy"},
+                              "models": {"fake-model": {"name": "Fake Model", "tool_call": True,
+                                                        "limit": {"context": 100000, "output": 4096}}}}}}))
+    xdg = tmp_path / "xdg"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "OPENCODE_CONFIG": str(config),
+           "XDG_DATA_HOME": str(xdg / "data"), "XDG_CONFIG_HOME": str(xdg / "config"),
+           "XDG_CACHE_HOME": str(xdg / "cache"), "XDG_STATE_HOME": str(xdg / "state"),
+           "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_SHARE": "1",
+           "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+           "OPENCODE_DISABLE_CLAUDE_CODE": "1"}
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "hello.txt").write_text("hi\n")
+    out = subprocess.run([OPENCODE_CLI, "run", "--format", "json", 'CALL_TOOL read {"filePath": "hello.txt"}'],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    frames = _stream_json(out.stdout)
+    [tool] = [f["part"] for f in frames if f["type"] == "tool_use"]
+    assert tool["tool"] == "read" and tool["state"]["input"] == {"filePath": "hello.txt"}
+    texts = [f["part"]["text"] for f in frames if f["type"] == "text"]
+    assert texts and texts[-1].startswith("FAKE_DONE tool_result=")
+    tokens = frames[-1]["part"]["tokens"]
+    assert (tokens["input"], tokens["output"], tokens["cache"]["read"]) == (104, 22, 7)  # 111 - 7 cached
+    decisions = [r.decision for r in fm.requests if r.tools]
+    assert decisions == ["tool:read", "tool_result"]
+
+
+def test_restart_after_stop():
+    fm = FakeModelServer(slow_interval=0.01, slow_duration=0.03)
+    for _ in range(2):
+        with fm, httpx.Client(base_url=fm.url) as c:
+            events = sse(c.post(ANTHROPIC, json={"model": "m", "stream": True, "messages": [claude_user("SLOW")]}).text)
+            assert "".join(d["delta"]["text"] for _, d in events if d["type"] == "content_block_delta") == "slow0 slow1 slow2 "
+    assert not [e for e in fm.log if e["event"] == "client_disconnected"]

@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 import trio
-
 from aegis_kernel.process import STDERR_RING_BYTES, AgentStdinClosed, SpawnFailed, open_agent_process
 
 PY = sys.executable
@@ -18,20 +17,10 @@ def _script(code: str) -> list[str]:
     return [PY, "-c", textwrap.dedent(code)]
 
 
-def _alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
-async def _until_dead(pid: int, timeout: float = 5.0) -> None:
+async def _until_dead(pidfd: int, timeout: float = 5.0) -> None:
+    """Wait until the process behind ``pidfd`` has terminated (a pidfd turns readable then)."""
     with trio.fail_after(timeout):
-        while _alive(pid):
-            await trio.sleep(0.01)
+        await trio.lowlevel.wait_readable(pidfd)
 
 
 @pytest.mark.trio
@@ -156,11 +145,15 @@ async def test_close_kills_group_including_sigterm_ignoring_child_and_grandchild
         lines = proc.lines()
         grand_pid = int(await lines.__anext__())
         assert os.getpgid(grand_pid) == proc.pid  # same group, led by the agent
-        with trio.fail_after(5):  # 3 × grace plus slack: never hangs
-            rc = await proc.close(grace=0.3)
-        assert rc == -9
-        assert proc.exit_description() == "killed by SIGKILL"
-        await _until_dead(grand_pid)
+        grand_fd = os.pidfd_open(grand_pid)  # not our child: watch it through a pidfd
+        try:
+            with trio.fail_after(5):  # 3 × grace plus slack: never hangs
+                rc = await proc.close(grace=0.3)
+            assert rc == -9
+            assert proc.exit_description() == "killed by SIGKILL"
+            await _until_dead(grand_fd)
+        finally:
+            os.close(grand_fd)
         assert await proc.close(grace=0.3) == -9  # idempotent
 
 

@@ -147,16 +147,27 @@ def test_protocol_versions_mirror_mcp_types():
 
 
 def test_plugin_import_is_light():
-    code = ("import sys, aegis_mcp.plugin, aegis_mcp.plane; "
-            "heavy = [m for m in ('mcp', 'mcp_types', 'hypercorn', 'starlette', 'pydantic') if m in sys.modules]; "
+    code = ("import sys, aegis_mcp.plugin; "
+            "aegis_mcp.plugin.aegis_register_services(lambda name, service: None); "
+            "heavy = [m for m in ('trio', 'mcp', 'mcp_types', 'hypercorn', 'starlette', 'pydantic') if m in sys.modules]; "
             "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = ("import sys, aegis_mcp.plane; "
+            "print([m for m in ('mcp', 'mcp_types', 'hypercorn', 'starlette', 'pydantic') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_plugin_registers_the_service():
+    from aegis_kernel.operations import load_ref
+
     from aegis_mcp import McpPlane, plugin
 
     registered = []
     plugin.aegis_register_services(lambda name, service: registered.append((name, service)))
-    assert len(registered) == 1 and registered[0][0] == "mcp" and isinstance(registered[0][1], McpPlane)
+    assert len(registered) == 1 and registered[0][0] == "mcp"
+    service = registered[0][1]
+    if isinstance(service, str):  # a lazy "module:factory" reference
+        service = load_ref(service)()
+    assert isinstance(service, McpPlane)

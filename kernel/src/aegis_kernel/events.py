@@ -84,8 +84,9 @@ class UserEcho:
 class AssistantText:
     """Assistant text.
 
-    ``partial=True`` marks a streaming preview (token deltas) that a later non-partial event of the same
-    message supersedes; non-partial pieces of one message concatenate to the whole message.
+    ``partial=True`` marks a streaming preview: ``text`` is only the *new* piece (a token delta), and a
+    later non-partial event of the same message supersedes all of them. Non-partial pieces of one
+    message concatenate to the whole message (ACP chunks are non-partial).
     """
 
     text: str
@@ -162,12 +163,26 @@ class PermissionRequest:
     kind: str = "other"
     summary: str = ""
     raw_input: Any = None
-    options: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # the agent's option ids, for display; answers are chosen by kind
+
+
+@frozen
+class ApprovalAnswered:
+    """The user answered a ``PermissionRequest`` (``always``: for the rest of the session)."""
+
+    request_id: str
+    tool_name: str
+    allow: bool
+    always: bool = False
 
 
 @frozen
 class TurnResult:
-    """The end of a turn. ``stop_reason``: end_turn|cancelled|max_tokens|refusal|error|…"""
+    """The end of a turn. ``stop_reason``: end_turn|cancelled|max_tokens|refusal|error|…
+
+    ``usage`` is this turn's usage summed over its requests; ``cost_usd`` is *this turn's* cost
+    (never a running total for the process) — metrics add turns up.
+    """
 
     stop_reason: str = "end_turn"
     is_error: bool = False
@@ -245,7 +260,7 @@ EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         SystemInit, UserEcho, AssistantText, Thinking, ToolUse, ToolResult, Plan, UsageUpdate,
-        CompactBoundary, PermissionRequest, TurnResult, AgentError, Unknown, UserTurn,
+        CompactBoundary, PermissionRequest, ApprovalAnswered, TurnResult, AgentError, Unknown, UserTurn,
         EnvelopeReceived, StateChanged,
     )
 }

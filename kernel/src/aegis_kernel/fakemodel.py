@@ -483,7 +483,7 @@ class FakeModelServer:
         self._cond = threading.Condition()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r, self._wake_w = socket.socketpair()  # written on stop: wakes paused streams
         self._ids = itertools.count(1)
 
     # --- lifetime ---------------------------------------------------------------------------------
@@ -492,6 +492,8 @@ class FakeModelServer:
         """Bind and serve on a background thread (returns at once, already accepting)."""
         if self._httpd is not None:
             return self
+        if self._wake_r.fileno() < 0:  # restarted after stop()
+            self._wake_r, self._wake_w = socket.socketpair()
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         self._httpd = _Server((self.host, self._port), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
@@ -512,6 +514,8 @@ class FakeModelServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> FakeModelServer:
         return self.start()
@@ -1040,7 +1044,8 @@ class _OpenAIWriter(_Writer):
             call = self._call()
             h._sse(self._chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
                                                 "function": {"name": plan.tool, "arguments": ""}}]}))
-            h._sse(self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]}))
+            arguments = call["function"]["arguments"]
+            h._sse(self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}))
         h._sse(self._chunk({}, "tool_calls" if plan.tool else "stop", usage=True))
         h._sse("[DONE]")
 

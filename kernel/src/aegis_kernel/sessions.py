@@ -39,6 +39,9 @@ PRIMER = (
 )
 
 
+_REPLAYED = (ev.UserEcho, ev.AssistantText, ev.Thinking, ev.ToolUse, ev.ToolResult, ev.Plan)
+
+
 class SessionError(Exception):
     """A refusal about sessions (unknown handle, bad handle, unknown agent profile)."""
 
@@ -78,6 +81,8 @@ class Session:
         self._close_reason: str | None = None
         self._closed = trio.Event()
         log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
+        # A resumed agent replays its history before its first new turn; our log already has it.
+        self._replaying = log_id is not None
         if log_id is not None:  # a resumed session: its transcript continues
             self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
                             if isinstance(r.get("event"), dict)]
@@ -125,7 +130,8 @@ class Session:
         if req is None or self._proc is None:
             raise SessionError(f"session '{self.handle}' has no pending approval")
         self.pending_permission = None
-        self._record(ev.Unknown(raw="", reason=f"approval {'allowed' if allow else 'denied'}: {req.tool_name}"))
+        self._record(ev.ApprovalAnswered(request_id=req.request_id, tool_name=req.tool_name, allow=allow,
+                                         always=always))
         if always and allow:
             self.kernel.approvals.remember(self, req)
         self._set_state("working")
@@ -200,6 +206,8 @@ class Session:
             self._fail("the agent process ended")
 
     async def _on_event(self, event: Any) -> None:
+        if self._replaying and isinstance(event, _REPLAYED):
+            return
         if not self._turn_read and self.state == "working":
             self._turn_read = True
             for env in self._turn_envelopes:
@@ -271,7 +279,9 @@ class Session:
             else:
                 self._record(ev.EnvelopeReceived(env.id, env.sender, env.body, env.ts, env.task_id, env.status))
         self._turn_envelopes = batch
+        self._replaying = False
         self._turn_read = False
+        self._turn_text, self._turn_message = [], None  # replayed history is not this turn's answer
         self.metrics.begin_turn()
         self._set_state("working")
         await self._proc.prompt(text)

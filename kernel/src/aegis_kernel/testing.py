@@ -7,6 +7,7 @@ Fixtures:
   methods) to the kernels built in this test only.
 - ``kernel``: a running kernel (trio) on ``aegis_project`` with every installed plugin + registered ones.
 - ``make_kernel``: ``async with make_kernel(**build) as kernel`` for tests that need several.
+- ``fake_model``: the fake model server (:mod:`aegis_kernel.fakemodel`) on 127.0.0.1, ``.url``.
 
 Also :class:`FakeDriver`, an in-memory driver for unit tests of one layer (no subprocess).
 """
@@ -144,6 +145,15 @@ def write_overlay(write_config: Callable[..., Path]) -> Callable[..., Path]:
         return write_config(text, f".aegis/{section}/{name}.yaml")
 
     return write
+
+
+@pytest.fixture
+def fake_model() -> Any:
+    """The fake model server (Anthropic, Gemini, OpenAI wire formats) on 127.0.0.1, for this test."""
+    from .fakemodel import FakeModelServer
+
+    with FakeModelServer() as server:
+        yield server
 
 
 @pytest.fixture

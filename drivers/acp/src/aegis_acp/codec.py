@@ -247,7 +247,8 @@ class UpdateTranslator:
             return self._release_held(None) + [Unknown(_rawtext(raw, params), "session/update params is not an object")]
         upd = params.get("update")
         if type(upd) is not dict:
-            return self._release_held(None) + [Unknown(_rawtext(raw, params), "session/update without an update object")]
+            bad = Unknown(_rawtext(raw, params), "session/update without an update object")
+            return self._release_held(None) + [bad]
         kind = upd.get("sessionUpdate")
         if type(kind) is not str:
             return self._release_held(None) + [Unknown(_rawtext(raw, params), "update without a sessionUpdate string")]
@@ -495,7 +496,8 @@ def parse_initialize(result: Any) -> AgentInfo:
     info = result.get("agentInfo")
     info = info if type(info) is dict else {}
     auth = result.get("authMethods")
-    auth_ids = tuple(a["id"] for a in auth if type(a) is dict and type(a.get("id")) is str) if type(auth) is list else ()
+    auth = auth if type(auth) is list else []
+    auth_ids = tuple(a["id"] for a in auth if type(a) is dict and type(a.get("id")) is str)
     return AgentInfo(
         protocol_version=version,
         name=info.get("name") if type(info.get("name")) is str else None,

@@ -210,7 +210,8 @@ class AcpAgentProcess(AgentProcess):
             raise AcpStartError(f"agent {self.proc.describe}: bad initialize reply: {exc}") from None
         if info.protocol_version != codec.PROTOCOL_VERSION:
             raise AcpStartError(
-                f"agent {self.proc.describe} speaks ACP v{info.protocol_version}; Aegis speaks v{codec.PROTOCOL_VERSION}")
+                f"agent {self.proc.describe} speaks ACP v{info.protocol_version}; "
+                f"Aegis speaks v{codec.PROTOCOL_VERSION}")
         mcp = spec.mcp
         servers = codec.mcp_servers_param(mcp.url if mcp else None, mcp.name if mcp else "aegis",
                                           mcp.headers if mcp else {}, info)

@@ -447,7 +447,8 @@ class Turn:
         if not path:
             raise dv.DirectiveError("@read needs a path")
         try:
-            result = self.agent.call_client("fs/read_text_file", {"sessionId": self.session.sid, "path": self._abs(path)})
+            result = self.agent.call_client("fs/read_text_file",
+                                            {"sessionId": self.session.sid, "path": self._abs(path)})
         except ClientError as exc:
             self.say(f"read {path} failed: {exc}")
             return

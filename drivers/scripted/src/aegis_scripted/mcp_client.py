@@ -127,7 +127,8 @@ class McpHttpClient:
         result = self._request("tools/call", {"name": name, "arguments": arguments})
         if not isinstance(result, dict):
             return json.dumps(result), False
-        texts = [c.get("text", "") for c in result.get("content") or () if isinstance(c, dict) and c.get("type") == "text"]
+        texts = [c.get("text", "") for c in result.get("content") or ()
+                 if isinstance(c, dict) and c.get("type") == "text"]
         text = "\n".join(texts)
         if not text and result.get("structuredContent") is not None:
             text = json.dumps(result["structuredContent"], ensure_ascii=False)

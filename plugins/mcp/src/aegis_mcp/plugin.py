@@ -1,6 +1,7 @@
 """Entry point of ``aegis-mcp`` (group ``aegis``): registers the MCP plane service.
 
-Import-light on purpose: ``mcp`` and ``hypercorn`` are imported only when the service runs.
+Import-light on purpose: the service is a lazy ``"module:factory"`` reference, so neither trio,
+hypercorn nor ``mcp`` is imported until the kernel starts its services.
 """
 
 from __future__ import annotations
@@ -12,6 +13,4 @@ from aegis_kernel import hookimpl
 
 @hookimpl
 def aegis_register_services(register: Any) -> None:
-    from .plane import McpPlane
-
-    register("mcp", McpPlane())
+    register("mcp", "aegis_mcp.plane:McpPlane")

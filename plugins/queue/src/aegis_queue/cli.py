@@ -129,7 +129,7 @@ def _print_show(args: argparse.Namespace, q: dict[str, Any], note: str = "") -> 
         return 0
     timeout = q.get("timeout_s")
     print(f"queue {q['queue']} · agent {q['agent']} · max_parallel {q['max_parallel']}"
-          f" · timeout {'none' if timeout is None else f'{timeout:g}s'}"
+          f" · timeout {_duration(timeout)}"
           + (" · worktrees" if q.get("worktree") else "") + (f" · {q['budgets']} budget rule(s)" if q.get("budgets")
                                                             else ""))
     print(f"depth {q['pending']} · in flight {q['in_flight']}/{q['max_parallel']} · ✓{q['completed']} "
@@ -226,6 +226,15 @@ def _offline(args: argparse.Namespace) -> int:
             return 1
         return _print_show(args, info(args.queue), note)
     return _print_list(args, {"queues": [info(name) for name in specs]}, note)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _short(text: str, n: int = 80) -> str:

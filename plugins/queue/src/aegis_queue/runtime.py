@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("aegis.queue")
 
 INTERRUPTED = "interrupted: aegis restarted while the task was in flight"
+# Every record is written (one O_APPEND write) before the transition is acted on, so a killed
+# process loses nothing; "batch" bounds what a power loss can take to the last second without
+# blocking the event loop on an fsync per transition (measured: an fsync per record cost more
+# wall time than everything else the queue does per task).
+LEDGER_FSYNC = "batch"
 RECENT = 20
 
 
@@ -222,7 +227,7 @@ class QueueRuntime:
                 log.error("queue %s ignored: %s", name, exc)
                 continue
             path = self.kernel.state.path("queues", f"{name}.jsonl")
-            qs = QueueState(name=name, spec=spec, ledger=Ledger(path))
+            qs = QueueState(name=name, spec=spec, ledger=Ledger(path, fsync=LEDGER_FSYNC))
             self.queues[name] = qs
             self._replay(qs, path, saved)
         for qs in self.queues.values():

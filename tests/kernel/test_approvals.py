@@ -1,0 +1,57 @@
+"""The approval broker's policy: deny/allow rules, remembered approvals, Aegis tools, permission levels."""
+
+import pytest
+
+from aegis_kernel.approvals import ApprovalBroker
+from aegis_kernel.events import PermissionRequest
+from aegis_kernel.profiles import AgentProfile
+
+
+class FakeSession:
+    def __init__(self, **profile):
+        self.handle = "brisk-curie"
+        self.profile = AgentProfile(provider="acp", **profile)
+
+
+def ask(tool, kind="other", summary=""):
+    return PermissionRequest(request_id="r1", tool_name=tool, kind=kind, summary=summary)
+
+
+@pytest.mark.parametrize("permission,kind,expected", [
+    ("read", "read", True), ("read", "search", True), ("read", "edit", None), ("read", "execute", None),
+    ("write", "edit", True), ("write", "execute", None), ("write", "delete", None),
+    ("full", "execute", True), ("auto", "delete", True),
+])
+def test_permission_levels(permission, kind, expected):
+    assert ApprovalBroker().decide(FakeSession(permission=permission), ask("Tool", kind)) is expected
+
+
+def test_deny_beats_allow_and_permission():
+    session = FakeSession(permission="full", allow=("Bash",), deny=("Bash:rm *",))
+    broker = ApprovalBroker()
+    assert broker.decide(session, ask("Bash", "execute", "rm -rf build")) is False
+    assert broker.decide(session, ask("Bash", "execute", "ls")) is True
+
+
+def test_allow_patterns_open_what_the_level_would_ask():
+    session = FakeSession(permission="read", allow=("Bash:git status*",))
+    assert ApprovalBroker().decide(session, ask("Bash", "execute", "git status --short")) is True
+    assert ApprovalBroker().decide(session, ask("Bash", "execute", "git push")) is None
+
+
+@pytest.mark.parametrize("name", ["aegis_handoff", "mcp__aegis__aegis_handoff", "mcp_aegis_aegis_handoff",
+                                  "aegis_aegis_list_sessions"])
+def test_aegis_own_tools_are_allowed_in_every_vendor_spelling(name):
+    assert ApprovalBroker().decide(FakeSession(permission="read"), ask(name)) is True
+
+
+def test_always_is_remembered_per_session():
+    broker = ApprovalBroker()
+    session = FakeSession(permission="read")
+    request = ask("Bash", "execute", "make")
+    assert broker.decide(session, request) is None
+    broker.remember(session, request)
+    assert broker.decide(session, request) is True
+    other = FakeSession(permission="read")
+    other.handle = "wry-hopper"
+    assert broker.decide(other, request) is None

@@ -1,0 +1,327 @@
+"""End to end: a real ``aegis serve`` subprocess, real scripted ACP workers, a scripted producer that
+enqueues through the real MCP plane. 50 tasks at max_parallel 4; then kill -9 with tasks in flight.
+
+A probe plugin (installed into the serve through PYTHONPATH as a distribution with an ``aegis`` entry
+point) writes every worker session start/close to a JSONL file, from which the maximum number of
+live workers is computed exactly (not sampled).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted, aegis-scripted) is not installed")
+
+from aegis_kernel.control import ControlClient  # noqa: E402
+from aegis_kernel.state import Ledger  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+PROBE = '''
+import json, os, time
+from aegis_kernel import hookimpl
+
+_PATH = os.environ["AEGIS_QPROBE"]
+
+def _write(kind, session):
+    if session.profile_name == "worker":
+        with open(_PATH, "a") as f:
+            f.write(json.dumps({"kind": kind, "handle": session.handle, "t": time.monotonic()}) + "\\n")
+
+@hookimpl
+def aegis_session_started(session):
+    _write("started", session)
+
+@hookimpl
+def aegis_session_closed(session, reason):
+    _write("closed", session)
+'''
+
+CONFIG = """\
+default_agent: producer
+agents:
+  producer:
+    provider: scripted
+  worker:
+    provider: scripted
+queues:
+  work:
+    agent: worker
+    max_parallel: {max_parallel}
+    timeout: 120
+"""
+
+
+def probe_site(tmp_path: Path) -> Path:
+    site = tmp_path / "probe-site"
+    info = site / "aegis_qprobe-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: aegis-qprobe\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[aegis]\nqprobe = aegis_qprobe\n")
+    (site / "aegis_qprobe.py").write_text(textwrap.dedent(PROBE))
+    return site
+
+
+class Serve:
+    def __init__(self, project: Path, site: Path, probe: Path) -> None:
+        self.project = project
+        self.env = {**os.environ, "PYTHONPATH": str(site), "AEGIS_QPROBE": str(probe)}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> str:
+        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                line = self.proc.stdout.readline()
+                if not line and self.proc.poll() is not None:
+                    break
+                lines.append(line)
+                if "ready in" in line:
+                    return line
+        self.kill()
+        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
+
+    def client(self) -> ControlClient:
+        return ControlClient(self.project / ".aegis" / "state")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def reap_orphans(state_dir: Path) -> None:
+    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
+    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def max_live(probe: Path) -> int:
+    live, peak = set(), 0
+    for line in probe.read_text().splitlines() if probe.exists() else []:
+        rec = json.loads(line)
+        if rec["kind"] == "started":
+            live.add(rec["handle"])
+            peak = max(peak, len(live))
+        else:
+            live.discard(rec["handle"])
+    return peak
+
+
+def queue_records(project: Path) -> list[dict]:
+    return Ledger.replay(project / ".aegis" / "state" / "queues" / "work.jsonl").records
+
+
+def callbacks(project: Path, handle: str) -> list[dict]:
+    recs = Ledger.replay(project / ".aegis" / "state" / "inboxes" / f"{handle}.jsonl").records
+    return [r["envelope"] for r in recs if r.get("op") == "queued" and r["envelope"]["sender"] == "queue:work"]
+
+
+def delivered(project: Path, handle: str) -> list[str]:
+    recs = Ledger.replay(project / ".aegis" / "state" / "inboxes" / f"{handle}.jsonl").records
+    return [r["id"] for r in recs if r.get("op") == "delivered"]
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def enqueue_lines(payloads: list[str]) -> str:
+    return "\n".join("@call aegis_enqueue " + json.dumps({"queue": "work", "payload": p}) for p in payloads)
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    yield project
+    reap_orphans(project / ".aegis" / "state")
+
+
+def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_message(project, tmp_path):
+    (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=4))
+    probe = tmp_path / "probe.jsonl"
+    serve = Serve(project, probe_site(tmp_path), probe)
+    serve.start()
+    try:
+        payloads = [f"@reply result {i} begins\n@reply and result {i} ends" for i in range(50)]
+        info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
+        producer = info["handle"]
+        wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled") for r in queue_records(project)) == 50,
+                 120, "50 terminal records")
+        wait_for(lambda: len(callbacks(project, producer)) >= 50, 30, "50 callbacks")
+        records = queue_records(project)
+        enqueued = {r["task_id"]: r for r in records if r["event"] == "enqueued"}
+        assert len(enqueued) == 50 and all(r["producer"] == producer for r in enqueued.values())
+        order = [r["payload"] for r in enqueued.values()]
+        assert order == payloads  # the producer's order, FIFO
+        terminal: dict[str, list] = {}
+        for r in records:
+            if r["event"] in ("completed", "failed", "cancelled"):
+                terminal.setdefault(r["task_id"], []).append(r)
+        assert {t: len(v) for t, v in terminal.items()} == {t: 1 for t in enqueued}
+        assert all(v[0]["event"] == "completed" for v in terminal.values())
+        dispatched = [r["task_id"] for r in records if r["event"] == "dispatched"]
+        assert dispatched == list(enqueued)
+        cbs = callbacks(project, producer)
+        by_task: dict[str, list] = {}
+        for env in cbs:
+            by_task.setdefault(env["task_id"], []).append(env)
+        assert {t: len(v) for t, v in by_task.items()} == {t: 1 for t in enqueued}
+        for task_id, rec in enqueued.items():
+            i = int(rec["payload"].split()[2])
+            [env] = by_task[task_id]
+            assert env["status"] == "ok"
+            assert env["body"] == f"result {i} begins\nand result {i} ends"  # the whole message, not a chunk
+        wait_for(lambda: set(delivered(project, producer)) >= {e["id"] for e in cbs}, 60, "callbacks delivered")
+        assert len(delivered(project, producer)) == len(set(delivered(project, producer)))
+        peak = max_live(probe)
+        assert peak == 4, f"max live workers {peak}"
+        wait_for(lambda: not [s for s in serve.client().request("sessions") if s["agent"] == "worker"], 20,
+                 "every worker closed")
+    finally:
+        serve.stop()
+
+
+def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(project, tmp_path):
+    (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2))
+    probe = tmp_path / "probe.jsonl"
+    site = probe_site(tmp_path)
+    serve = Serve(project, site, probe)
+    serve.start()
+    try:
+        payloads = [f"@sleep 1.5\n@reply done {i}" for i in range(6)]
+        info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
+        producer = info["handle"]
+
+        def state() -> tuple[int, int]:
+            recs = queue_records(project)
+            return (sum(r["event"] == "enqueued" for r in recs), sum(r["event"] == "dispatched" for r in recs))
+
+        wait_for(lambda: state() == (6, 2), 30, "6 enqueued, 2 in flight")
+        time.sleep(0.3)
+        assert state() == (6, 2)
+        serve.kill()  # kill -9: no clean shutdown of anything
+    finally:
+        serve.kill()
+    reap_orphans(project / ".aegis" / "state")
+    recs = queue_records(project)
+    enqueued = [r["task_id"] for r in recs if r["event"] == "enqueued"]
+    in_flight = [r["task_id"] for r in recs if r["event"] == "dispatched"]
+    assert not [r for r in recs if r["event"] in ("completed", "failed", "cancelled")]
+
+    serve = Serve(project, site, probe)
+    serve.start()
+    try:
+        assert producer in [s["handle"] for s in serve.client().request("sessions")]  # restored
+        wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled") for r in queue_records(project)) == 6,
+                 60, "6 terminal records")
+        wait_for(lambda: len(callbacks(project, producer)) >= 6, 30, "6 callbacks")
+        time.sleep(0.5)
+        recs = queue_records(project)
+        terminal: dict[str, list] = {}
+        for r in recs:
+            if r["event"] in ("completed", "failed", "cancelled"):
+                terminal.setdefault(r["task_id"], []).append(r)
+        assert {t: len(v) for t, v in terminal.items()} == {t: 1 for t in enqueued}  # none lost, none twice
+        for task_id in in_flight:
+            [rec] = terminal[task_id]
+            assert rec["event"] == "failed" and rec["error"].startswith("interrupted")
+        for task_id in set(enqueued) - set(in_flight):
+            assert terminal[task_id][0]["event"] == "completed"
+        redispatched = [r["task_id"] for r in recs if r["event"] == "dispatched"][2:]
+        assert redispatched == [t for t in enqueued if t not in in_flight]  # pending re-queued in order
+        cbs = callbacks(project, producer)
+        by_task: dict[str, list] = {}
+        for env in cbs:
+            by_task.setdefault(env["task_id"], []).append(env)
+        assert {t: len(v) for t, v in by_task.items()} == {t: 1 for t in enqueued}
+        for task_id in in_flight:
+            env = by_task[task_id][0]
+            assert env["status"] == "error" and env["body"].startswith("failed: interrupted: aegis restarted")
+        wait_for(lambda: set(delivered(project, producer)) >= {e["id"] for e in cbs}, 60,
+                 "callbacks delivered to the restored producer")
+        # the workers of interrupted tasks that the restore brought back are closed again
+        wait_for(lambda: not [s for s in serve.client().request("sessions") if s["agent"] == "worker"], 30,
+                 "no worker left")
+        assert max_live(probe) <= 2
+    finally:
+        serve.stop()
+
+
+def aegis(project: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=project, capture_output=True,
+                          text=True, timeout=60, input=stdin)
+
+
+def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
+    (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2) + "    budgets:\n      - {usd: 5, window: 24h}\n")
+    serve = Serve(project, probe_site(tmp_path), tmp_path / "probe.jsonl")
+    serve.start()
+    try:
+        out = aegis(project, "queue", "enqueue", "work", "hello there", "--wait")
+        assert out.returncode == 0 and out.stdout.strip() == "scripted reply to: hello there", out.stderr
+        out = aegis(project, "queue", "enqueue", "work", "-", stdin="@sleep 30\n@reply never\n")
+        assert out.returncode == 0 and out.stdout.startswith("task#") and "dispatched to" in out.stdout
+        task_id = out.stdout.split()[0].removeprefix("task#")
+        wait_for(lambda: "in flight (1)" in aegis(project, "queue", "show", "work").stdout, 20, "the task in flight")
+        shown = aegis(project, "queue", "show", "work").stdout
+        assert "queue work · agent worker · max_parallel 2 · timeout 2m" in shown and f"task#{task_id}" in shown
+        listed = aegis(project, "queue", "list").stdout
+        assert listed.splitlines()[1].split()[:6] == ["work", "worker", "1/2", "0", "1", "0"]
+        out = aegis(project, "queue", "cancel", task_id)
+        assert out.returncode == 0 and out.stdout.strip() == f"task#{task_id} cancelled (was dispatched)"
+        out = aegis(project, "queue", "cancel", task_id)
+        assert out.returncode == 1 and "already finished (cancelled)" in out.stderr
+        out = aegis(project, "queue", "status", "nope")
+        assert out.returncode == 1 and "unknown task 'nope'" in out.stderr
+        out = aegis(project, "queue", "enqueue", "nowhere", "x")
+        assert out.returncode == 1 and "unknown queue 'nowhere' (queues: work)" in out.stderr
+        budget = aegis(project, "budget", "list")
+        assert budget.returncode == 0 and budget.stdout.splitlines()[1].split()[:3] == ["work", "usd", "24h"]
+        status = aegis(project, "queue", "status", task_id, "--json")
+        assert json.loads(status.stdout)["status"] == "cancelled"
+    finally:
+        serve.stop()
+    offline = aegis(project, "queue", "show", "work")
+    assert "✓1" in offline.stdout and "⊘1" in offline.stdout and "aegis serve is not running" in offline.stdout
+    assert "cancelled" in aegis(project, "queue", "status", task_id).stdout
