@@ -81,7 +81,8 @@ class Session:
         self._close_reason: str | None = None
         self._closed = trio.Event()
         log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
-        # A resumed agent replays its history before its first new turn; our log already has it.
+        # A resumed agent replays its history before it reports its session id (SystemInit); our log
+        # already has that history, so those events are not recorded twice.
         self._replaying = log_id is not None
         if log_id is not None:  # a resumed session: its transcript continues
             self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
@@ -214,6 +215,7 @@ class Session:
                 self.kernel.delivery.record(self.handle, "read", env.id)
         self.metrics.observe(event)
         if isinstance(event, ev.SystemInit):
+            self._replaying = False
             if event.session_id and event.session_id != self.driver_session_id:
                 self.driver_session_id = event.session_id
                 self.kernel.sessions.persist()
@@ -279,7 +281,6 @@ class Session:
             else:
                 self._record(ev.EnvelopeReceived(env.id, env.sender, env.body, env.ts, env.task_id, env.status))
         self._turn_envelopes = batch
-        self._replaying = False
         self._turn_read = False
         self._turn_text, self._turn_message = [], None  # replayed history is not this turn's answer
         self.metrics.begin_turn()
