@@ -226,12 +226,12 @@ class AcpAgentProcess(AgentProcess):
                 raise AcpStartError(
                     f"cannot resume session {sid}: agent {info.name or self.proc.describe} advertises neither "
                     "loadSession nor sessionCapabilities.resume (start a new session instead)")
-            self._set_session(sid, None)
+            self.session_id = client.session_id = sid
             self._send_system_prompt = False  # the resumed session already has it
             result = await client.request(method, {"sessionId": sid, "cwd": cwd, "mcpServers": servers})
-            model = _model_from_session(result)
-            if model and model != spec.profile.model:
-                client.emit(SystemInit(session_id=sid, model=model, version=info.version))
+            # SystemInit after the load reply: the history the agent replayed comes before it, which is
+            # how the kernel tells replayed history from the new turn.
+            self._set_session(sid, _model_from_session(result))
         else:
             result = await client.request("session/new", {"cwd": cwd, "mcpServers": servers})
             sid = result.get("sessionId") if isinstance(result, dict) else None
