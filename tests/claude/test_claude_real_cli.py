@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from aegis_claude.driver import ClaudeAgentProcess, ClaudeDriver
+from aegis_claude.agent import ClaudeAgentProcess
+from aegis_claude.driver import ClaudeDriver
 from aegis_kernel.drivers import SpawnSpec
 from aegis_kernel.events import (
     AgentError,

@@ -303,12 +303,12 @@ def _main(argv: list[str]) -> int:
         return 0
     if args.command is None:
         return _default(args, parser, host)
+    if args.command == "plugins":
+        return cmd_plugins_list(args, host)
     from .config import ConfigError
     from .control import ControlError
 
     try:
-        if args.command == "plugins":
-            return cmd_plugins_list(args, host)
         if args.command == "config":
             kernel = _build(args)
             return cmd_config_show(args, kernel) if args.sub == "show" else cmd_config_validate(args, kernel)

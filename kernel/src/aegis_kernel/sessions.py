@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import events as ev
-from .delivery import Envelope, Receipt, render_batch, utc_now
+from .delivery import Envelope, render_batch, utc_now
 from .drivers import AgentProcess, McpEndpoint, SpawnRefused, SpawnSpec
 from .metrics import SessionMetrics
 from .names import check_handle, generate_handle

@@ -5,7 +5,8 @@
 - :meth:`ClaudeDriver.start` — spawns the CLI in its own process group (:mod:`aegis_kernel.process`),
   writes the control-protocol ``initialize`` first when permission prompts are brokered, and starts
   the reader in the given nursery. Claude prints nothing until it gets a user turn, so the process
-  "accepts prompts" as soon as it is spawned; a binary that cannot be started raises
+  "accepts prompts" as soon as it is spawned (the process side lives in :mod:`aegis_claude.agent`,
+  imported only here, so registering the driver stays cheap); a binary that cannot be started raises
   :class:`~aegis_kernel.process.SpawnFailed` at once.
 - The reader feeds every stdout line to one :class:`~aegis_claude.codec.ClaudeParser`, forwards the
   events, writes the parser's automatic replies (errors for unsupported control requests), and when
@@ -15,151 +16,16 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-import trio
-from aegis_kernel.drivers import AgentProcess, Driver, Launch, SpawnSpec
-from aegis_kernel.events import AgentError, SystemInit, TurnResult
-from aegis_kernel.process import AgentStdinClosed, AgentSubprocess, open_agent_process
+from aegis_kernel.drivers import Driver, Launch, SpawnSpec
 
 from . import codec
 
-STDERR_TAIL_BYTES = 8192
+if TYPE_CHECKING:
+    import trio
 
-
-class ClaudeAgentProcess(AgentProcess):
-    """A running ``claude -p`` in stream-json mode. See :class:`aegis_kernel.drivers.AgentProcess`.
-
-    Several prompts may be written back to back: the CLI runs them as consecutive turns, one
-    ``TurnResult`` each. :meth:`interrupt` is a no-op when no turn is open.
-    """
-
-    def __init__(self, spec: SpawnSpec, launch: Launch, proc: AgentSubprocess) -> None:
-        self.spec = spec
-        self.launch = launch
-        self.proc = proc
-        self.pid = proc.pid
-        self.session_id: str | None = spec.resume_id
-        self.parser = codec.ClaudeParser()
-        self._send, self._receive = trio.open_memory_channel[Any](math.inf)
-        self._open_turns = 0
-        self._ids = itertools.count(1)
-        self._closing = False
-        self._ended = trio.Event()
-
-    # --- AgentProcess -----------------------------------------------------------------------------
-
-    def events(self) -> AsyncIterator[Any]:
-        """The event stream (a trio receive channel); ends after an ``AgentError`` or :meth:`close`."""
-        return self._receive  # type: ignore[return-value]
-
-    @property
-    def turn_running(self) -> bool:
-        return self._open_turns > 0
-
-    async def prompt(self, text: str) -> None:
-        """Write one user turn; returns once the CLI has the line."""
-        self._open_turns += 1
-        try:
-            await self._write(codec.user_turn(text))
-        except AgentStdinClosed as exc:
-            self._open_turns -= 1
-            # The process is going away (its AgentError follows); end this turn so nobody waits.
-            self._emit(TurnResult(stop_reason="error", is_error=True, error=f"cannot send the prompt: {exc}"))
-
-    async def interrupt(self) -> None:
-        """``control_request{subtype: interrupt}``; the turn ends with ``TurnResult(stop_reason="cancelled")``."""
-        if not self._open_turns:
-            return
-        request_id = f"aegis_interrupt_{next(self._ids)}"
-        self.parser.interrupt_sent(request_id)
-        try:
-            await self._write(codec.interrupt_request(request_id))
-        except AgentStdinClosed:
-            pass
-
-    async def answer_permission(self, request_id: str, allow: bool, *, always: bool = False) -> None:
-        """Answer a ``can_use_tool`` request (allow with the tool's own input, or deny).
-
-        ``always`` is remembered by the kernel's approval broker, not by Claude.
-        """
-        tool_input = self.parser.permission_input(request_id)
-        try:
-            await self._write(codec.permission_response(request_id, allow, tool_input))
-        except AgentStdinClosed:
-            pass
-
-    async def close(self, grace: float = 2.0) -> None:
-        """stdin EOF → SIGTERM → SIGKILL to the process group; idempotent; never hangs past ~2×grace."""
-        with trio.CancelScope(shield=True):
-            if self._closing:
-                with trio.move_on_after(2 * grace + 1):
-                    await self._ended.wait()
-                return
-            self._closing = True
-            try:
-                await self.proc.close(grace)
-                with trio.move_on_after(1):
-                    await self._ended.wait()
-            finally:
-                self._send.close()
-                self._ended.set()
-
-    # --- internals --------------------------------------------------------------------------------
-
-    def _emit(self, event: Any) -> None:
-        try:
-            self._send.send_nowait(event)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-
-    async def _write(self, message: dict[str, Any]) -> None:
-        await self.proc.send_line(codec.encode(message))
-
-    async def _read(self) -> None:
-        """Lines → events until EOF; an end we did not ask for becomes an ``AgentError``."""
-        try:
-            async for line in self.proc.lines():
-                for event in self.parser.feed(line):
-                    if isinstance(event, SystemInit) and event.session_id:
-                        self.session_id = event.session_id
-                    elif isinstance(event, TurnResult) and self._open_turns:
-                        self._open_turns -= 1
-                    self._emit(event)
-                if self.parser.outbox:
-                    replies, self.parser.outbox = self.parser.outbox, []
-                    for reply in replies:
-                        try:
-                            await self._write(reply)
-                        except AgentStdinClosed:
-                            break
-            if not self._closing:
-                with trio.move_on_after(2):
-                    await self.proc.wait()
-                await self.proc.stderr_settled(0.5)
-                if not self._closing:
-                    self._emit(self._death_event())
-                    self._open_turns = 0
-                if self.proc.returncode is None:
-                    await self.proc.close(1.0)
-        finally:
-            self._send.close()
-            self._ended.set()
-
-    def _death_event(self) -> AgentError:
-        proc = self.proc
-        what = proc.exit_description()
-        if proc.returncode is None:
-            what = "closed its output but is still running"
-        during = " during a turn" if self._open_turns else ""
-        return AgentError(
-            message=f"agent {proc.describe} (pid {proc.pid}) ended unexpectedly{during}: {what}",
-            exit_code=proc.returncode,
-            stderr_tail=proc.stderr_tail(STDERR_TAIL_BYTES),
-        )
+    from .agent import ClaudeAgentProcess
 
 
 class ClaudeDriver(Driver):
@@ -172,12 +38,6 @@ class ClaudeDriver(Driver):
         return Launch(argv=tuple(codec.build_argv(spec)), env=codec.build_env(spec), cwd=spec.cwd)
 
     async def start(self, spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> ClaudeAgentProcess:
-        proc = await open_agent_process(nursery, launch.argv, launch.env, launch.cwd or spec.cwd)
-        agent = ClaudeAgentProcess(spec, launch, proc)
-        if "--permission-prompt-tool" in launch.argv:
-            try:  # the control-protocol handshake comes first; its reply needs no waiting for
-                await agent._write(codec.initialize_request("aegis_initialize"))
-            except AgentStdinClosed:
-                pass  # the reader reports the death
-        nursery.start_soon(agent._read)
-        return agent
+        from .agent import start_agent
+
+        return await start_agent(spec, launch, nursery)
