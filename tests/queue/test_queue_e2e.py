@@ -188,8 +188,16 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
         payloads = [f"@reply result {i} begins\n@reply and result {i} ends" for i in range(50)]
         info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
         producer = info["handle"]
-        wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled") for r in queue_records(project)) == 50,
-                 120, "50 terminal records")
+        try:
+            wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled")
+                                 for r in queue_records(project)) == 50, 90, "50 terminal records")
+        except AssertionError:
+            recs = queue_records(project)
+            done = {r["task_id"] for r in recs if r["event"] in ("completed", "failed", "cancelled")}
+            stuck = [r for r in recs if r["event"] == "dispatched" and r["task_id"] not in done]
+            sessions = serve.client().request("sessions")
+            raise AssertionError(f"{len(done)} done; stuck: {stuck}; sessions: "
+                                 f"{[(s['handle'], s['state'], s['error']) for s in sessions]}") from None
         wait_for(lambda: len(callbacks(project, producer)) >= 50, 30, "50 callbacks")
         records = queue_records(project)
         enqueued = {r["task_id"]: r for r in records if r["event"] == "enqueued"}

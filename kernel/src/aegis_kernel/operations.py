@@ -31,10 +31,10 @@ class OperationError(Exception):
         self.data = data
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message, "code": self.code}
+        out: dict[str, Any] = dict(self.data)  # extra data never overwrites the three core keys
+        out.update(error=self.message, code=self.code)
         if self.param:
             out["param"] = self.param
-        out.update(self.data)
         return out
 
 
@@ -110,6 +110,8 @@ def _type_ok(value: Any, expected: str | list[str]) -> bool:
             continue
         if isinstance(value, types):
             return True
+        if name == "integer" and isinstance(value, float) and value.is_integer():
+            return True  # JSON has one number type: 3.0 is the integer 3 (2.5 is not)
     return False
 
 
@@ -166,8 +168,11 @@ def validate_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any], 
     out: dict[str, Any] = {}
     for name, sub in props.items():
         if name in arguments:
-            validate_value(sub, arguments[name], f"{prefix}{name}")
-            out[name] = arguments[name]
+            value = arguments[name]
+            validate_value(sub, value, f"{prefix}{name}")
+            if sub.get("type") == "integer" and isinstance(value, float):
+                value = int(value)
+            out[name] = value
         elif "default" in sub:
             out[name] = sub["default"]
     return out
@@ -200,20 +205,21 @@ class OperationRegistry:
     async def call(self, kernel: Kernel, name: str, arguments: Mapping[str, Any] | None, caller: Caller) -> Any:
         """Validate and run one operation. Raises OperationError for unknown names or bad arguments.
 
+        Optional parameters without a default are left out of the call: handlers give them Python
+        defaults.
+
         If the schema has a ``from_handle`` property and the caller is an agent, it must equal the
         caller's handle (an agent cannot act as another).
         """
         op = self._ops.get(name)
         if op is None:
             raise OperationError(f"unknown operation '{name}' (see aegis_meta)", code="unknown_operation")
-        args = validate_arguments(op.params, dict(arguments or {}))
-        if "from_handle" in op.properties:
-            claimed = args.get("from_handle")
-            if caller.handle is not None:
-                if claimed not in (None, "", caller.handle):
-                    raise OperationError(
-                        f"from_handle '{claimed}' is not you: you are '{caller.handle}'",
-                        code="forbidden", param="from_handle",
-                    )
-                args["from_handle"] = caller.handle
+        arguments = dict(arguments or {})
+        if "from_handle" in op.properties and caller.handle is not None:
+            claimed = arguments.get("from_handle")
+            if claimed not in (None, "", caller.handle):
+                raise OperationError(f"from_handle '{claimed}' is not you: you are '{caller.handle}'",
+                                     code="forbidden", param="from_handle")
+            arguments["from_handle"] = caller.handle  # identity comes from the token, never the argument
+        args = validate_arguments(op.params, arguments)
         return await op.resolve()(CallContext(kernel, caller), **args)

@@ -1,0 +1,243 @@
+"""The F2 config panel: every section at a glance (agents first, then whatever plugins declared — queues
+when the queue plugin is installed) and ``a`` to add an agent through a validated form.
+
+Adding an agent goes through the kernel's one edit path (:func:`aegis_kernel.config.set_key` validated by
+:func:`~aegis_kernel.config.config_validator`, the real loader): comments survive, a bad value is refused
+with the loader's own ``file:line: message @ key.path`` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Select, Static
+
+from aegis_kernel.config import ConfigError, config_validator, load_config, set_key
+from aegis_kernel.profiles import PERMISSIONS
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def config_path(kernel: Any) -> Path:
+    return kernel.config.path or (kernel.project_dir / ".aegis.yaml")
+
+
+def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: bool = False) -> None:
+    """Write ``agents.<name>`` (and ``default_agent``) through the validated edit path, then reload the
+    kernel's config. Raises ``ValueError`` for a bad name or a taken one, ``ConfigError`` when the
+    loader refuses the result (nothing is written then)."""
+    if not NAME_RE.match(name):
+        raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
+    agents = kernel.config.get("agents") or {}
+    if name in agents:
+        raise ValueError(f"an agent named '{name}' already exists")
+    path = config_path(kernel)
+    sections = kernel.plugins.registry.objects("config_sections")
+    validate = config_validator(path, sections)
+    set_key(path, ["agents", name], {k: v for k, v in profile.items() if v not in (None, "")}, validate=validate)
+    if make_default or not kernel.config.get("default_agent"):
+        set_key(path, ["default_agent"], name, validate=validate)
+    reload_config(kernel)
+
+
+def reload_config(kernel: Any) -> None:
+    sections = kernel.plugins.registry.objects("config_sections")
+    kernel.config = load_config(kernel.project_dir, sections)
+
+
+def _plain(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))
+                if getattr(value, f.name) != f.default and not (isinstance(f.default, attrs.Factory)
+                                                                and not getattr(value, f.name))}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _brief(value: Any) -> str:
+    plain = _plain(value)
+    if isinstance(plain, dict):
+        return "  ".join(f"{k}={_brief(v) if isinstance(v, (dict, list)) else v}" for k, v in plain.items()) or "(defaults)"
+    if isinstance(plain, list):
+        return f"[{len(plain)} items]"
+    return str(plain)
+
+
+def summary(kernel: Any) -> Table:
+    config = kernel.config
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    agents = config.get("agents") or {}
+    default = config.get("default_agent")
+    table.add_row(Text("agents", style="bold cyan"), Text(f"{len(agents)} configured"
+                                                         + (f" · default: {default}" if default else "")))
+    for name, p in agents.items():
+        star = "★ " if name == default else "  "
+        table.add_row(f"{star}{name}", Text(f"{p.provider}  model={p.model or '-'}  permission={p.permission}"
+                                            + (f"  effort={p.effort}" if p.effort else "")
+                                            + (f"  — {p.description}" if p.description else "")))
+    for section, value in config.sections.items():
+        if section in ("agents", "default_agent", "plugins") or value in (None, {}, [], ()):
+            continue
+        table.add_row("", "")
+        if isinstance(value, dict):
+            table.add_row(Text(section, style="bold cyan"), Text(f"{len(value)} entries"))
+            for key, item in value.items():
+                table.add_row(f"  {key}", Text(_brief(item)))
+        else:
+            table.add_row(Text(section, style="bold cyan"), Text(_brief(value)))
+    return table
+
+
+class ConfigPanel(Vertical):
+    """The config tab."""
+
+    BINDINGS = [Binding("a", "add_agent", "add agent"), Binding("r", "reload", "reload")]
+    DEFAULT_CSS = """
+    ConfigPanel { height: 1fr; padding: 0 1; }
+    ConfigPanel #config-head { height: auto; margin-bottom: 1; }
+    ConfigPanel #config-prompt { height: auto; color: $warning; text-style: bold; margin-bottom: 1; }
+    """
+
+    class AgentAdded(Message):
+        def __init__(self, name: str) -> None:
+            self.name = name
+            super().__init__()
+
+    def __init__(self, kernel: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel = kernel
+
+    def compose(self) -> Any:
+        yield Static("", id="config-head")
+        yield Static("", id="config-prompt")
+        with VerticalScroll(id="config-scroll"):
+            yield Static("", id="config-body")
+
+    def on_mount(self) -> None:
+        self.refresh_summary()
+
+    def focus_content(self) -> None:
+        self.query_one("#config-scroll").focus()
+
+    def refresh_summary(self) -> None:
+        path = self.kernel.config.path
+        self.query_one("#config-head", Static).update(
+            Text.assemble(("config ", "bold"), (str(path) if path else f"no .aegis.yaml in {self.kernel.project_dir}",
+                                               "dim"), ("   a add agent · r reload", "dim")))
+        agents = self.kernel.config.get("agents") or {}
+        prompt = self.query_one("#config-prompt", Static)
+        if not agents:
+            prompt.update("No agents yet — press a to add your first agent (try provider 'scripted': no account "
+                          "needed).")
+            prompt.display = True
+        else:
+            prompt.display = False
+        self.query_one("#config-body", Static).update(summary(self.kernel))
+
+    def action_reload(self) -> None:
+        try:
+            reload_config(self.kernel)
+        except ConfigError as exc:
+            self.notify(str(exc), title="invalid configuration", severity="error", timeout=10)
+            return
+        self.refresh_summary()
+        self.notify("config reloaded")
+
+    def action_add_agent(self) -> None:
+        def done(name: str | None) -> None:
+            if name:
+                self.refresh_summary()
+                self.post_message(self.AgentAdded(name))
+
+        self.app.push_screen(AddAgentForm(self.kernel), done)
+
+
+class AddAgentForm(ModalScreen[str | None]):
+    """Name, provider, model, permission, effort, description, default — validated by the real loader."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "save", "save", priority=True)]
+    DEFAULT_CSS = """
+    AddAgentForm { align: center middle; }
+    AddAgentForm > Vertical { width: 80%; max-width: 90; height: auto; max-height: 90%; border: round $accent;
+                              background: $surface; padding: 0 1; }
+    AddAgentForm .title { text-style: bold; color: $accent; }
+    AddAgentForm .label { margin-top: 1; color: $text-muted; }
+    AddAgentForm #form-error { color: $error; height: auto; }
+    AddAgentForm Horizontal { height: auto; margin-top: 1; }
+    AddAgentForm Button { margin-right: 2; }
+    """
+
+    def __init__(self, kernel: Any) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    def compose(self) -> Any:
+        drivers = sorted(self.kernel.plugins.registry.objects("drivers"))
+        first = not (self.kernel.config.get("agents") or {})
+        with Vertical():
+            yield Static("add an agent", classes="title")
+            yield Static("name", classes="label")
+            yield Input(placeholder="e.g. reviewer", id="f-name")
+            yield Static("provider", classes="label")
+            yield Select([(d, d) for d in drivers], id="f-provider", allow_blank=False,
+                         value="scripted" if "scripted" in drivers else (drivers[0] if drivers else Select.BLANK))
+            yield Static("model (optional)", classes="label")
+            yield Input(placeholder="e.g. opus, gemini-2.5-pro", id="f-model")
+            yield Static("permission", classes="label")
+            yield Select([(p, p) for p in PERMISSIONS], id="f-permission", allow_blank=False, value="write")
+            yield Static("effort (optional)", classes="label")
+            yield Input(placeholder="e.g. high", id="f-effort")
+            yield Static("description (optional)", classes="label")
+            yield Input(id="f-description")
+            yield Checkbox("make it the default agent", value=first, id="f-default")
+            yield Static("", id="form-error")
+            with Horizontal():
+                yield Button("Save (Ctrl+S)", variant="primary", id="f-save")
+                yield Button("Cancel (Esc)", id="f-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#f-name", Input).focus()
+
+    @on(Button.Pressed, "#f-save")
+    def action_save(self) -> None:
+        def value(widget_id: str) -> str:
+            return self.query_one(widget_id, Input).value.strip()
+
+        provider = self.query_one("#f-provider", Select).value
+        profile = {
+            "provider": provider if isinstance(provider, str) else "",
+            "model": value("#f-model"),
+            "permission": self.query_one("#f-permission", Select).value,
+            "effort": value("#f-effort"),
+            "description": value("#f-description"),
+        }
+        name = value("#f-name")
+        try:
+            add_agent(self.kernel, name, profile, make_default=self.query_one("#f-default", Checkbox).value)
+        except (ValueError, ConfigError) as exc:
+            self.query_one("#form-error", Static).update(f"✗ {exc}")
+            return
+        self.notify(f"added agent '{name}' to {config_path(self.kernel).name}")
+        self.dismiss(name)
+
+    @on(Button.Pressed, "#f-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+_ = Horizontal

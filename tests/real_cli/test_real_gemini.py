@@ -1,0 +1,39 @@
+"""The real ``gemini`` (Gemini CLI 0.61, ``gemini --acp``) through a kernel with the real MCP plane."""
+
+from __future__ import annotations
+
+import pytest
+
+import real_cli_kit as kit
+
+pytestmark = [pytest.mark.real_cli, pytest.mark.trio]
+
+
+@pytest.fixture
+def project(fake_model, tmp_path, write_config):
+    binary = kit.require_cli("gemini")
+    kit.write_project_config(write_config, "gemini", binary, kit.gemini_env(fake_model, tmp_path))
+
+
+async def test_plain_turn_and_metrics(project, fake_model, make_kernel):
+    async with make_kernel() as kernel:
+        # Gemini reports input/output only (_meta.quota.token_count); its input is promptTokenCount,
+        # the cache counted inside and not broken out.
+        await kit.scenario_plain_turn(kernel, fake_model, "gemini",
+                                      {"input": 111, "output": 22, "cache_read": 0, "tool_calls": 0, "turns": 1})
+
+
+async def test_list_sessions_and_handoff_through_the_mcp_plane(project, fake_model, make_kernel):
+    async with make_kernel() as kernel:
+        assert kernel.mcp_base_url, "the MCP plane (aegis-mcp) is not installed"
+        await kit.scenario_handoff(kernel, fake_model, "gemini", "mcp_aegis_")
+
+
+async def test_interrupt_mid_stream_then_next_turn(project, fake_model, make_kernel):
+    async with make_kernel() as kernel:
+        await kit.scenario_interrupt(kernel, fake_model)
+
+
+async def test_resume_after_kill_keeps_the_conversation(project, fake_model, make_kernel):
+    async with make_kernel() as kernel:
+        await kit.scenario_resume_after_kill(kernel, fake_model)
