@@ -271,7 +271,7 @@ async def scenario_resume_after_kill(kernel: Any, fm: FakeModelServer) -> None:
     assert resumed.driver_session_id == sid
     say(kernel, resumed, "what was the word")
     await wait_turns(resumed, 1)
-    assert resumed.final_text == "FAKE_REPLY to: what was the word"
+    assert resumed.final_text == "FAKE_REPLY to: what was the word", (resumed.final_text, resumed.history[-8:])
     [req] = [r for r in fm.requests[mark:] if r.last_user_text == "what was the word"]
     assert req.has_history, req.messages
     assert any("remember the word pelican" in t for t in req.user_texts), req.user_texts

@@ -1,0 +1,81 @@
+"""The ``aegis tui`` and ``aegis demo`` verbs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _project(args: argparse.Namespace) -> Path | None:
+    return Path(args.project).resolve() if getattr(args, "project", None) else None
+
+
+def run_app(kernel: Any, **options: Any) -> int:
+    """Run the TUI on ``kernel`` (built, not running); returns the exit code."""
+    from aegis_kernel.kernel import setup_logging
+
+    setup_logging(kernel)  # before anything configures logging on import (mcp does): nothing on stderr
+    logging.captureWarnings(True)
+    from .app import AegisApp
+
+    app = AegisApp(kernel, **options)
+    app.run()
+    return app.return_code or 0
+
+
+def tui_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clean", action="store_true",
+                        help="start fresh: do not restore the last workspace's tabs and sessions")
+
+
+def tui_run(args: argparse.Namespace) -> int:
+    from aegis_kernel.config import ConfigError
+    from aegis_kernel.kernel import build_kernel
+
+    try:
+        kernel = build_kernel(_project(args))
+    except ConfigError as exc:
+        print(f"aegis: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    return run_app(kernel, clean=bool(getattr(args, "clean", False)))
+
+
+def demo_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", metavar="DIR", help="build the demo project here (kept) instead of a temp folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temp demo project after quitting")
+    parser.add_argument("--no-tour", action="store_true", help="open the demo project without playing the tour")
+    parser.add_argument("--tour-speed", type=float, default=1.0, metavar="X",
+                        help="tour speed multiplier (2 = twice as fast, 0 = no pauses; default 1)")
+
+
+def demo_run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from aegis_kernel.config import ConfigError
+
+    from .demo import make_demo_kernel, make_tour
+
+    if args.dir:
+        project = Path(args.dir).resolve()
+        project.mkdir(parents=True, exist_ok=True)
+        remove = False
+    else:
+        project = Path(tempfile.mkdtemp(prefix="aegis-demo-"))
+        remove = not args.keep
+    try:
+        try:
+            kernel = make_demo_kernel(project)
+        except ConfigError as exc:
+            print(f"aegis demo: {exc}", file=sys.stderr)
+            return 2
+        tour = None if args.no_tour else make_tour(max(0.0, args.tour_speed))
+        code = run_app(kernel, clean=True, tour=tour, title="aegis demo")
+    finally:
+        if remove:
+            shutil.rmtree(project, ignore_errors=True)
+    print(f"aegis demo: {'removed' if remove else 'kept'} the demo project {project}")
+    return code
