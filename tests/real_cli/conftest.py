@@ -23,3 +23,10 @@ add_cached_clis_to_path()
 def fake_model():
     with FakeModelServer(slow_interval=0.2) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def cli_root(tmp_path_factory):
+    """Per-module home/config folders for the CLI under test: shared by the module's tests, so each
+    CLI sets up its own state (OpenCode's database, Gemini's project registry) once per module."""
+    return tmp_path_factory.mktemp("cli-home")

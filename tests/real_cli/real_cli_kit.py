@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -161,6 +162,19 @@ def requests_since(fm: FakeModelServer, mark: int, api: str) -> list[Any]:
     return [r for r in fm.requests[mark:] if r.api == api]
 
 
+def claude_persisted(root: Path) -> Callable[[str], bool]:
+    """True once Claude Code's own transcript of a session holds an assistant reply."""
+    def check(session_id: str) -> bool:
+        for path in (root / "cc-home" / "projects").glob(f"*/{session_id}.jsonl"):
+            try:
+                if '"type":"assistant"' in path.read_text():
+                    return True
+            except OSError:
+                pass
+        return False
+    return check
+
+
 def kill_group(pid: int) -> None:
     """kill -9 the agent's whole process group (it leads its own)."""
     os.killpg(pid, signal.SIGKILL)
@@ -251,13 +265,24 @@ async def scenario_interrupt(kernel: Any, fm: FakeModelServer) -> None:
     assert turn_results(session)[-1].stop_reason == "end_turn"
 
 
-async def scenario_resume_after_kill(kernel: Any, fm: FakeModelServer) -> None:
-    """(d) kill -9 the agent mid-life; spawn it again with its driver session id: the conversation goes on."""
+async def scenario_resume_after_kill(kernel: Any, fm: FakeModelServer,
+                                     persisted: Callable[[str], bool] | None = None) -> None:
+    """(d) kill -9 the agent mid-life; spawn it again with its driver session id: the conversation goes on.
+
+    ``persisted(session_id)`` (optional) tells when the CLI has written the turn to its own session
+    store; the kill waits for it (Claude Code writes its transcript a moment after the ``result``).
+    """
     session = await kernel.sessions.spawn("cli", prompt="remember the word pelican")
     await wait_turns(session, 1)
     handle, log_id, sid = session.handle, session.log_id, session.driver_session_id
     pid = session.info()["pid"]
     assert sid and pid
+    if persisted is not None:
+        import trio
+
+        with trio.fail_after(10):
+            while not persisted(sid):
+                await trio.sleep(0.05)
     kill_group(pid)
     await session.wait_for(lambda s: s.state in ("error", "closed"), 30)
     assert session.state == "error"

@@ -10,9 +10,9 @@ pytestmark = [pytest.mark.real_cli, pytest.mark.trio]
 
 
 @pytest.fixture
-def project(fake_model, tmp_path, write_config):
+def project(fake_model, cli_root, write_config):
     binary = kit.require_cli("claude")
-    kit.write_project_config(write_config, "claude-code", binary, kit.claude_env(fake_model, tmp_path))
+    kit.write_project_config(write_config, "claude-code", binary, kit.claude_env(fake_model, cli_root))
 
 
 async def test_plain_turn_and_metrics(project, fake_model, make_kernel):
@@ -34,6 +34,8 @@ async def test_interrupt_mid_stream_then_next_turn(project, fake_model, make_ker
         await kit.scenario_interrupt(kernel, fake_model)
 
 
-async def test_resume_after_kill_keeps_the_conversation(project, fake_model, make_kernel):
+async def test_resume_after_kill_keeps_the_conversation(project, fake_model, make_kernel, cli_root):
     async with make_kernel() as kernel:
-        await kit.scenario_resume_after_kill(kernel, fake_model)
+        # Claude Code appends to its transcript a moment after the result frame: a kill -9 within those
+        # few ms loses the turn (`--resume` then says "No conversation found"). Kill once it is written.
+        await kit.scenario_resume_after_kill(kernel, fake_model, kit.claude_persisted(cli_root))

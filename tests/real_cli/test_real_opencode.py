@@ -10,9 +10,9 @@ pytestmark = [pytest.mark.real_cli, pytest.mark.trio]
 
 
 @pytest.fixture
-def project(fake_model, tmp_path, write_config):
+def project(fake_model, cli_root, write_config):
     binary = kit.require_cli("opencode")
-    kit.write_project_config(write_config, "opencode", binary, kit.opencode_env(fake_model, tmp_path))
+    kit.write_project_config(write_config, "opencode", binary, kit.opencode_env(fake_model, cli_root))
 
 
 async def test_plain_turn_and_metrics(project, fake_model, make_kernel):

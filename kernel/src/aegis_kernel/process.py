@@ -26,6 +26,8 @@ from pathlib import Path
 
 import trio
 
+from .events import AgentError
+
 STDERR_RING_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
 
@@ -195,6 +197,19 @@ class AgentSubprocess:
         """Wait (bounded) until stderr reached EOF, so :meth:`stderr_tail` holds the last words."""
         with trio.move_on_after(timeout):
             await self._stderr_done.wait()
+
+    async def settle_after_eof(self) -> None:
+        """Stdout ended: give the process a moment to exit and its stderr to drain (bounded)."""
+        with trio.move_on_after(2):
+            await self.wait()
+        await self.stderr_settled(0.5)
+
+    def death_event(self, *, during_turn: bool, tail_bytes: int = 8192) -> AgentError:
+        """The ``AgentError`` for an agent that ended without being asked to: argv, pid, exit, stderr tail."""
+        what = self.exit_description() if self.returncode is not None else "closed its output but is still running"
+        during = " during a turn" if during_turn else ""
+        return AgentError(message=f"agent {self.describe} (pid {self.pid}) ended unexpectedly{during}: {what}",
+                          exit_code=self.returncode, stderr_tail=self.stderr_tail(tail_bytes))
 
     # --- lifetime ---------------------------------------------------------------------------------
 

@@ -160,9 +160,7 @@ class AcpAgentProcess(AgentProcess):
         try:
             await self.client.run()
             if not self._closing:
-                with trio.move_on_after(2):
-                    await self.proc.wait()
-                await self.proc.stderr_settled(0.5)
+                await self.proc.settle_after_eof()
                 if not self._closing:
                     self.client.emit(self._death_event())
                 if self.proc.returncode is None:
@@ -172,16 +170,7 @@ class AcpAgentProcess(AgentProcess):
             self._ended.set()
 
     def _death_event(self) -> AgentError:
-        proc = self.proc
-        what = proc.exit_description()
-        if proc.returncode is None:
-            what = "closed its output but is still running"
-        during = " during a turn" if self._turn_lost or self._turn is not None else ""
-        return AgentError(
-            message=f"agent {proc.describe} (pid {proc.pid}) ended unexpectedly{during}: {what}",
-            exit_code=proc.returncode,
-            stderr_tail=proc.stderr_tail(STDERR_TAIL_BYTES),
-        )
+        return self.proc.death_event(during_turn=self._turn_lost or self._turn is not None, tail_bytes=STDERR_TAIL_BYTES)
 
     async def _start_session(self) -> None:
         """initialize → session/new | session/load | session/resume; emits SystemInit."""

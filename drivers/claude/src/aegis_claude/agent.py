@@ -125,9 +125,7 @@ class ClaudeAgentProcess(AgentProcess):
                         except AgentStdinClosed:
                             break
             if not self._closing:
-                with trio.move_on_after(2):
-                    await self.proc.wait()
-                await self.proc.stderr_settled(0.5)
+                await self.proc.settle_after_eof()
                 if not self._closing:
                     self._emit(self._death_event())
                     self._open_turns = 0
@@ -138,16 +136,7 @@ class ClaudeAgentProcess(AgentProcess):
             self._ended.set()
 
     def _death_event(self) -> AgentError:
-        proc = self.proc
-        what = proc.exit_description()
-        if proc.returncode is None:
-            what = "closed its output but is still running"
-        during = " during a turn" if self._open_turns else ""
-        return AgentError(
-            message=f"agent {proc.describe} (pid {proc.pid}) ended unexpectedly{during}: {what}",
-            exit_code=proc.returncode,
-            stderr_tail=proc.stderr_tail(STDERR_TAIL_BYTES),
-        )
+        return self.proc.death_event(during_turn=bool(self._open_turns), tail_bytes=STDERR_TAIL_BYTES)
 
 
 async def start_agent(spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> ClaudeAgentProcess:

@@ -441,6 +441,11 @@ class AegisApp(App[int]):
     def tab_of(self, session: Any) -> Tab | None:
         return next((t for t in self.tabs if t.session is session), None)
 
+    async def focus_session(self, session: Any) -> None:
+        tab = self.tab_of(session)
+        if tab is not None:
+            await self.switch_to(self.tabs.index(tab))
+
     async def add_agent_tab(self, session: Any, *, activate: bool = True) -> Tab:
         existing = self.tab_of(session)
         if existing is not None:

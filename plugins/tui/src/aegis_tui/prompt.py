@@ -31,7 +31,7 @@ class PromptInput(TextArea):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
-        self.history: list[str] = []
+        self.sent: list[str] = []
         self._hist_pos: int | None = None
         self._stash = ""
         self.awaiting_answer: Callable[[], bool] = lambda: False
@@ -59,9 +59,9 @@ class PromptInput(TextArea):
         text = self.text
         if not text.strip():
             return
-        if not self.history or self.history[-1] != text:
-            self.history.append(text)
-            del self.history[:-HISTORY_LIMIT]
+        if not self.sent or self.sent[-1] != text:
+            self.sent.append(text)
+            del self.sent[:-HISTORY_LIMIT]
         self._hist_pos = None
         self.clear()
         self.post_message(self.Submitted(text))
@@ -69,15 +69,15 @@ class PromptInput(TextArea):
     # --- history ------------------------------------------------------------------------------
 
     def action_cursor_up(self, select: bool = False) -> None:
-        if select or self.cursor_location[0] > 0 or not self.history:
+        if select or self.cursor_location[0] > 0 or not self.sent:
             super().action_cursor_up(select)
             return
         if self._hist_pos is None:
             self._stash = self.text
-            self._hist_pos = len(self.history)
+            self._hist_pos = len(self.sent)
         if self._hist_pos > 0:
             self._hist_pos -= 1
-            self._show(self.history[self._hist_pos])
+            self._show(self.sent[self._hist_pos])
 
     def action_cursor_down(self, select: bool = False) -> None:
         last_row = self.document.line_count - 1
@@ -85,11 +85,11 @@ class PromptInput(TextArea):
             super().action_cursor_down(select)
             return
         self._hist_pos += 1
-        if self._hist_pos >= len(self.history):
+        if self._hist_pos >= len(self.sent):
             self._hist_pos = None
             self._show(self._stash)
         else:
-            self._show(self.history[self._hist_pos])
+            self._show(self.sent[self._hist_pos])
 
     def _show(self, text: str) -> None:
         self.load_text(text)
