@@ -157,3 +157,16 @@ def test_spawn_resume_brings_a_closed_session_back_with_its_transcript(serve):
     assert text.count("scripted reply to: remember the word lighthouse") == 1, "replayed history is not doubled"
     bad = serve.cli("spawn", "--resume", "nobody", check=False)
     assert bad.returncode == 1 and "no session 'nobody' to resume" in bad.stderr
+
+
+def test_rename_keeps_the_session_and_its_identity(serve):
+    serve.start()
+    serve.cli("spawn", "helper", "--handle", "first-name", "--prompt", "hi")
+    serve.wait(lambda: (serve.session("first-name") or {}).get("state") == "ready", "ready")
+    serve.cli("rename", "first-name", "second-name")
+    assert serve.session("first-name") is None
+    serve.cli("send", "second-name", '@call aegis_list_sessions')
+    serve.wait(lambda: any('"you":true' in r["text"].replace(' ', '') and "second-name" in r["text"]
+                           for r in tool_results(serve, "second-name")), "the agent's token follows the rename")
+    bad = serve.cli("rename", "second-name", "Bad Name", check=False)
+    assert bad.returncode == 1 and "invalid handle" in bad.stderr

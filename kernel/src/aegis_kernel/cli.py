@@ -199,6 +199,12 @@ def cmd_approve(args: argparse.Namespace, allow: bool = True) -> int:
     return 0
 
 
+def cmd_rename(args: argparse.Namespace) -> int:
+    _client(args).request("rename", handle=args.handle, new_handle=args.new_handle)
+    print(f"{args.handle} → {args.new_handle}")
+    return 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     _client(args).request("stop")
     print("stopping aegis serve")
@@ -259,6 +265,9 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     p = sub.add_parser("approve", help="approve a session's pending tool request")
     p.add_argument("handle")
     p.add_argument("--always", action="store_true", help="also approve this tool for the rest of the session")
+    p = sub.add_parser("rename", help="give a session a new handle")
+    p.add_argument("handle")
+    p.add_argument("new_handle")
     sub.add_parser("stop", help="stop the running serve")
     for name, spec in sorted(plugin_cli.items()):
         if name in sub.choices:
@@ -272,7 +281,7 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
 CORE_VERBS = {
     "doctor": cmd_doctor, "serve": cmd_serve, "sessions": cmd_sessions, "spawn": cmd_spawn, "send": cmd_send,
     "transcript": cmd_transcript, "close": cmd_close, "interrupt": cmd_interrupt, "stop": cmd_stop,
-    "approve": cmd_approve, "deny": lambda a: cmd_approve(a, allow=False),
+    "approve": cmd_approve, "deny": lambda a: cmd_approve(a, allow=False), "rename": cmd_rename,
 }
 
 

@@ -177,6 +177,10 @@ class ControlServer:
         await session.answer_permission(allow, always=bool(req.get("always")))
         return {"handle": session.handle, "allowed": allow}
 
+    async def op_rename(self, stream: Any, req: dict[str, Any]) -> Any:
+        session = self.kernel.sessions.rename(req["handle"], req["new_handle"])
+        return {"handle": session.handle}
+
     async def op_close(self, stream: Any, req: dict[str, Any]) -> Any:
         await self.kernel.sessions.close(req["handle"], "closed by user")
         return {"closed": req["handle"]}
