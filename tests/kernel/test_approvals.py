@@ -40,9 +40,15 @@ def test_allow_patterns_open_what_the_level_would_ask():
 
 
 @pytest.mark.parametrize("name", ["aegis_handoff", "mcp__aegis__aegis_handoff", "mcp_aegis_aegis_handoff",
-                                  "aegis_aegis_list_sessions"])
+                                  "aegis_aegis_list_sessions", "aegis_handoff (aegis MCP Server)"])
 def test_aegis_own_tools_are_allowed_in_every_vendor_spelling(name):
     assert ApprovalBroker().decide(FakeSession(permission="read"), ask(name)) is True
+
+
+@pytest.mark.parametrize("name", ["mcp__evil__aegis_handoff", "mcp_evil_aegis_x", "aegis_x (evil MCP Server)",
+                                  "evil_aegis_x", "aegisfoo"])
+def test_other_servers_tools_named_like_aegis_are_not_trusted(name):
+    assert ApprovalBroker().decide(FakeSession(permission="read"), ask(name)) is None
 
 
 def test_always_is_remembered_per_session():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -454,8 +455,10 @@ def test_cli_serves_until_interrupted():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # The child gets SIGINT's default action even if something in this pytest process ignores SIGINT.
     with subprocess.Popen([sys.executable, "-m", "aegis_kernel.fakemodel", "--port", str(port), "--in-tokens", "5"],
-                          stdout=subprocess.PIPE, text=True) as proc:
+                          stdout=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         try:
             assert proc.stdout is not None
             listening = json.loads(proc.stdout.readline())

@@ -175,6 +175,22 @@ def claude_persisted(root: Path) -> Callable[[str], bool]:
     return check
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (Linux /proc; zombies count as gone)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp …
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def kill_group(pid: int) -> None:
     """kill -9 the agent's whole process group (it leads its own)."""
     os.killpg(pid, signal.SIGKILL)
@@ -201,8 +217,10 @@ async def scenario_plain_turn(kernel: Any, fm: FakeModelServer, api: str, expect
     return session
 
 
-async def scenario_handoff(kernel: Any, fm: FakeModelServer, api: str, tool_prefix: str) -> None:
-    """(b) through the injected Aegis MCP plane: aegis_list_sessions, then aegis_handoff to a scripted peer."""
+async def scenario_handoff(kernel: Any, fm: FakeModelServer, api: str, tool_prefix: str) -> list[ev.PermissionRequest]:
+    """(b) through the injected Aegis MCP plane: aegis_list_sessions, then aegis_handoff to a scripted peer.
+
+    Returns the permission requests the CLI made on the way (all answered by the approval broker)."""
     peer = await kernel.sessions.spawn("peer")
     await peer.wait_for(lambda s: s.state in SETTLED, 30)
     assert peer.state == "ready", peer.error
@@ -231,6 +249,9 @@ async def scenario_handoff(kernel: Any, fm: FakeModelServer, api: str, tool_pref
     results = [e for e in session.history if isinstance(e, ev.ToolResult)]
     assert len(uses) == len(results) == 2 and not any(r.is_error for r in results), (uses, results)
     assert session.pending_permission is None
+    # the approval broker allowed our own tools by itself: nobody was asked
+    assert not [e for e in session.history if isinstance(e, ev.StateChanged) and e.new == "input-required"]
+    return [e for e in session.history if isinstance(e, ev.PermissionRequest)]
 
 
 async def scenario_interrupt(kernel: Any, fm: FakeModelServer) -> None:

@@ -26,7 +26,9 @@ async def test_plain_turn_and_metrics(project, fake_model, make_kernel):
 async def test_list_sessions_and_handoff_through_the_mcp_plane(project, fake_model, make_kernel):
     async with make_kernel() as kernel:
         assert kernel.mcp_base_url, "the MCP plane (aegis-mcp) is not installed"
-        await kit.scenario_handoff(kernel, fake_model, "anthropic", "mcp__aegis__")
+        asked = await kit.scenario_handoff(kernel, fake_model, "anthropic", "mcp__aegis__")
+        # permission write → --permission-prompt-tool stdio: Claude asks can_use_tool for MCP tools
+        assert [r.tool_name for r in asked] == ["mcp__aegis__aegis_list_sessions", "mcp__aegis__aegis_handoff"]
 
 
 async def test_interrupt_mid_stream_then_next_turn(project, fake_model, make_kernel):

@@ -27,7 +27,8 @@ async def test_plain_turn_and_metrics(project, fake_model, make_kernel):
 async def test_list_sessions_and_handoff_through_the_mcp_plane(project, fake_model, make_kernel):
     async with make_kernel() as kernel:
         assert kernel.mcp_base_url, "the MCP plane (aegis-mcp) is not installed"
-        await kit.scenario_handoff(kernel, fake_model, "openai", "aegis_")
+        asked = await kit.scenario_handoff(kernel, fake_model, "openai", "aegis_")
+        assert [r.tool_name for r in asked] == []  # OpenCode runs MCP tools without asking
 
 
 async def test_interrupt_mid_stream_then_next_turn(project, fake_model, make_kernel):

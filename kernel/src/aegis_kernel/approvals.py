@@ -27,9 +27,16 @@ _BY_PERMISSION = {
 }
 
 
-def _is_aegis_tool(name: str) -> bool:
-    bare = name.rsplit("__", 1)[-1]
-    return bare.startswith("aegis_") or "_aegis_" in name or name.startswith("aegis")
+def is_aegis_tool(name: str, server: str = "aegis") -> bool:
+    """A tool of the Aegis MCP plane (named ``server`` in the agent's config), in each vendor's spelling:
+    Claude ``mcp__aegis__aegis_x``, Gemini ``mcp_aegis_aegis_x`` or the title ``aegis_x (aegis MCP Server)``,
+    OpenCode ``aegis_aegis_x``, or the bare ``aegis_x``. A tool of another server is never one."""
+    for prefix in (f"mcp__{server}__", f"mcp_{server}_", f"{server}_"):
+        if name.startswith(prefix + "aegis_"):
+            return True
+    if name.endswith(f" ({server} MCP Server)"):
+        return name.startswith("aegis_")
+    return name.startswith("aegis_") and " " not in name
 
 
 class ApprovalBroker:
@@ -45,7 +52,7 @@ class ApprovalBroker:
             return True
         if request.tool_name in self._remembered.get(session.handle, set()):
             return True
-        if _is_aegis_tool(request.tool_name):
+        if is_aegis_tool(request.tool_name):
             return True
         if profile.permission in ("full", "auto"):
             return True

@@ -24,6 +24,8 @@ class SessionMetrics:
     total: TokenUsage = field(factory=TokenUsage)
     turn_peak: TokenUsage = field(factory=TokenUsage)
     turn_output: int = 0
+    turn_tools: int = 0
+    turn_context_reported: bool = False
     tool_calls: int = 0
     turns: int = 0
     cost_usd: float | None = None
@@ -42,11 +44,14 @@ class SessionMetrics:
         self.streaming = True
         self.turn_peak = TokenUsage()
         self.turn_output = 0
+        self.turn_tools = 0
+        self.turn_context_reported = False
         self.turn_started_at = time.monotonic()
 
     def observe(self, event: object) -> None:
         if isinstance(event, ToolUse):
             self.tool_calls += 1
+            self.turn_tools += 1
         elif isinstance(event, UsageUpdate):
             if event.usage is not None:
                 u = event.usage
@@ -57,6 +62,7 @@ class SessionMetrics:
                 self.context_used = max(self.context_used if self.streaming else 0, u.true_input)
             if event.context_used is not None:
                 self.context_used = event.context_used
+                self.turn_context_reported = True
             if event.context_size:
                 self.context_size = event.context_size
             if event.cost_usd is not None:
@@ -72,7 +78,9 @@ class SessionMetrics:
         self.turns += 1
         if result.usage is not None:
             self.total = self.total + result.usage
-            if not self.turn_peak.true_input:
+            single_request = result.num_requests == 1 or (result.num_requests is None and not self.turn_tools)
+            if not self.turn_peak.true_input and not self.turn_context_reported and single_request:
+                # a turn's summed usage is one request's only when the turn made one request
                 self.context_used = result.usage.true_input
         if result.cost_usd is not None:
             self.cost_usd = (self.cost_usd or 0.0) + result.cost_usd

@@ -141,6 +141,8 @@ class GeminiDriver(AcpDriver):
         before = time.time()
         agent = await super().start(spec, launch, nursery)
         if not spec.resume_id and agent.session_id:
+            recent = {chat_stamp(), chat_stamp(time.time() - 60)}
+            self._created = {sid: s for sid, s in self._created.items() if s & recent}  # older: no risk
             self._created[agent.session_id] = {chat_stamp(before), chat_stamp()}
         return agent
 
