@@ -185,7 +185,8 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
     serve = Serve(project, probe_site(tmp_path), probe)
     serve.start()
     try:
-        payloads = [f"@reply result {i} begins\n@reply and result {i} ends" for i in range(50)]
+        # each worker holds its slot ≥ 0.3 s so the producer's enqueues certainly saturate the 4 slots
+        payloads = [f"@sleep 0.3\n@reply result {i} begins\n@reply and result {i} ends" for i in range(50)]
         info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
         producer = info["handle"]
         try:
@@ -218,7 +219,7 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
             by_task.setdefault(env["task_id"], []).append(env)
         assert {t: len(v) for t, v in by_task.items()} == {t: 1 for t in enqueued}
         for task_id, rec in enqueued.items():
-            i = int(rec["payload"].split()[2])
+            i = int(rec["payload"].split()[4])
             [env] = by_task[task_id]
             assert env["status"] == "ok"
             assert env["body"] == f"result {i} begins\nand result {i} ends"  # the whole message, not a chunk
@@ -315,6 +316,8 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
     try:
         out = aegis(project, "queue", "enqueue", "work", "hello there", "--wait")
         assert out.returncode == 0 and out.stdout.strip() == "scripted reply to: hello there", out.stderr
+        out = aegis(project, "queue", "enqueue", "work", "@fail worker blew up", "--wait")
+        assert out.returncode == 1 and "failed: the worker failed:" in out.stderr, out.stderr
         out = aegis(project, "queue", "enqueue", "work", "-", stdin="@sleep 30\n@reply never\n")
         assert out.returncode == 0 and out.stdout.startswith("task#") and "dispatched to" in out.stdout
         task_id = out.stdout.split()[0].removeprefix("task#")
@@ -322,7 +325,7 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
         shown = aegis(project, "queue", "show", "work").stdout
         assert "queue work · agent worker · max_parallel 2 · timeout 2m" in shown and f"task#{task_id}" in shown
         listed = aegis(project, "queue", "list").stdout
-        assert listed.splitlines()[1].split()[:6] == ["work", "worker", "1/2", "0", "1", "0"]
+        assert listed.splitlines()[1].split()[:6] == ["work", "worker", "1/2", "0", "1", "1"]
         out = aegis(project, "queue", "cancel", task_id)
         assert out.returncode == 0 and out.stdout.strip() == f"task#{task_id} cancelled (was dispatched)"
         out = aegis(project, "queue", "cancel", task_id)
@@ -338,5 +341,5 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
     finally:
         serve.stop()
     offline = aegis(project, "queue", "show", "work")
-    assert "✓1" in offline.stdout and "⊘1" in offline.stdout and "aegis serve is not running" in offline.stdout
+    assert "✓1 ✗1 ⊘1" in offline.stdout and "aegis serve is not running" in offline.stdout
     assert "cancelled" in aegis(project, "queue", "status", task_id).stdout

@@ -165,13 +165,24 @@ def setup_logging(kernel: Kernel) -> None:
 
 @asynccontextmanager
 async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel | None = None,
-                      **build: Any) -> AsyncIterator[Kernel]:
-    """Build (unless ``kernel`` is given) and run a kernel; yields once every service is ready."""
+                      restore: bool | None = None, **build: Any) -> AsyncIterator[Kernel]:
+    """Build (unless ``kernel`` is given) and run a kernel; yields once every service is ready.
+
+    ``restore=True`` brings back the previous run's live sessions before yielding, ``False`` starts
+    clean (forgets them), None does neither (the snapshot stays for a later run). Either way
+    ``kernel.sessions.restored`` is set before this yields: services wait on it before they start
+    agents of their own, so a worker never takes a handle a restored session needs.
+    """
     kernel = kernel or build_kernel(project_dir, **build)
     setup_logging(kernel)
     try:
         async with trio.open_nursery() as nursery:
             await kernel.run_services(nursery)
+            if restore is True:
+                await kernel.sessions.restore()
+            elif restore is False:
+                kernel.sessions.clear_saved()
+            kernel.sessions.restored.set()
             try:
                 yield kernel
             finally:

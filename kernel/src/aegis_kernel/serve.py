@@ -19,17 +19,16 @@ async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
     """Run ``kernel`` until ``aegis stop``, SIGINT or SIGTERM; restore live sessions unless ``clean``."""
     started = time.monotonic()
     stop = trio.Event()
-    async with open_kernel(kernel=kernel) as k:
+    saved = len(kernel.sessions.saved())
+    async with open_kernel(kernel=kernel, restore=not clean) as k:
         k.nursery.start_soon(_watch_signals, stop)
         sock = await k.nursery.start(ControlServer(k, stop).run)
-        restored = []
-        if clean:
-            k.sessions.clear_saved()
-        else:
-            restored = await k.sessions.restore()
+        restored = [s for s in k.sessions if s.restorable] if not clean else []
         ms = (time.monotonic() - started) * 1000
         announce(f"aegis serve: {k.project_dir} · MCP {k.mcp_base_url or '(no MCP plugin)'} · control {sock}"
-                 f" · {len(restored)} session(s) restored · ready in {ms:.0f} ms")
+                 f" · {len(restored)} session(s) restored"
+                 + (f" ({saved - len(restored)} could not be)" if saved > len(restored) and not clean else "")
+                 + f" · ready in {ms:.0f} ms")
         task_status.started(k)
         await stop.wait()
         announce("aegis serve: stopping (closing agents)…")

@@ -49,7 +49,7 @@ class SessionError(Exception):
 class Session:
     def __init__(self, kernel: Kernel, handle: str, profile_name: str, profile: AgentProfile, *,
                  cwd: Path, spawned_by: str | None = None, log_id: str | None = None,
-                 resume_id: str | None = None) -> None:
+                 resume_id: str | None = None, restorable: bool = True) -> None:
         self.kernel = kernel
         self.handle = handle
         self.profile_name = profile_name
@@ -57,6 +57,7 @@ class Session:
         self.provider = profile.provider
         self.cwd = cwd
         self.spawned_by = spawned_by
+        self.restorable = restorable  # False: a transient worker, never brought back by a restart
         self.created_at = utc_now()
         self.log_id = log_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{handle}"
         self.driver_session_id: str | None = resume_id
@@ -113,7 +114,11 @@ class Session:
         }
 
     def enqueue(self, envelope: Envelope) -> int:
-        """Take an envelope (already persisted). Returns its queue position, 0 = goes out now."""
+        """Take an envelope (already persisted). Returns its queue position, 0 = goes out now.
+
+        An envelope already waiting here (same id) is not taken twice."""
+        if any(e.id == envelope.id for e in self._pending):
+            return self._pending.index(next(e for e in self._pending if e.id == envelope.id)) + 1
         self._pending.append(envelope)
         if envelope.interrupt and self.busy:
             self._interrupt_requested = True
@@ -337,7 +342,10 @@ class SessionManager:
         self.kernel = kernel
         self.sessions: dict[str, Session] = {}
         self._snapshot = kernel.state.path("sessions.json")
-        self._ended: list[dict[str, Any]] = self._read_snapshot().get("ended", [])
+        snapshot = self._read_snapshot()  # read once: the first spawn rewrites the file
+        self._saved: list[dict[str, Any]] = snapshot.get("sessions", [])
+        self._ended: list[dict[str, Any]] = snapshot.get("ended", [])
+        self.restored = trio.Event()  # set once restore() ran (or the kernel started without restoring)
 
     def __iter__(self):
         return iter(list(self.sessions.values()))
@@ -363,10 +371,12 @@ class SessionManager:
 
     async def spawn(self, agent: str | None = None, *, handle: str | None = None, prompt: str | None = None,
                     spawned_by: str | None = None, resume_id: str | None = None, log_id: str | None = None,
-                    sender: str = "user") -> Session:
+                    sender: str = "user", cwd: Path | None = None, restorable: bool = True) -> Session:
         """Start a session of profile ``agent`` (default agent when None) and return it at once.
 
-        The process starts in the background; ``prompt`` (if any) is its opening turn.
+        The process starts in the background; ``prompt`` (if any) is its opening turn. ``cwd``
+        overrides the profile's working folder (e.g. a worktree); ``restorable=False`` keeps a transient
+        worker out of the snapshot a restart restores.
         """
         name, profile = self.profile(agent)
         if handle is not None:
@@ -375,13 +385,15 @@ class SessionManager:
                 raise SessionError(f"handle '{handle}' is taken; pick another or omit it")
         else:
             handle = generate_handle(self.sessions)
-        cwd = Path(profile.cwd).expanduser() if profile.cwd else self.kernel.project_dir
+        if cwd is None:
+            cwd = Path(profile.cwd).expanduser() if profile.cwd else self.kernel.project_dir
         if not cwd.is_absolute():
             cwd = self.kernel.project_dir / cwd
         session = Session(self.kernel, handle, name, profile, cwd=cwd, spawned_by=spawned_by, log_id=log_id,
-                          resume_id=resume_id)
+                          resume_id=resume_id, restorable=restorable)
         self.sessions[handle] = session
-        self.persist()
+        if restorable:
+            self.persist()
         if prompt:
             self.kernel.deliver(handle, Envelope.new(sender, prompt))
         await self.kernel.nursery.start(session.run)
@@ -438,16 +450,18 @@ class SessionManager:
         if explicit and self.sessions.get(session.handle) is session:
             del self.sessions[session.handle]
             self.kernel.identities.revoke(session.handle)
-            self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
-            self._ended.append(_record(session))
-        self.persist()
+            if session.restorable:
+                self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
+                self._ended.append(_record(session))
+        if session.restorable:
+            self.persist()
 
     # --- persistence ---------------------------------------------------------------------------
 
     def persist(self) -> None:
         """Write the live-session snapshot (what a restart restores)."""
-        records = [_record(s) for s in self.sessions.values()]
-        write_json_atomic(self._snapshot, {"v": 1, "sessions": records, "ended": self._ended})
+        records = [_record(s) for s in self.sessions.values() if s.restorable]
+        write_json_atomic(self._snapshot, {"v": 1, "sessions": records, "ended": self._ended}, indent=None)
 
     def _read_snapshot(self) -> dict[str, Any]:
         from .state import StateError, read_json
@@ -463,8 +477,8 @@ class SessionManager:
                 for k, v in data.items() if k in ("sessions", "ended") and isinstance(v, list)}
 
     def saved(self) -> list[dict[str, Any]]:
-        """Sessions that were live at the last snapshot (what a restart restores)."""
-        return self._read_snapshot().get("sessions", [])
+        """Sessions that were live when the previous run stopped (what :meth:`restore` brings back)."""
+        return list(self._saved)
 
     def saved_all(self) -> list[dict[str, Any]]:
         """Live and recently ended sessions (what ``aegis spawn --resume`` can bring back)."""
@@ -474,23 +488,31 @@ class SessionManager:
     async def restore(self) -> list[Session]:
         """Respawn the sessions that were live at the last stop, then re-deliver their pending envelopes."""
         restored = []
-        for rec in self.saved():
-            handle = rec["handle"]
-            if handle in self.sessions:
-                continue
-            try:
-                session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
-                                           resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
-            except (SessionError, ValueError) as exc:
-                log.warning("cannot restore session %s: %s", handle, exc)
-                continue
-            for envelope in self.kernel.delivery.pending(handle):
-                session.enqueue(envelope)
-            restored.append(session)
+        saved, self._saved = self._saved, []
+        try:
+            for rec in saved:
+                handle = rec["handle"]
+                if handle in self.sessions:
+                    continue
+                pending = self.kernel.delivery.pending(handle)  # before the session can take new ones
+                try:
+                    session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
+                                               resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
+                except (SessionError, ValueError) as exc:
+                    log.warning("cannot restore session %s: %s", handle, exc)
+                    continue
+                for envelope in pending:
+                    session.enqueue(envelope)
+                restored.append(session)
+        finally:
+            self.restored.set()
         return restored
 
     def clear_saved(self) -> None:
-        write_json_atomic(self._snapshot, {"v": 1, "sessions": [], "ended": self._ended})
+        """Start fresh (``--clean``): forget the previous run's live sessions."""
+        self._saved = []
+        write_json_atomic(self._snapshot, {"v": 1, "sessions": [], "ended": self._ended}, indent=None)
+        self.restored.set()
 
 
 MAX_ENDED = 200

@@ -136,6 +136,7 @@ class Ledger:
         size = os.fstat(fd).st_size
         self._needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         self._fd = fd
+        self._last_sync = time.monotonic()  # "batch": the first interval starts at open
         return fd
 
     def append(self, record: dict[str, Any]) -> None:
@@ -297,9 +298,10 @@ def write_text_atomic(path: Path | str, text: str, *,
     write_bytes_atomic(path, text.encode("utf-8"), before_replace=before_replace)
 
 
-def write_json_atomic(path: Path | str, data: Any) -> None:
-    """:func:`write_bytes_atomic` of ``data`` as indented UTF-8 JSON (serialised before writing)."""
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+def write_json_atomic(path: Path | str, data: Any, *, indent: int | None = 2) -> None:
+    """:func:`write_bytes_atomic` of ``data`` as UTF-8 JSON (serialised before writing); ``indent=None``
+    for compact output (much faster for state rewritten often)."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent) + "\n"
     write_text_atomic(path, text)
 
 

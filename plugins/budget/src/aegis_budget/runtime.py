@@ -195,17 +195,13 @@ class BudgetRuntime:
             spent = sum((s.amount(constraint) for s in in_window), Decimal(0))
             est = self.estimate(queue, rule)
             reserved = est * open_tasks
-
-            def blocked(committed: Decimal) -> bool:
-                return committed + reserved >= limit or committed + reserved + est > limit
-
-            is_blocked = blocked(spent)
+            is_blocked = _blocked(spent, reserved, est, limit)
             unblock: str | None = None
             if is_blocked:
                 running = spent
                 for s in in_window:
                     running -= s.amount(constraint)
-                    if not blocked(running):
+                    if not _blocked(running, reserved, est, limit):
                         unblock = iso(math.ceil(s.ts + window))
                         break
             out.append({
@@ -240,6 +236,11 @@ class BudgetRuntime:
                 "total_usd": fmt("usd", total), "now": iso(self.clock.now()),
             })
         return out
+
+
+def _blocked(committed: Decimal, reserved: Decimal, estimate: Decimal, limit: Decimal) -> bool:
+    """At or over the limit already, or this task's estimate would pass it."""
+    return committed + reserved >= limit or committed + reserved + estimate > limit
 
 
 def _constraint(rule: Any) -> str:

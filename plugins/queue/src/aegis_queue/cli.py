@@ -64,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
             return _enqueue(args)
         if verb == "cancel":
             out = _call(args, "aegis_cancel", task_id=args.task)
-            print(f"task#{out['task_id']} cancelled (was {out['was']})")
-            return 0
+            if out["status"] == "cancelled":
+                print(f"task#{out['task_id']} cancelled (was {out['was']})")
+                return 0
+            print(f"task#{out['task_id']} finished ({out['status']}) before the cancel took effect", file=sys.stderr)
+            return 1
     except ControlError as exc:
         if verb in ("list", "show", "status") and "no running" in str(exc):
             return _offline(args)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis_kernel.operations import CallContext, OperationError, params
 
-from .runtime import QueueRuntime
+if TYPE_CHECKING:  # the runtime (trio) is imported only when the service starts
+    from .runtime import QueueRuntime
 
 _STR = {"type": "string", "minLength": 1}
 

@@ -78,8 +78,8 @@ def strip(app: Any, kernel: Any) -> Any:
         DEFAULT_CSS = "QueueStrip { height: 1; padding: 0 1; color: $text-muted; }"
 
         def __init__(self) -> None:
-            super().__init__("", id="queue-strip")
-            self._seen = -1
+            super().__init__("", classes="queue-strip")
+            self._seen: int | None = None
 
         def on_mount(self) -> None:
             self.set_interval(0.5, self.refresh_text)

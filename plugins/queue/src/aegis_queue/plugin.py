@@ -11,7 +11,6 @@ from typing import Any
 
 from aegis_kernel import hookimpl
 
-_RUNTIMES: dict[Any, Any] = {}  # state root → runtime (the pre_spawn hook only sees the spec)
 
 
 class QueueService:
@@ -26,15 +25,12 @@ class QueueService:
         async with trio.open_nursery() as nursery:
             rt = QueueRuntime(kernel, nursery)
             kernel.extensions["queue"] = rt
-            _RUNTIMES[kernel.state.root] = rt
             try:
                 rt.start()
-                nursery.start_soon(rt.close_stale_workers)
                 nursery.start_soon(rt.open_dispatch)
                 task_status.started(rt)
                 await trio.sleep_forever()
             finally:
-                _RUNTIMES.pop(kernel.state.root, None)
                 if kernel.extensions.get("queue") is rt:
                     del kernel.extensions["queue"]
                 for qs in rt.queues.values():
@@ -102,15 +98,3 @@ def aegis_session_closed(session: Any, reason: str) -> None:
     rt = _rt(session)
     if rt is not None:
         rt.on_session_closed(session, reason)
-
-
-@hookimpl
-def aegis_pre_spawn(spec: Any, launch: Any) -> Any:
-    """Interim (until ``SessionManager.spawn(cwd=…)`` exists): start a worktree worker inside it."""
-    rt = _RUNTIMES.get(spec.state_dir)
-    cwd = rt.worker_cwd(spec.handle) if rt is not None else None
-    if cwd is None:
-        return None
-    import attrs
-
-    return attrs.evolve(launch, cwd=cwd, env={**launch.env, "AEGIS_WORKTREE": str(cwd)})

@@ -15,7 +15,6 @@ were in flight are failed as ``interrupted`` with an error callback.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -154,7 +153,7 @@ class _Taken:
 
     def __contains__(self, handle: object) -> bool:
         rt = self.runtime
-        return handle in rt.kernel.sessions.sessions or handle in rt._by_handle or handle in rt._stale_workers
+        return handle in rt.kernel.sessions.sessions or handle in rt._by_handle
 
 
 def callback_body(task: Task) -> str:
@@ -196,16 +195,9 @@ class QueueRuntime:
         self.invalid: dict[str, str] = {}
         self._by_handle: dict[str, Task] = {}
         self._by_session: dict[int, Task] = {}
-        self._stale_workers: set[str] = set()
-        self._stale_send, self._stale_recv = trio.open_memory_channel[Any](math.inf)
-        self._gate = trio.Event()
-        self._awaiting_restore: set[Any] = set()
-        self.restore_grace = 5.0
+        self._dispatch_open = False  # opens once the kernel's session restore is settled
         self._listeners: list[Callable[[str, Task | None], None]] = []
         self.version = 0
-        self._spawn_takes_cwd = "cwd" in inspect.signature(kernel.sessions.spawn).parameters
-        self._worker_cwd: dict[str, Path] = {}
-        self.stats = {"spawn_s": 0.0, "spawned": 0}
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -213,12 +205,6 @@ class QueueRuntime:
         """Open every configured queue, replay its ledger, re-queue and dispatch."""
         specs: dict[str, QueueSpec] = self.kernel.config.get("queues") or {}
         saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
-        # Interim: the session snapshot of the last run is overwritten by the first spawn, so no
-        # worker may start before the kernel's restore has read it. Dispatch opens once a saved
-        # session shows up (restore has begun) or after `restore_grace` seconds.
-        if not saved - set(self.kernel.sessions.sessions):
-            self._gate.set()
-        self._awaiting_restore = set(saved)
         for name, spec in specs.items():
             try:
                 check_queue_name(name)
@@ -234,11 +220,10 @@ class QueueRuntime:
             self._pump(qs)
 
     async def open_dispatch(self) -> None:
-        """Service task: open dispatch once the session restore has begun (see :meth:`start`)."""
-        with trio.move_on_after(self.restore_grace):
-            await self._gate.wait()
-        self._gate.set()
-        self._awaiting_restore.clear()
+        """Service task: open dispatch once the kernel's session restore is settled, so workers never
+        take a handle a restored session needs and callbacks find their restored producers."""
+        await self.kernel.sessions.restored.wait()
+        self._dispatch_open = True
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -279,8 +264,6 @@ class QueueRuntime:
                 env = self._callback_envelope(qs, task, envelope_id=last["callback_envelope"])
                 self._send_callback(qs, task, env, saved=saved)
         for task in interrupted:
-            if task.worker:
-                self._stale_workers.add(task.worker)
             note = ""
             if task.worktree and task.worktree.get("path"):
                 task.worktree = {**task.worktree, "state": "kept", "reason": "the task was interrupted"}
@@ -434,8 +417,10 @@ class QueueRuntime:
     # --- dispatch ---------------------------------------------------------------------------------
 
     def _pump(self, qs: QueueState) -> None:
-        if not self._gate.is_set():
-            return
+        if not self._dispatch_open:
+            if not self.kernel.sessions.restored.is_set():
+                return  # open_dispatch pumps every queue once the restore is settled
+            self._dispatch_open = True
         while qs.pending and len(qs.inflight) < qs.spec.max_parallel:
             self._dispatch(qs, qs.pending.popleft())
 
@@ -493,10 +478,7 @@ class QueueRuntime:
                 cwd = path
             if task.outcome is not None:  # cancelled while the worktree was being made
                 return None
-            t0 = time.perf_counter()
             session = await self._spawn(qs, task, cwd)
-            self.stats["spawn_s"] += time.perf_counter() - t0
-            self.stats["spawned"] += 1
         except (SessionError, ValueError, OSError, wt.WorktreeError) as exc:
             if task.outcome is None:
                 task.outcome = Outcome("failed", error=f"cannot start a worker of agent '{qs.spec.agent}': {exc}")
@@ -508,17 +490,10 @@ class QueueRuntime:
         return session
 
     async def _spawn(self, qs: QueueState, task: Task, cwd: Path | None) -> Any:
-        kwargs: dict[str, Any] = {"handle": task.worker, "prompt": task.payload, "spawned_by": None,
-                                  "sender": f"queue:{qs.name}"}
-        if cwd is not None:
-            if self._spawn_takes_cwd:
-                kwargs["cwd"] = cwd
-            else:  # interim: the aegis_pre_spawn hook moves the process into the worktree
-                self._worker_cwd[task.worker or ""] = cwd
-        try:
-            return await self.kernel.sessions.spawn(qs.spec.agent, **kwargs)
-        finally:
-            self._worker_cwd.pop(task.worker or "", None)
+        # workers are transient: never restored by a restart (an interrupted task fails instead)
+        return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=task.payload,
+                                                spawned_by=None, sender=f"queue:{qs.name}", cwd=cwd,
+                                                restorable=False)
 
     def _release(self, qs: QueueState, task: Task) -> None:
         qs.inflight.pop(task.id, None)
@@ -598,7 +573,7 @@ class QueueRuntime:
         if producer in saved:
             # the producer was live at the last stop and is about to be restored: its restore
             # re-delivers every envelope its inbox ledger holds as undelivered
-            _hold(self.kernel, producer, envelope)
+            self.kernel.delivery.hold(producer, envelope)
             outcome = "held"
         else:
             outcome = "undeliverable"
@@ -678,14 +653,8 @@ class QueueRuntime:
         task.done.set()
 
     def on_state_changed(self, session: Any, old: str, new: str) -> None:
-        if self._awaiting_restore and session.handle in self._awaiting_restore:
-            self._awaiting_restore.clear()
-            self._gate.set()  # wakes open_dispatch, which pumps the queues
         task = self._task_of(session)
         if task is None:
-            if session.handle in self._stale_workers and new in ("ready", "error"):
-                self._stale_workers.discard(session.handle)
-                self._stale_send.send_nowait(session)  # closed by the service's task, not here
             return
         if new == "error" and task.outcome is None:
             task.outcome = Outcome("failed", result=session.final_text or "",
@@ -698,29 +667,6 @@ class QueueRuntime:
             task.outcome = Outcome("failed", result=session.final_text or "",
                                    error=f"the worker was closed before it answered ({reason})")
             task.done.set()
-
-    async def close_stale_workers(self) -> None:
-        """Service task: close workers of interrupted tasks that a session restore brought back."""
-        async with self._stale_recv:
-            async for session in self._stale_recv:
-                self.nursery.start_soon(self._close_stale, session)
-
-    async def _close_stale(self, session: Any) -> None:
-        with trio.move_on_after(15):
-            await session.close("queue worker of a task interrupted by a restart")
-
-    def worker_cwd(self, handle: str) -> Path | None:
-        return self._worker_cwd.get(handle)
-
-
-def _hold(kernel: Kernel, handle: str, envelope: Envelope) -> None:
-    """Persist ``envelope`` as undelivered for a handle that is not live (restore delivers it)."""
-    hold = getattr(kernel.delivery, "hold", None)
-    if hold is not None:
-        hold(handle, envelope)
-        return
-    # interim, until Delivery has a public hold(): the same record Delivery.deliver writes first
-    kernel.delivery._ledger(handle).append({"op": "queued", "envelope": attrs.asdict(envelope)})
 
 
 def _init_model(session: Any) -> str | None:
