@@ -230,6 +230,7 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aegis", description="Aegis: many coding agents, one calm harness.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-C", "--project", metavar="DIR", help="project folder (default: nearest .aegis.yaml)")
+    parser.add_argument("--clean", action="store_true", help="bare `aegis`: start fresh, without restoring tabs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     plugins = sub.add_parser("plugins", help="list discovered plugins").add_subparsers(dest="sub", required=True)

@@ -102,8 +102,9 @@ def aegis_register_reducers(register: Any) -> None:
 def aegis_register_panels(register: Any) -> None:
     """Contribute TUI panels: ``register(name, factory, kind="tab"|"strip"|"modal", key=None, title="")``.
 
-    ``factory(app, kernel)`` returns a Textual widget; ``key`` is an optional binding that opens it.
-    The TUI knows no primitive by name: queue strips and dashboards arrive through this hook.
+    ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for ``kind="modal"``); ``key`` is an
+    optional binding that opens it, installed as a priority binding. The TUI knows no primitive by
+    name: queue strips and dashboards arrive through this hook.
 
     .. versionadded:: 0.1
     """

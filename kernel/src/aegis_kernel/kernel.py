@@ -109,6 +109,15 @@ class Kernel:
         self.headless = True
         self._nursery: trio.Nursery | None = None
 
+    def reload_config(self) -> Config:
+        """Re-read the configuration (after an edit through ``aegis_kernel.config``'s edit API).
+
+        Raises ``ConfigError`` and keeps the current config when the files on disk are invalid.
+        """
+        sections = self.plugins.registry.objects("config_sections")
+        self.config = load_config(self.config.path or self.project_dir, sections)
+        return self.config
+
     @property
     def nursery(self) -> trio.Nursery:
         if self._nursery is None:

@@ -346,6 +346,7 @@ class SessionManager:
         self._saved: list[dict[str, Any]] = snapshot.get("sessions", [])
         self._ended: list[dict[str, Any]] = snapshot.get("ended", [])
         self.restored = trio.Event()  # set once restore() ran (or the kernel started without restoring)
+        self.restore_problems: list[str] = []  # sessions restore() could not bring back, with why
 
     def __iter__(self):
         return iter(list(self.sessions.values()))
@@ -498,8 +499,9 @@ class SessionManager:
                 try:
                     session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
                                                resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
-                except (SessionError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
                     log.warning("cannot restore session %s: %s", handle, exc)
+                    self.restore_problems.append(f"{handle}: {exc}")
                     continue
                 for envelope in pending:
                     session.enqueue(envelope)

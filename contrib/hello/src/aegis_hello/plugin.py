@@ -3,7 +3,7 @@
 - ``hello:`` config section (``greeting``, ``shout``), validated strictly by the kernel;
 - ``aegis_hello`` operation: agents call it as an MCP tool, the CLI and TUI can too;
 - ``aegis hello [NAME]`` CLI verb;
-- a ``hello`` TUI panel (a tab) opened with ``ctrl+h``.
+- a ``hello`` TUI panel (a tab) opened with ``ctrl+g``.
 
 Keep this module import-light: ``aegis plugins list`` imports it. Import heavy things inside functions.
 """
@@ -71,4 +71,4 @@ def _panel(app: Any, kernel: Any) -> Any:
 
 @hookimpl
 def aegis_register_panels(register: Any) -> None:
-    register("hello", _panel, kind="tab", key="ctrl+h", title="hello")
+    register("hello", _panel, kind="tab", key="ctrl+g", title="hello")

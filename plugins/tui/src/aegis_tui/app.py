@@ -22,9 +22,8 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
 from rich.text import Text
 from textual import on, work
 from textual.app import App
@@ -35,20 +34,18 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Static
 
-from aegis_kernel import events as ev
-from aegis_kernel.delivery import Envelope
-from aegis_kernel.kernel import Kernel, open_kernel
-
 from .blocks import TranscriptModel
-from .config_panel import ConfigPanel
-from .dialogs import AgentPicker, Confirm, FilePicker
 from .fileindex import scan
-from .fileview import FileView
 from .prompt import PromptInput
 from .statusbar import StatusBar, WorkingLine
 from .tabs import Tab, TabBar
 from .transcript import Transcript
 from .workspace import WorkspaceError, load_workspace, save_workspace, set_aside, workspace_path
+
+if TYPE_CHECKING:
+    import trio
+
+    from aegis_kernel.kernel import Kernel
 
 log = logging.getLogger("aegis.tui")
 
@@ -101,7 +98,7 @@ class PanelModal(ModalScreen[None]):
 class AegisApp(App[int]):
     """Many agents in one calm terminal."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "aegis"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
@@ -124,10 +121,17 @@ class AegisApp(App[int]):
     class _Flush(Message):
         """Apply pending transcript changes (posted once per burst of kernel events)."""
 
-    def __init__(self, kernel: Kernel, *, clean: bool = False, tour: TourFn | None = None,
+    def __init__(self, kernel: Kernel | None = None, *, kernel_factory: Callable[[], Kernel] | None = None,
+                 project_dir: Path | None = None, clean: bool = False, tour: TourFn | None = None,
                  title: str | None = None) -> None:
+        """``kernel`` (built, not running), or ``kernel_factory`` + ``project_dir`` to build it only after
+        the first frame is on screen (imports and config loading then do not delay it)."""
         super().__init__()
-        self.kernel = kernel
+        if kernel is None and kernel_factory is None:
+            raise ValueError("AegisApp needs a kernel or a kernel_factory")
+        self.kernel: Kernel = kernel  # type: ignore[assignment]  # set by the factory before first use
+        self.kernel_factory = kernel_factory
+        self.project_dir = (kernel.project_dir if kernel is not None else Path(project_dir or Path.cwd())).resolve()
         self.clean = clean
         self.tour = tour
         self.title_text = title
@@ -139,7 +143,7 @@ class AegisApp(App[int]):
         self._indexed_at = 0.0
         self.kernel_ready = False
         self.exit_error: str | None = None
-        self._closing = False
+        self._stopping = False
         self._guest_done: asyncio.Future[None] | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
@@ -153,6 +157,14 @@ class AegisApp(App[int]):
         self._save_pending = False
         self._panel_screens: dict[str, Screen] = {}
         self.first_frame_at: float | None = None
+
+    def get_driver_class(self) -> Any:
+        driver_class = super().get_driver_class()
+        if driver_class.__name__ == "LinuxDriver":
+            from .terminal import resilient
+
+            return resilient(driver_class)
+        return driver_class
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -188,7 +200,6 @@ class AegisApp(App[int]):
 
     def on_mount(self) -> None:
         self.prompt.awaiting_answer = self._awaiting_answer
-        self._install_panels()
         self.set_interval(0.1, self._tick)
         self._update_title()
         self.index_files()
@@ -196,6 +207,19 @@ class AegisApp(App[int]):
 
     def _after_first_frame(self) -> None:
         self.first_frame_at = time.monotonic()
+        if self.kernel is None:
+            from aegis_kernel.config import ConfigError
+
+            try:
+                assert self.kernel_factory is not None
+                self.kernel = self.kernel_factory()
+            except ConfigError as exc:
+                self.exit(2, return_code=2, message=f"aegis: invalid configuration\n{exc}")
+                return
+        from aegis_kernel.kernel import setup_logging
+
+        setup_logging(self.kernel)  # before the kernel's services import anything that logs
+        self._install_panels()
         if not self.clean:
             try:
                 self.workspace = load_workspace(workspace_path(self.kernel.state.root))
@@ -205,6 +229,8 @@ class AegisApp(App[int]):
         self.start_kernel()
 
     def _ask_about_workspace(self, problem: str) -> None:
+        from .dialogs import Confirm
+
         def answer(choice: str | None) -> None:
             if choice == "fresh":
                 moved = set_aside(workspace_path(self.kernel.state.root))
@@ -226,6 +252,8 @@ class AegisApp(App[int]):
         """Start the kernel as a trio guest on this loop (once)."""
         if self._guest_done is not None:
             return
+        import trio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             try:
@@ -242,26 +270,26 @@ class AegisApp(App[int]):
         )
 
     async def _trio_main(self) -> None:
+        import trio
+
+        from aegis_kernel.kernel import open_kernel
+
         self._token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
             self._scope = scope
-            if self._closing:
+            if self._stopping:
                 scope.cancel()
-            async with open_kernel(kernel=self.kernel) as kernel:
+            # the kernel restores the last run's sessions (unless --clean) before services like the
+            # queue may start workers; a session that cannot come back is reported, never fatal
+            async with open_kernel(kernel=self.kernel, restore=not self.clean) as kernel:
                 kernel.headless = False
                 kernel.extensions["file_viewer"] = self._view_file_for_agent
                 try:
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
-                        restored: list[Any] = []
-                        if self.clean:
-                            kernel.sessions.clear_saved()
-                        else:
-                            try:
-                                restored = await kernel.sessions.restore()
-                            except Exception as exc:  # noqa: BLE001 - a bad snapshot must not stop the TUI
-                                log.exception("restoring sessions failed")
-                                self.notify(f"could not restore sessions: {exc}", severity="error")
+                        restored = [] if self.clean else [s for s in kernel.sessions if s.restorable]
+                        for problem in kernel.sessions.restore_problems:
+                            self.notify(f"could not restore session {problem}", severity="error")
                         self.call_later(self._kernel_ready, restored)
                         if self.tour is not None:
                             nursery.start_soon(self._run_tour)
@@ -279,6 +307,8 @@ class AegisApp(App[int]):
             self.notify(f"the demo tour stopped: {exc}", severity="error")
 
     def _guest_finished(self, outcome: Any) -> None:
+        import trio
+
         try:
             outcome.unwrap()
         except BaseException as exc:  # noqa: BLE001
@@ -288,8 +318,8 @@ class AegisApp(App[int]):
         self._token = None
         if self._guest_done is not None and not self._guest_done.done():
             self._guest_done.set_result(None)
-        if not self._closing:
-            self._closing = True
+        if not self._stopping:
+            self._stopping = True
             self.exit(1, return_code=1, message=f"aegis: the kernel stopped: {self.exit_error or 'unexpectedly'}")
 
     def _on_signal(self, sig: int) -> None:
@@ -300,8 +330,10 @@ class AegisApp(App[int]):
         """Run ``fn(*args, **kwargs)`` in the kernel: a coroutine function as a task of the TUI's nursery,
         a plain function as a trio callback. Errors are shown as notifications. False when the kernel
         is not running."""
+        import trio
+
         token, nursery = self._token, self._nursery
-        if token is None or nursery is None or self._closing:
+        if token is None or nursery is None or self._stopping:
             self.notify("the kernel is not running yet", severity="warning")
             return False
         call = functools.partial(fn, *args, **kwargs)
@@ -333,9 +365,11 @@ class AegisApp(App[int]):
 
     async def stop_kernel(self) -> None:
         """Cancel the guest and wait until it has finished (every agent process reaped)."""
-        self._closing = True
+        self._stopping = True
         if self._guest_done is None:
             return
+        import trio
+
         token, scope = self._token, self._scope
         if token is not None and scope is not None:
             try:
@@ -373,7 +407,7 @@ class AegisApp(App[int]):
     async def _quit(self) -> None:
         if self.kernel_ready:
             self.save_workspace()
-        live = [s for s in self.kernel.sessions if s.state != "closed"]
+        live = [s for s in self.kernel.sessions if s.state != "closed"] if self.kernel is not None else []
         self.status.source = f"closing {len(live)} agent(s)…" if live else "bye"
         self.status.refresh()
         await self.stop_kernel()
@@ -387,7 +421,11 @@ class AegisApp(App[int]):
         self.notify("press Ctrl+Q to quit", timeout=2)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.MODAL_SAFE or action.startswith("panel"):
+        if action in self.MODAL_SAFE:
+            return True
+        if not self.kernel_ready:
+            return False
+        if action.startswith("panel"):
             return True
         if isinstance(self.screen, ModalScreen):
             return False
@@ -441,12 +479,24 @@ class AegisApp(App[int]):
     def tab_of(self, session: Any) -> Tab | None:
         return next((t for t in self.tabs if t.session is session), None)
 
+    async def _add_tab(self, tab: Tab, *, activate: bool) -> Tab:
+        tab.widget.display = False  # ContentSwitcher shows only the current child
+        self.tabs.append(tab)
+        await self.query_one(ContentSwitcher).mount(tab.widget)
+        if activate or self.active < 0:
+            await self.switch_to(len(self.tabs) - 1)
+        self._tabs_changed()
+        return tab
+
     async def focus_session(self, session: Any) -> None:
         tab = self.tab_of(session)
         if tab is not None:
             await self.switch_to(self.tabs.index(tab))
 
-    async def add_agent_tab(self, session: Any, *, activate: bool = True) -> Tab:
+    async def add_agent_tab(self, session: Any, *, activate: bool = True, auto: bool = False) -> Tab:
+        """A tab for ``session`` (its history first, then live events). ``auto``: opened because someone
+        else spawned it (a queue worker, a peer's aegis_spawn); such a tab goes away when its session
+        closes unless the user has looked at it."""
         existing = self.tab_of(session)
         if existing is not None:
             if activate:
@@ -458,42 +508,37 @@ class AegisApp(App[int]):
             model.apply(event)
         view = AgentView(session, model, id=f"tab-{next(self._seq)}")
         tab = Tab(key=view.id or "", kind="agent", title=session.handle, widget=view, session=session)
-        tab.extra["background"] = not activate
-        self.tabs.append(tab)
-        await self.query_one(ContentSwitcher).mount(view)
+        tab.extra["auto"] = auto
         tab.unsubscribe = session.subscribe(functools.partial(self._on_session_event, tab))
-        if activate or self.active < 0:
-            await self.switch_to(len(self.tabs) - 1)
-        self._tabs_changed()
-        return tab
+        return await self._add_tab(tab, activate=activate)
 
     def _on_session_event(self, tab: Tab, session: Any, event: Any) -> None:
         """A session listener (runs in the kernel, on this thread): fold the event, coalesce the repaint."""
-        if self._closing:
+        if self._stopping:
             return
         view = tab.widget
         block = view.transcript.model.apply(event)
         view.transcript.note_change(block)
         self._dirty.add(view)
-        if isinstance(event, ev.StateChanged):
+        if type(event).__name__ == "StateChanged":
             self._on_state(tab, event)
         if not self._flush_posted:
             self._flush_posted = True
             self.post_message(self._Flush())
 
-    def _on_state(self, tab: Tab, event: ev.StateChanged) -> None:
+    def _on_state(self, tab: Tab, event: Any) -> None:
         is_active = tab is self.active_tab
         finished = event.old in ("working", "input-required") and event.new in ("ready", "error")
         needs_me = event.new in ("input-required", "error")
         if not is_active and (finished or needs_me):
             tab.star = True
-            self.bell()
-        if event.new == "closed":
-            if not is_active and tab.extra.get("background") and tab.session.spawned_by:
-                self.call_later(self._drop_tab, tab)
+            if not tab.extra.get("auto") or needs_me:
+                self.bell()
+        if event.new == "closed" and not is_active and tab.extra.get("auto"):
+            self.call_later(self._drop_tab, tab)
 
     @on(_Flush)
-    def _flush(self) -> None:
+    def _apply_changes(self) -> None:
         self._flush_posted = False
         dirty, self._dirty = self._dirty, set()
         for view in dirty:
@@ -533,7 +578,7 @@ class AegisApp(App[int]):
         self.active = index
         tab = self.tabs[index]
         tab.star = False
-        tab.extra["background"] = False
+        tab.extra["auto"] = False
         switcher = self.query_one(ContentSwitcher)
         switcher.current = tab.widget.id
         is_agent = tab.kind == "agent"
@@ -571,7 +616,7 @@ class AegisApp(App[int]):
 
     def _debounced_save(self) -> None:
         self._save_pending = False
-        if not self._closing:
+        if not self._stopping:
             self.save_workspace()
 
     def save_workspace(self) -> None:
@@ -583,7 +628,7 @@ class AegisApp(App[int]):
 
     def _update_title(self) -> None:
         agents = sum(1 for t in self.tabs if t.kind == "agent")
-        where = str(self.kernel.project_dir)
+        where = str(self.project_dir)
         home = str(Path.home())
         if where.startswith(home):
             where = "~" + where[len(home):]
@@ -596,11 +641,11 @@ class AegisApp(App[int]):
         if tab is not None and tab.kind == "agent":
             tab.widget.working.tick()
             self.status.refresh()
-        if self.kernel_ready and not self._closing:
+        if self.kernel_ready and not self._stopping:
             for session in self.kernel.sessions:
                 if id(session) not in self._known and session.state != "closed":
                     self._known.add(id(session))
-                    self.call_later(self.add_agent_tab, session, activate=False)
+                    self.call_later(self.add_agent_tab, session, activate=False, auto=True)
         sig = tuple((t.label(), t.state, t.star, t.extra.get("dirty")) for t in self.tabs)
         if sig != self._bar_sig:
             self._bar_sig = sig
@@ -637,13 +682,17 @@ class AegisApp(App[int]):
             if name:
                 self.spawn_agent(name)
 
+        from .dialogs import AgentPicker
+
         self.push_screen(AgentPicker(choices), chosen)
 
     async def action_close_tab(self) -> None:
         tab = self.active_tab
         if tab is None:
             return
-        if tab.kind == "file" and isinstance(tab.widget, FileView) and tab.widget.dirty:
+        if tab.kind == "file" and tab.widget.dirty:
+            from .dialogs import Confirm
+
             def answer(choice: str | None) -> None:
                 if choice == "save":
                     tab.widget.action_save()
@@ -700,6 +749,7 @@ class AegisApp(App[int]):
             self.notify("no agent in this tab (Ctrl+T starts one)", severity="warning")
             return
         handle = session.handle
+        from aegis_kernel.delivery import Envelope
 
         def deliver() -> None:
             receipt = self.kernel.deliver(handle, Envelope.new("user", event.text))
@@ -730,7 +780,7 @@ class AegisApp(App[int]):
     def index_files(self) -> None:
         self.indexing = True
         try:
-            self.files = scan(self.kernel.project_dir)
+            self.files = scan(self.project_dir)
             self._indexed_at = time.monotonic()
         finally:
             self.indexing = False
@@ -743,6 +793,8 @@ class AegisApp(App[int]):
             if rel:
                 self.run_worker(self.open_file_tab(self.kernel.project_dir / rel, activate=True))
 
+        from .dialogs import FilePicker
+
         self.push_screen(FilePicker(lambda: self.files, lambda: self.indexing), chosen)
 
     async def open_file_tab(self, path: Path, *, activate: bool = True) -> Tab:
@@ -752,17 +804,13 @@ class AegisApp(App[int]):
                 if activate:
                     await self.switch_to(i)
                 return t
+        from .fileview import FileView
+
         view = FileView(path, self.kernel.project_dir, id=f"tab-{next(self._seq)}")
         tab = Tab(key=view.id or "", kind="file", title=path.name, widget=view, path=path)
-        self.tabs.append(tab)
-        await self.query_one(ContentSwitcher).mount(view)
-        if activate or self.active < 0:
-            await self.switch_to(len(self.tabs) - 1)
-        self._tabs_changed()
-        return tab
+        return await self._add_tab(tab, activate=activate)
 
-    @on(FileView.DirtyChanged)
-    def _file_dirty(self, event: FileView.DirtyChanged) -> None:
+    def on_file_view_dirty_changed(self, event: Any) -> None:
         for t in self.tabs:
             if t.widget is event.view:
                 t.extra["dirty"] = event.view.dirty
@@ -790,17 +838,13 @@ class AegisApp(App[int]):
                     t.widget.refresh_summary()
                     await self.switch_to(i)
                 return t
+        from .config_panel import ConfigPanel
+
         view = ConfigPanel(self.kernel, id=f"tab-{next(self._seq)}")
         tab = Tab(key=view.id or "", kind="config", title="config", widget=view)
-        self.tabs.append(tab)
-        await self.query_one(ContentSwitcher).mount(view)
-        if activate or self.active < 0:
-            await self.switch_to(len(self.tabs) - 1)
-        self._tabs_changed()
-        return tab
+        return await self._add_tab(tab, activate=activate)
 
-    @on(ConfigPanel.AgentAdded)
-    def _agent_added(self, event: ConfigPanel.AgentAdded) -> None:
+    def on_config_panel_agent_added(self, event: Any) -> None:
         self.notify(f"agent '{event.name}' added · Ctrl+N starts it", timeout=4)
 
     @property
@@ -866,9 +910,4 @@ class AegisApp(App[int]):
             return None
         holder = Vertical(widget, id=f"tab-{next(self._seq)}", classes="panel-tab")
         tab = Tab(key=holder.id or "", kind="panel", title=spec.get("title") or name, widget=holder, panel=name)
-        self.tabs.append(tab)
-        await self.query_one(ContentSwitcher).mount(holder)
-        if activate or self.active < 0:
-            await self.switch_to(len(self.tabs) - 1)
-        self._tabs_changed()
-        return tab
+        return await self._add_tab(tab, activate=activate)

@@ -18,29 +18,48 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from attrs import define, field
-
-from aegis_kernel import events as ev
 
 PREVIEW_LINES = 4
 _ids = itertools.count(1)
 
 
-@define(eq=False)
 class Block:
-    kind: str  # user | envelope | assistant | thinking | tool | plan | permission | error | notice
-    text: str = ""
-    title: str = ""
-    detail: str = ""
-    is_error: bool = False
-    streaming: bool = False
-    expanded: bool = False
-    message_id: str | None = None
-    tool_call_id: str | None = None
-    version: int = 0
-    id: int = field(factory=lambda: next(_ids))
-    _final: list[str] = field(factory=list)
-    _preview: list[str] = field(factory=list)
+    """One thing the user reads. ``version`` changes whenever the block does (renderers cache on it);
+    ``live`` is True while an assistant/thinking message is still arriving (rendered as plain text,
+    incrementally; markdown once it is complete)."""
+
+    def __init__(self, kind: str, text: str = "", title: str = "", detail: str = "", *, is_error: bool = False,
+                 message_id: str | None = None, tool_call_id: str | None = None) -> None:
+        self.kind = kind  # user | envelope | assistant | thinking | tool | plan | permission | error | notice
+        self._text = text
+        self.title = title
+        self.detail = detail
+        self.is_error = is_error
+        self.message_id = message_id
+        self.tool_call_id = tool_call_id
+        self.streaming = False
+        self.live = False
+        self.expanded = False
+        self.version = 0
+        self.id = next(_ids)
+        self._final: list[str] = []
+        self._preview: list[str] = []
+        self._joined = True
+
+    def __repr__(self) -> str:
+        return f"<Block {self.kind} v{self.version} {self.text[:40]!r}>"
+
+    @property
+    def text(self) -> str:
+        if not self._joined:
+            self._text = "".join(self._final) + "".join(self._preview)
+            self._joined = True
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = value
+        self._joined = True
 
     def touch(self) -> None:
         self.version += 1
@@ -48,7 +67,7 @@ class Block:
     def copy_text(self) -> str:
         """What a click on the block copies."""
         if self.kind == "envelope":
-            return f"{self.title}\n{self.text}"
+            return f"{self.title}\n{self.detail or self.text}"
         if self.kind == "tool":
             return self.title + (f"\n{self.detail}" if self.detail else "")
         if self.kind in ("permission", "notice") and self.title:
@@ -58,14 +77,22 @@ class Block:
     # --- assistant streaming ------------------------------------------------------------------
 
     def add_text(self, text: str, partial: bool) -> None:
+        """O(1): the whole text is joined lazily when someone reads :attr:`text`."""
         if partial:
             self._preview.append(text)
         else:
-            self._preview.clear()
+            if self._preview:
+                self._preview.clear()
             self._final.append(text)
         self.streaming = bool(self._preview)
-        self.text = "".join(self._final) + "".join(self._preview)
+        self._joined = False
         self.touch()
+
+    def finish(self) -> None:
+        """The message is complete: render it in full (markdown) from now on."""
+        if self.live:
+            self.live = False
+            self.touch()
 
 
 def hhmmss(ts: str) -> str:
@@ -75,7 +102,7 @@ def hhmmss(ts: str) -> str:
     return ts
 
 
-def envelope_title(e: ev.EnvelopeReceived) -> str:
+def envelope_title(e: Any) -> str:
     parts = [f"✉ from {e.sender}"]
     if e.task_id:
         parts.append(f"task#{e.task_id}")
@@ -121,23 +148,28 @@ class TranscriptModel:
         return self.add(Block("notice", text=text, title=title))
 
     def _break(self) -> None:
-        """The next assistant/thinking text starts a new block."""
+        """The next assistant/thinking text starts a new block; the current ones are complete."""
+        for block in (self._assistant, self._thinking):
+            if block is not None:
+                block.finish()
         self._assistant = None
         self._thinking = None
 
     def apply(self, event: Any) -> Block | None:  # noqa: C901 - one dispatch on event type
-        if isinstance(event, ev.UserTurn):
+        kind = type(event).__name__  # by name: no import of the kernel's event module (first frame)
+        if kind == "UserTurn":
             self._start_turn()
             return self.add(Block("user", text=event.text))
-        if isinstance(event, ev.EnvelopeReceived):
+        if kind == "EnvelopeReceived":
             self._start_turn()
             return self.add(Block("envelope", title=envelope_title(event), text=preview(event.body),
                                   detail=event.body))
-        if isinstance(event, ev.StateChanged):
+        if kind == "StateChanged":
             if event.new == "working":
                 self.in_turn = True
             elif event.new in ("ready", "closed"):
                 self.in_turn = False
+                self._break()
             elif event.new == "error":
                 self.in_turn = False
                 reason = event.reason.strip()
@@ -146,7 +178,7 @@ class TranscriptModel:
                     self._break()
                     return self.add(Block("error", text=reason, is_error=True))
             return None
-        if isinstance(event, ev.TurnResult):
+        if kind == "TurnResult":
             self.in_turn = False
             self._break()
             self._plan = None
@@ -158,11 +190,11 @@ class TranscriptModel:
             if event.stop_reason not in ("end_turn", "", None):
                 return self.add(Block("notice", text=f"turn ended: {event.stop_reason}"))
             return None
-        if isinstance(event, ev.AgentError):
+        if kind == "AgentError":
             self._break()
             text = event.message + (f"\n{event.stderr_tail.strip()}" if event.stderr_tail.strip() else "")
             return self.add(Block("error", text=text, is_error=True))
-        if isinstance(event, ev.ApprovalAnswered):
+        if kind == "ApprovalAnswered":
             if self.pending_permission is not None:
                 block = self.pending_permission
                 self.pending_permission = None
@@ -171,37 +203,47 @@ class TranscriptModel:
                 block.touch()
                 return block
             return None
-        if isinstance(event, ev.PermissionRequest):
+        if kind == "PermissionRequest":
             self._break()
             title = f"⚠ approval needed: {event.tool_name}" + (f"({event.summary})" if event.summary else "")
             block = self.add(Block("permission", title=title, text="y allow · n deny · a always allow"))
             self.pending_permission = block
             return block
-        if isinstance(event, ev.CompactBoundary):
+        if kind == "CompactBoundary":
             return self.add(Block("notice", text=f"✂ context compacted ({event.trigger or 'auto'})"))
         # content events: only inside a turn (outside one they are a driver replaying history)
         if not self.in_turn or getattr(event, "parent_tool_use_id", None) is not None:
             return None
-        if isinstance(event, ev.AssistantText):
+        if kind == "AssistantText":
             block = self._assistant
             if block is None or (event.message_id and block.message_id and event.message_id != block.message_id):
+                if block is not None:
+                    block.finish()
+                if self._thinking is not None:
+                    self._thinking.finish()
                 block = self._assistant = self.add(Block("assistant", message_id=event.message_id))
+                block.live = True
                 self._thinking = None
             block.add_text(event.text, event.partial)
             return block
-        if isinstance(event, ev.Thinking):
+        if kind == "Thinking":
             block = self._thinking
             if block is None:
+                if self._assistant is not None:
+                    self._assistant.finish()
                 block = self._thinking = self.add(Block("thinking", message_id=event.message_id))
+                block.live = True
                 self._assistant = None
             block.add_text(event.text, event.partial)
             return block
-        if isinstance(event, ev.ToolUse):
+        if kind == "ToolUse":
             self._break()
-            block = self.add(Block("tool", title=f"⏺ {event.name}({event.summary})", tool_call_id=event.tool_call_id))
+            summary = event.summary if event.summary and event.summary != event.name else ""
+            title = f"⏺ {event.name}({summary})" if summary else f"⏺ {event.name}"
+            block = self.add(Block("tool", title=title, tool_call_id=event.tool_call_id))
             self._tools[event.tool_call_id] = block
             return block
-        if isinstance(event, ev.ToolResult):
+        if kind == "ToolResult":
             block = self._tools.pop(event.tool_call_id, None)
             if block is None:
                 return None
@@ -210,7 +252,7 @@ class TranscriptModel:
             block.is_error = event.is_error
             block.touch()
             return block
-        if isinstance(event, ev.Plan):
+        if kind == "Plan":
             marks = {"completed": "☑", "in_progress": "◐"}
             text = "\n".join(f"{marks.get(e.status, '☐')} {e.content}" for e in event.entries)
             if self._plan is None:

@@ -14,12 +14,15 @@ def _project(args: argparse.Namespace) -> Path | None:
     return Path(args.project).resolve() if getattr(args, "project", None) else None
 
 
-def run_app(kernel: Any, **options: Any) -> int:
-    """Run the TUI on ``kernel`` (built, not running); returns the exit code."""
-    from aegis_kernel.kernel import setup_logging
-
-    setup_logging(kernel)  # before anything configures logging on import (mcp does): nothing on stderr
+def run_app(kernel: Any = None, **options: Any) -> int:
+    """Run the TUI on ``kernel`` (built, not running) or on ``kernel_factory=`` (built after the first
+    frame, so imports and config loading do not delay it); returns the exit code. Logging goes to
+    ``.aegis/state/aegis.log`` (the app sets it up as soon as the kernel exists): nothing on stderr."""
     logging.captureWarnings(True)
+    if kernel is not None:
+        from aegis_kernel.kernel import setup_logging
+
+        setup_logging(kernel)
     from .app import AegisApp
 
     app = AegisApp(kernel, **options)
@@ -33,15 +36,16 @@ def tui_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def tui_run(args: argparse.Namespace) -> int:
-    from aegis_kernel.config import ConfigError
-    from aegis_kernel.kernel import build_kernel
+    from aegis_kernel.project import resolve_project_dir
 
-    try:
-        kernel = build_kernel(_project(args))
-    except ConfigError as exc:
-        print(f"aegis: invalid configuration\n{exc}", file=sys.stderr)
-        return 2
-    return run_app(kernel, clean=bool(getattr(args, "clean", False)))
+    project = resolve_project_dir(_project(args))
+
+    def build() -> Any:
+        from aegis_kernel.kernel import build_kernel
+
+        return build_kernel(project)
+
+    return run_app(kernel_factory=build, project_dir=project, clean=bool(getattr(args, "clean", False)))
 
 
 def demo_setup(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +59,7 @@ def demo_setup(parser: argparse.ArgumentParser) -> None:
 def demo_run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from aegis_kernel.config import ConfigError
-
-    from .demo import make_demo_kernel, make_tour
+    from .demo import make_demo_kernel, make_tour, write_demo_project
 
     if args.dir:
         project = Path(args.dir).resolve()
@@ -67,13 +69,10 @@ def demo_run(args: argparse.Namespace) -> int:
         project = Path(tempfile.mkdtemp(prefix="aegis-demo-"))
         remove = not args.keep
     try:
-        try:
-            kernel = make_demo_kernel(project)
-        except ConfigError as exc:
-            print(f"aegis demo: {exc}", file=sys.stderr)
-            return 2
+        write_demo_project(project)
         tour = None if args.no_tour else make_tour(max(0.0, args.tour_speed))
-        code = run_app(kernel, clean=True, tour=tour, title="aegis demo")
+        code = run_app(kernel_factory=lambda: make_demo_kernel(project), project_dir=project, clean=True,
+                       tour=tour, title="aegis demo")
     finally:
         if remove:
             shutil.rmtree(project, ignore_errors=True)

@@ -22,7 +22,6 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
-from aegis_kernel.config import ConfigError, config_validator, load_config, set_key
 from aegis_kernel.profiles import PERMISSIONS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -36,6 +35,8 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
     """Write ``agents.<name>`` (and ``default_agent``) through the validated edit path, then reload the
     kernel's config. Raises ``ValueError`` for a bad name or a taken one, ``ConfigError`` when the
     loader refuses the result (nothing is written then)."""
+    from aegis_kernel.config import config_validator, set_key
+
     if not NAME_RE.match(name):
         raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
     agents = kernel.config.get("agents") or {}
@@ -51,8 +52,7 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
 
 
 def reload_config(kernel: Any) -> None:
-    sections = kernel.plugins.registry.objects("config_sections")
-    kernel.config = load_config(kernel.project_dir, sections)
+    kernel.reload_config()
 
 
 def _plain(value: Any) -> Any:
@@ -150,6 +150,8 @@ class ConfigPanel(Vertical):
         self.query_one("#config-body", Static).update(summary(self.kernel))
 
     def action_reload(self) -> None:
+        from aegis_kernel.config import ConfigError
+
         try:
             reload_config(self.kernel)
         except ConfigError as exc:
@@ -177,6 +179,7 @@ class AddAgentForm(ModalScreen[str | None]):
                               background: $surface; padding: 0 1; }
     AddAgentForm .title { text-style: bold; color: $accent; }
     AddAgentForm .label { margin-top: 1; color: $text-muted; }
+    AddAgentForm Input, AddAgentForm Select { background: $boost; }
     AddAgentForm #form-error { color: $error; height: auto; }
     AddAgentForm Horizontal { height: auto; margin-top: 1; }
     AddAgentForm Button { margin-right: 2; }
@@ -192,19 +195,19 @@ class AddAgentForm(ModalScreen[str | None]):
         with Vertical():
             yield Static("add an agent", classes="title")
             yield Static("name", classes="label")
-            yield Input(placeholder="e.g. reviewer", id="f-name")
+            yield Input(placeholder="e.g. reviewer", id="f-name", compact=True)
             yield Static("provider", classes="label")
-            yield Select([(d, d) for d in drivers], id="f-provider", allow_blank=False,
+            yield Select([(d, d) for d in drivers], id="f-provider", allow_blank=False, compact=True,
                          value="scripted" if "scripted" in drivers else (drivers[0] if drivers else Select.BLANK))
             yield Static("model (optional)", classes="label")
-            yield Input(placeholder="e.g. opus, gemini-2.5-pro", id="f-model")
+            yield Input(placeholder="e.g. opus, gemini-2.5-pro", id="f-model", compact=True)
             yield Static("permission", classes="label")
-            yield Select([(p, p) for p in PERMISSIONS], id="f-permission", allow_blank=False, value="write")
+            yield Select([(p, p) for p in PERMISSIONS], id="f-permission", allow_blank=False, value="write", compact=True)
             yield Static("effort (optional)", classes="label")
-            yield Input(placeholder="e.g. high", id="f-effort")
+            yield Input(placeholder="e.g. high", id="f-effort", compact=True)
             yield Static("description (optional)", classes="label")
-            yield Input(id="f-description")
-            yield Checkbox("make it the default agent", value=first, id="f-default")
+            yield Input(id="f-description", compact=True)
+            yield Checkbox("make it the default agent", value=first, id="f-default", compact=True)
             yield Static("", id="form-error")
             with Horizontal():
                 yield Button("Save (Ctrl+S)", variant="primary", id="f-save")
@@ -227,6 +230,8 @@ class AddAgentForm(ModalScreen[str | None]):
             "description": value("#f-description"),
         }
         name = value("#f-name")
+        from aegis_kernel.config import ConfigError
+
         try:
             add_agent(self.kernel, name, profile, make_default=self.query_one("#f-default", Checkbox).value)
         except (ValueError, ConfigError) as exc:

@@ -69,7 +69,8 @@ def make_demo_kernel(project: Path) -> Any:
 
     from .config_panel import reload_config
 
-    write_demo_project(project)
+    if not (project / ".aegis.yaml").exists():
+        write_demo_project(project)
     kernel = build_kernel(project)
     sections = kernel.plugins.registry.objects("config_sections")
     if "queues" in sections:

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.syntax import Syntax
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, TextArea
 
-from aegis_kernel.state import write_text_atomic
 
 MAX_VIEW_BYTES = 2_000_000
 
@@ -30,6 +29,20 @@ def read_for_view(path: Path) -> tuple[str | None, str]:
     if b"\0" in data[:8192]:
         return None, f"{path.name}: binary file, {len(data):,} bytes"
     return data.decode("utf-8", errors="replace"), ""
+
+
+class Editor(TextArea):
+    """A code editor where Tab indents and Escape is left to the file view (to leave edit mode)."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "escape":
+            event.stop()
+            event.prevent_default()  # TextArea's own handler would move focus
+            view = next((a for a in self.ancestors if isinstance(a, FileView)), None)
+            if view is not None:
+                view.action_leave_edit()
+            return
+        await super()._on_key(event)
 
 
 class FileView(Vertical):
@@ -79,7 +92,7 @@ class FileView(Vertical):
         yield Static("", id="file-head")
         with VerticalScroll(id="file-scroll"):
             yield Static("", id="file-body")
-        yield TextArea("", id="file-editor", soft_wrap=False, show_line_numbers=True, tab_behavior="indent")
+        yield Editor("", id="file-editor", soft_wrap=False, show_line_numbers=True, tab_behavior="indent")
 
     def on_mount(self) -> None:
         self.reload()
@@ -90,6 +103,8 @@ class FileView(Vertical):
         if self.text is None:
             body.update(Text(self.note, style="dim"))
         else:
+            from rich.syntax import Syntax
+
             lexer = Syntax.guess_lexer(str(self.path), self.text)
             body.update(Syntax(self.text, lexer, line_numbers=True, word_wrap=False, theme="monokai",
                                indent_guides=False))
@@ -118,9 +133,15 @@ class FileView(Vertical):
         self._head()
         self.post_message(self.DirtyChanged(self))
 
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self.editing:
+            self.post_message(self.DirtyChanged(self))
+
     def action_save(self) -> None:
         if not self.editing:
             return
+        from aegis_kernel.state import write_text_atomic
+
         new = self.query_one(TextArea).text
         try:
             write_text_atomic(self.path, new)

@@ -10,7 +10,6 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from aegis_kernel.metrics import status_line
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 VERBS = ("Working", "Thinking", "Pondering", "Crafting", "Weaving", "Tinkering")
@@ -29,6 +28,8 @@ def clock(seconds: float) -> str:
 
 def session_status(session: Any) -> Text:
     """The status bar text for an agent session."""
+    from aegis_kernel.metrics import status_line
+
     p = session.profile
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(session.handle, Style(bold=True))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import define, field
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -27,19 +26,25 @@ STATE_DOTS = {
 KIND_GLYPHS = {"file": "▤", "config": "⚙", "panel": "◆"}
 
 
-@define(eq=False)
 class Tab:
-    key: str
-    kind: str  # agent | file | config | panel
-    title: str
-    widget: Any = None
-    session: Any = None
-    path: Any = None
-    panel: str | None = None
-    star: bool = False
-    draft: str = ""
-    unsubscribe: Any = None
-    extra: dict[str, Any] = field(factory=dict)
+    """One tab: an agent session, a file, the config panel or a plugin panel."""
+
+    def __init__(self, key: str, kind: str, title: str, widget: Any = None, session: Any = None, path: Any = None,
+                 panel: str | None = None) -> None:
+        self.key = key
+        self.kind = kind  # agent | file | config | panel
+        self.title = title
+        self.widget = widget
+        self.session = session
+        self.path = path
+        self.panel = panel
+        self.star = False
+        self.draft = ""
+        self.unsubscribe: Any = None
+        self.extra: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Tab {self.kind} {self.label()}>"
 
     @property
     def state(self) -> str:

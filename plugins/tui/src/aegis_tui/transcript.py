@@ -15,7 +15,6 @@ from bisect import bisect_right
 from itertools import accumulate
 
 from rich.console import Group, RenderableType
-from rich.markdown import Markdown
 from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
@@ -46,6 +45,52 @@ def block_margin(block: Block, index: int) -> int:
     return 1 if index > 0 and block.kind in MARGIN_KINDS else 0
 
 
+def wrap_rows(text: str, width: int) -> list[tuple[str, int]]:
+    """Greedy word wrap of plain text: ``[(row, consumed)]`` where ``consumed`` counts the row's
+    characters plus the space or newline it broke at. Always at least one row (possibly empty)."""
+    out: list[tuple[str, int]] = []
+    width = max(1, width)
+    i, n = 0, len(text)
+    while i < n:
+        nl = text.find("\n", i, i + width + 1)
+        if nl != -1:
+            out.append((text[i:nl], nl + 1 - i))
+            i = nl + 1
+            if i == n:
+                out.append(("", 0))
+            continue
+        if n - i <= width:
+            out.append((text[i:], n - i))
+            break
+        cut = text.rfind(" ", i, i + width + 1)
+        if cut <= i:
+            out.append((text[i:i + width], width))
+            i += width
+        else:
+            out.append((text[i:cut], cut + 1 - i))
+            i = cut + 1
+    return out or [("", 0)]
+
+
+class LiveText:
+    """Incremental rendering of a message that only grows: complete rows are wrapped once, only the
+    tail is re-wrapped when text arrives (streaming stays O(new text), not O(message))."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.pos = 0  # text[:pos] is in complete rows
+        self.rows: list[Strip] = []
+        self.prefix_len = 0
+
+    def update(self, text: str) -> list[Strip]:
+        wrapped = wrap_rows(text[self.pos:], self.width)
+        for row, consumed in wrapped[:-1]:
+            self.rows.append(Strip([Segment(row)], len(row)))
+            self.pos += consumed
+        tail = wrapped[-1][0]
+        return [*self.rows, Strip([Segment(tail)], len(tail))]
+
+
 def estimate_height(block: Block, width: int, index: int) -> int:
     """A cheap guess of the rendered height (exact for most plain-text blocks)."""
     w = max(1, width - 2)
@@ -71,8 +116,10 @@ def renderable_for(block: Block) -> RenderableType:
         body = Padding(Text(block.text, style=S_DIM), (0, 0, 0, 2))
         return Group(Text(block.title, style=S_ENV), body)
     if kind == "assistant":
-        if block.streaming or len(block.text) > MARKDOWN_LIMIT:
+        if block.live or block.streaming or len(block.text) > MARKDOWN_LIMIT:
             return Text(block.text)
+        from rich.markdown import Markdown  # imported on first use: keeps the first frame fast
+
         return Markdown(block.text or " ", code_theme="monokai")
     if kind == "thinking":
         if block.expanded:
@@ -84,7 +131,9 @@ def renderable_for(block: Block) -> RenderableType:
         head = Text.assemble(("⏺ ", style), (block.title.removeprefix("⏺ "), ""))
         if not block.text:
             return head
-        return Group(head, Text("  └ " + block.text, style=S_TOOL_ERR if block.is_error else S_DIM))
+        result = Text("  └ " + block.text, style=S_TOOL_ERR if block.is_error else S_DIM, no_wrap=True,
+                      overflow="ellipsis")
+        return Group(head, result)
     if kind == "plan":
         return Group(Text("☰ plan", style=S_DIM), Text(block.text))
     if kind == "permission":
@@ -112,10 +161,10 @@ class Transcript(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.model = model or TranscriptModel()
         self._heights: list[int] = []
-        self._exact: dict[int, tuple[int, int]] = {}  # block id → (version, width) of the exact height
         self._offsets: list[int] = [0]
         self._index: dict[int, int] = {}
         self._cache: dict[int, tuple[int, int, list[Strip]]] = {}
+        self._live: dict[int, LiveText] = {}
         self._changed: set[int] = set()
         self._width = 0
         self.follow = True
@@ -136,7 +185,7 @@ class Transcript(ScrollView, can_focus=True):
         if width != self._width:
             self._width = width
             self._heights = [estimate_height(b, width, i) for i, b in enumerate(self.model.blocks)]
-            self._exact.clear()
+            self._live.clear()
             self._index = {b.id: i for i, b in enumerate(self.model.blocks)}
             self._changed.clear()
             self._offsets = [0, *accumulate(self._heights)]
@@ -151,8 +200,11 @@ class Transcript(ScrollView, can_focus=True):
                 i = self._index.get(block_id)
                 if i is None:
                     continue
-                self._exact.pop(block_id, None)
-                self._heights[i] = estimate_height(blocks[i], width, i)
+                block = blocks[i]
+                if block.live and block.kind == "assistant":
+                    self._heights[i] = len(self._render_live(block, i))  # exact and cheap
+                else:
+                    self._heights[i] = estimate_height(block, width, i)
                 low = min(low, i)
             self._changed.clear()
             self._recompute(low)
@@ -160,7 +212,12 @@ class Transcript(ScrollView, can_focus=True):
         if was_at_end:
             self.follow = True
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.call_after_refresh(self._stick)
         self.refresh()
+
+    def _stick(self) -> None:
+        if self.follow and self.scroll_y < self.max_scroll_y:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
 
     def _recompute(self, low: int) -> None:
         offsets = self._offsets
@@ -184,22 +241,40 @@ class Transcript(ScrollView, can_focus=True):
 
     # --- rendering ----------------------------------------------------------------------------
 
+    def _render_live(self, block: Block, i: int) -> list[Strip]:
+        cached = self._cache.get(block.id)
+        if cached is not None and cached[0] == block.version and cached[1] == self._width:
+            return cached[2]
+        live = self._live.get(block.id)
+        if live is None or live.width != self._width:
+            live = self._live[block.id] = LiveText(self._width)
+        strips = live.update(block.text)
+        if block_margin(block, i):
+            strips.insert(0, Strip.blank(0))
+        self._cache[block.id] = (block.version, self._width, strips)
+        return strips
+
     def _strips(self, i: int) -> list[Strip]:
         block = self.model.blocks[i]
         width = self._width
         cached = self._cache.get(block.id)
         if cached is not None and cached[0] == block.version and cached[1] == width:
             return cached[2]
-        console = self.app.console
-        options = console.options.update_width(max(1, width))
-        lines = console.render_lines(renderable_for(block), options, pad=False)
-        strips = [Strip(line) for line in lines] or [Strip.blank(0)]
-        if block_margin(block, i):
-            strips.insert(0, Strip.blank(0))
-        self._cache[block.id] = (block.version, width, strips)
+        if block.live and block.kind == "assistant":
+            strips = self._render_live(block, i)
+        else:
+            self._live.pop(block.id, None)
+            console = self.app.console
+            options = console.options.update_width(max(1, width))
+            lines = console.render_lines(renderable_for(block), options, pad=False)
+            strips = [Strip(line) for line in lines] or [Strip.blank(0)]
+            if block_margin(block, i):
+                strips.insert(0, Strip.blank(0))
+            self._cache[block.id] = (block.version, width, strips)
         if len(self._cache) > 600:  # keep memory bounded on huge transcripts
             for key in list(self._cache)[:200]:
-                del self._cache[key]
+                if key not in self._live:
+                    del self._cache[key]
         if len(strips) != self._heights[i]:
             self._heights[i] = len(strips)
             self._recompute(i)
@@ -207,7 +282,6 @@ class Transcript(ScrollView, can_focus=True):
             if self.follow:
                 self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
             self.refresh()
-        self._exact[block.id] = (block.version, width)
         return strips
 
     def render_line(self, y: int) -> Strip:
@@ -255,7 +329,10 @@ class Transcript(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        self.follow = new >= self.max_scroll_y - 1
+        if new >= self.max_scroll_y - 1:
+            self.follow = True
+        elif new < old:  # the user scrolled up: stop following the bottom
+            self.follow = False
 
     @property
     def total_lines(self) -> int:

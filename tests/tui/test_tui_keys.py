@@ -1,0 +1,378 @@
+"""Pilot tests for every key of the TUI (in-memory agents; Textual on asyncio, the kernel as a trio guest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_testkit import blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send, wait_until
+
+from aegis_kernel.delivery import Envelope
+from aegis_tui.config_panel import AddAgentForm, ConfigPanel
+from aegis_tui.dialogs import AgentPicker, Confirm, FilePicker
+from aegis_tui.fileview import FileView
+
+
+def test_ctrl_t_opens_the_default_agent_and_enter_sends(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            assert tab.session.profile_name == "alpha"
+            await send(pilot, "hello there")
+            await wait_until(pilot, lambda: "assistant:fake reply to: hello there" in blocks(tab))
+            assert blocks(tab)[0] == "user:hello there"
+            await wait_until(pilot, lambda: "fake reply to: hello there" in screen_text(app))
+            await wait_until(pilot, lambda: "↑10k (90% cached) ↓50" in screen_text(app))  # honest metrics
+            assert f"● 1 {tab.session.handle} ·alpha·" in screen_text(app)
+            assert app.prompt.text == ""
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+        assert all(p.closed for p in app.kernel.plugins.registry.objects("drivers")["tfake"].processes)
+
+    run(body())
+
+
+def test_ctrl_n_picks_an_agent(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: isinstance(app.screen, AgentPicker))
+            await pilot.press("down", "enter")
+            await wait_until(pilot, lambda: app.tabs)
+            tab = app.tabs[0]
+            assert tab.session.profile_name == "beta"
+            await wait_until(pilot, lambda: tab.session.state == "ready")
+            await wait_until(pilot, lambda: "big-model·write" in screen_text(app))
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_switching_and_reordering_tabs(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            a = await new_agent_tab(pilot)
+            b = await new_agent_tab(pilot)
+            c = await new_agent_tab(pilot)
+            assert app.active_tab is c
+            await pilot.press("ctrl+1")
+            assert app.active_tab is a
+            await pilot.press("ctrl+3")
+            assert app.active_tab is c
+            await pilot.press("alt+2")
+            assert app.active_tab is b
+            await pilot.press("ctrl+right")
+            assert app.active_tab is c
+            await pilot.press("ctrl+right")  # wraps around
+            assert app.active_tab is a
+            await pilot.press("ctrl+left")
+            assert app.active_tab is c
+            await pilot.press("ctrl+tab")
+            assert app.active_tab is a
+            await pilot.press("ctrl+shift+tab")
+            assert app.active_tab is c
+            await pilot.press("ctrl+9")  # no 9th tab: nothing happens
+            assert app.active_tab is c
+            await pilot.press("ctrl+shift+left")  # move c one to the left
+            assert [t.session for t in app.tabs] == [a.session, c.session, b.session]
+            assert app.active_tab is c
+            await pilot.press("ctrl+shift+right")
+            assert [t.session for t in app.tabs] == [a.session, b.session, c.session]
+            await pilot.click("TabBar", offset=(3, 0))  # click the first cell
+            assert app.active_tab is a
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            a = await new_agent_tab(pilot)
+            b = await new_agent_tab(pilot)
+            session_b = b.session
+            await pilot.press("ctrl+w")
+            await wait_until(pilot, lambda: session_b.state == "closed", what="b closed")
+            assert app.tabs == [a]
+            assert app.kernel.sessions.get(session_b.handle) is None
+            await pilot.press("ctrl+w")
+            await wait_until(pilot, lambda: app.return_code is not None, what="the app to quit")
+        assert app.return_code == 0
+
+    run(body())
+
+
+def test_escape_interrupts_and_input_is_queued_behind_a_turn(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            await send(pilot, "hang")
+            await wait_until(pilot, lambda: tab.session.state == "working")
+            await wait_until(pilot, lambda: "Working… (" in screen_text(app), what="the working indicator")
+            await send(pilot, "after the turn")  # queued behind the running turn
+            await wait_until(pilot, lambda: tab.session.pending_count == 1)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: "notice:⊘ interrupted" in blocks(tab), what="interrupted")
+            await wait_until(pilot, lambda: "assistant:fake reply to: after the turn" in blocks(tab))
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_shift_enter_newline_and_history(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            await pilot.press("o", "n", "e")
+            await pilot.press("shift+enter")
+            await pilot.press("t", "w", "o")
+            assert app.prompt.text == "one\ntwo"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "user:one\ntwo" in blocks(tab))
+            await send(pilot, "second")
+            await pilot.press("x")
+            await pilot.press("up")
+            assert app.prompt.text == "second"
+            await pilot.press("up")
+            assert app.prompt.text == "one\ntwo"
+            await pilot.press("down")
+            assert app.prompt.text == "second"
+            await pilot.press("down")
+            assert app.prompt.text == "x"  # the draft comes back
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_y_n_a_answer_a_pending_approval(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        bells: list[int] = []
+        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            session = tab.session
+            await send(pilot, "ask")
+            await wait_until(pilot, lambda: session.state == "input-required")
+            await wait_until(pilot, lambda: "asks to run Bash(rm -rf build)" in screen_text(app))
+            assert "◉ 1" in screen_text(app)
+            await pilot.press("n")
+            await wait_until(pilot, lambda: "assistant:denied" in blocks(tab))
+            assert any(b.startswith("permission:⚠ approval needed: Bash(rm -rf build)") and b.endswith("✗ denied")
+                       for b in blocks(tab))
+            assert app.prompt.text == ""  # the key answered, it was not typed
+            await send(pilot, "ask")
+            await wait_until(pilot, lambda: session.state == "input-required")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: "assistant:allowed" in blocks(tab))
+            # a background tab that needs input gets a sticky * and a bell
+            other = await new_agent_tab(pilot)
+            assert app.active_tab is other
+            app.in_kernel(lambda: app.kernel.deliver(session.handle, Envelope.new("user", "ask")))
+            await wait_until(pilot, lambda: tab.star and bells, what="star and bell")
+            await wait_until(pilot, lambda: f"{session.handle} ·alpha· *" in screen_text(app))
+            await pilot.press("ctrl+1")
+            assert not tab.star
+            await pilot.press("a")
+            await wait_until(pilot, lambda: blocks(tab)[-1] == "assistant:allowed")
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_background_tab_that_finishes_gets_a_star_and_a_bell(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        bells: list[int] = []
+        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            first = await new_agent_tab(pilot)
+            await send(pilot, "slow 300")
+            await new_agent_tab(pilot)
+            await wait_until(pilot, lambda: first.star, what="the star")
+            assert bells
+            await pilot.press("ctrl+1")
+            assert not first.star
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_transcript_blocks_and_click_to_copy(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            await send(pilot, "tool")
+            await wait_until(pilot, lambda: tab.session.metrics.turns == 1)
+            await wait_until(pilot, lambda: "The retry path is in _run_turn." in screen_text(app))
+            text = screen_text(app)
+            assert "› tool" in text
+            assert "✻ thinking · 6 words" in text
+            assert "⏺ Read(worker.py)" in text
+            assert "└ ok" in text
+            assert "⚒ 1" in text
+            # click on the tool block copies it
+            transcript = tab.widget.transcript
+            row = next(i for i in range(40) if (b := transcript.block_at(i)) is not None and b.kind == "tool")
+            await pilot.click(transcript, offset=(5, row))
+            assert app.clipboard == "⏺ Read(worker.py)\nok\nline 2"
+            # click on the thinking block expands it
+            row = next(i for i in range(40) if (b := transcript.block_at(i)) is not None and b.kind == "thinking")
+            await pilot.click(transcript, offset=(5, row))
+            await wait_until(pilot, lambda: "✻ let me look at the file" in screen_text(app))
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_ctrl_o_picks_a_file_and_the_file_tab_edits_and_saves(tmp_path: Path) -> None:
+    async def body() -> None:
+        project = make_project(tmp_path)
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await wait_until(pilot, lambda: "src/worker.py" in app.files, what="the index")
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(app.screen, FilePicker))
+            await pilot.press("w", "r", "k")
+            await pilot.pause(0.05)
+            options = app.screen.query_one("OptionList")
+            assert options.get_option_at_index(options.highlighted).id == "src/worker.py"  # top match preselected
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "file")
+            view = app.active_tab.widget
+            assert isinstance(view, FileView)
+            await wait_until(pilot, lambda: "def _run_turn():" in screen_text(app))
+            await pilot.press("e")
+            assert view.editing
+            await pilot.press("end", "#", "x")
+            assert view.dirty
+            await wait_until(pilot, lambda: "worker.py +" in screen_text(app), what="the dirty mark")
+            await pilot.press("ctrl+s")
+            assert (project / "src" / "worker.py").read_text().startswith("def _run_turn():#x\n")
+            assert not view.dirty
+            await pilot.press("y")
+            assert view.dirty
+            await pilot.press("escape")  # unsaved edits: asks
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("k")  # keep editing
+            assert view.editing and view.dirty
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("d")  # discard
+            await wait_until(pilot, lambda: not view.editing)
+            assert (project / "src" / "worker.py").read_text().startswith("def _run_turn():#x\n")
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_f2_config_panel_adds_an_agent_through_the_validated_form(tmp_path: Path) -> None:
+    async def body() -> None:
+        project = make_project(tmp_path)
+        app = make_app(project)
+        async with app.run_test(size=(120, 50)) as pilot:
+            await ready(pilot)
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "config")
+            assert isinstance(app.active_tab.widget, ConfigPanel)
+            await wait_until(pilot, lambda: "2 configured · default: alpha" in screen_text(app))
+            await pilot.press("a")
+            await wait_until(pilot, lambda: isinstance(app.screen, AddAgentForm))
+            await pilot.press(*"Bad Name")
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: "✗ the agent name must be" in screen_text(app))
+            app.screen.query_one("#f-name").value = "alpha"
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: "already exists" in screen_text(app))
+            app.screen.query_one("#f-name").value = "gamma"
+            app.screen.query_one("#f-provider").value = "tfake"
+            app.screen.query_one("#f-model").value = "m-1"
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: not isinstance(app.screen, AddAgentForm))
+            text = (project / ".aegis.yaml").read_text()
+            assert "gamma:" in text and "provider: tfake" in text and "model: m-1" in text
+            assert "# " not in text or text.startswith("default_agent")  # file kept its shape
+            assert "gamma" in app.kernel.config.get("agents")
+            await wait_until(pilot, lambda: "3 configured" in screen_text(app))
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_no_config_opens_the_config_panel_with_a_prompt(tmp_path: Path) -> None:
+    async def body() -> None:
+        project = make_project(tmp_path, config=None)
+        app = make_app(project)
+        async with app.run_test(size=(120, 50)) as pilot:
+            await ready(pilot)
+            await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "config")
+            await wait_until(pilot, lambda: "press a to add your first agent" in screen_text(app))
+            await pilot.press("a")
+            await wait_until(pilot, lambda: isinstance(app.screen, AddAgentForm))
+            app.screen.query_one("#f-name").value = "main"
+            app.screen.query_one("#f-provider").value = "tfake"
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: (project / ".aegis.yaml").exists())
+            text = (project / ".aegis.yaml").read_text()
+            assert "main:" in text and "default_agent: main" in text
+            tab = await new_agent_tab(pilot)
+            assert tab.session.profile_name == "main"
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path) -> None:
+    async def body() -> None:
+        config = "default_agent: alpha\nplugins:\n  disabled: [mcp]\nagents:\n  alpha: {provider: tfake}\n" \
+                 "queues:\n  tests: {agent: alpha, max_parallel: 2}\n"
+        app = make_app(make_project(tmp_path, config))
+        panels = app.kernel.plugins.registry.objects("panels")
+        assert {"queue-strip", "queue-dashboard", "hello"} <= set(panels)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await wait_until(pilot, lambda: "queues: tests ●0/2 ○0 ✓0 ✗0" in screen_text(app), what="the strip")
+            await pilot.press("ctrl+d")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "QueueDashboard")
+            assert "IN-FLIGHT" in screen_text(app)
+            await pilot.press("ctrl+d")  # toggles closed
+            await wait_until(pilot, lambda: type(app.screen).__name__ != "QueueDashboard")
+            await pilot.press("ctrl+g")
+            await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "panel")
+            assert "Hello, from a plugin panel!" in screen_text(app)
+            await pilot.press("ctrl+q")
+
+    run(body())
+
+
+def test_ctrl_q_quits_while_an_agent_streams(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            await send(pilot, "slow 100000")
+            await wait_until(pilot, lambda: tab.session.metrics.streaming and "~↑" in screen_text(app))
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: app.return_code is not None)
+        assert app.return_code == 0
+        assert app._guest_done is not None and app._guest_done.done()
+        assert tab.session.state == "closed"
+
+    run(body())

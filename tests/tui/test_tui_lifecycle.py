@@ -1,0 +1,215 @@
+"""Session persistence, --clean, a corrupt workspace, SIGTERM, a hung agent, and real scripted agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tui_testkit import (CONFIG, TDriver, blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send,
+                         wait_until)
+
+from aegis_tui.dialogs import Confirm
+
+
+def _pids_matching(marker: str) -> list[int]:
+    """Live processes whose command line or environment mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if marker.encode() in blob and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+def test_reopening_restores_tabs_in_order_and_resumes_sessions(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+
+    async def first() -> tuple[list[str], str]:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            a = await new_agent_tab(pilot)
+            await send(pilot, "remember me")
+            await wait_until(pilot, lambda: "assistant:fake reply to: remember me" in blocks(a))
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "AgentPicker")
+            await pilot.press("down", "enter")
+            await wait_until(pilot, lambda: len(app.tabs) == 2 and app.tabs[1].session.state == "ready")
+            await app.open_file_tab(project / "README.md")
+            await pilot.press("ctrl+2", "ctrl+shift+left")  # beta first
+            handles = [t.label() for t in app.tabs]
+            sid = a.session.driver_session_id
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+        saved = json.loads((project / ".aegis/state/workspace.json").read_text())
+        assert [t["kind"] for t in saved["tabs"]] == ["agent", "agent", "file"]
+        return handles, sid
+
+    handles, sid = run(first())
+
+    async def second() -> None:
+        driver = TDriver()
+        app = make_app(project, driver)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await wait_until(pilot, lambda: len(app.tabs) == 3, what="tabs restored")
+            assert [t.label() for t in app.tabs] == handles
+            assert app.tabs[2].kind == "file"
+            alpha = app.tabs[1]
+            assert alpha.session.profile_name == "alpha"
+            assert "user:remember me" in blocks(alpha)  # the transcript came back
+            await wait_until(pilot, lambda: alpha.session.state == "ready")
+            assert sid in [p.session_id for p in driver.processes]  # the driver resumed the same session
+            await pilot.press("ctrl+2")
+            await send(pilot, "again")
+            await wait_until(pilot, lambda: "assistant:fake reply to: again" in blocks(alpha))
+            assert blocks(alpha).count("user:remember me") == 1
+            await pilot.press("ctrl+q")
+
+    run(second())
+
+    async def clean() -> None:
+        app = make_app(project, clean=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.pause(0.3)
+            assert app.tabs == []
+            assert list(app.kernel.sessions) == []
+            assert "Ctrl+T new agent" in screen_text(app)
+            await pilot.press("ctrl+q")
+
+    run(clean())
+
+
+def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    state = project / ".aegis" / "state"
+    state.mkdir(parents=True)
+    (state / "workspace.json").write_text("{not json")
+
+    async def quit_() -> None:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+            await wait_until(pilot, lambda: "the saved workspace is unreadable" in screen_text(app))
+            assert "corrupt JSON" in screen_text(app)
+            await pilot.press("q")
+            await wait_until(pilot, lambda: app.return_code is not None)
+        assert app.return_code == 2
+        assert app._guest_done is None  # the kernel never started
+
+    run(quit_())
+
+    async def fresh() -> None:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("s")
+            await ready(pilot)
+            await new_agent_tab(pilot)
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+        assert json.loads((state / "workspace.json").read_text())["v"] == 1
+        assert list(state.glob("workspace.json.bad-*"))
+
+    run(fresh())
+
+
+def test_sigterm_quits_cleanly(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            tab = await new_agent_tab(pilot)
+            await send(pilot, "hang")
+            await wait_until(pilot, lambda: tab.session.state == "working")
+            os.kill(os.getpid(), signal.SIGTERM)
+            await wait_until(pilot, lambda: app.return_code is not None, what="exit on SIGTERM")
+        assert app.return_code == 0
+        assert tab.session.state == "closed"
+        assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or True
+
+    run(body())
+
+
+HUNG = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # {marker}"
+
+
+def test_quitting_while_an_agent_hangs_leaves_no_process(tmp_path: Path) -> None:
+    marker = f"aegis-hang-{uuid.uuid4().hex[:8]}"
+    config = CONFIG + f"  stuck:\n    provider: scripted\n    command: [{json.dumps(sys.executable)}, '-c', " \
+                      f"{json.dumps(HUNG.format(marker=marker))}]\n"
+    project = make_project(tmp_path, config)
+
+    async def body() -> None:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            app.spawn_agent("stuck")
+            await wait_until(pilot, lambda: _pids_matching(marker), what="the hung agent process")
+            assert app.tabs[0].session.state == "starting"
+            started = time.monotonic()
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: app.return_code is not None, timeout=20, what="quit")
+            took = time.monotonic() - started
+        assert app.return_code == 0
+        assert took < 10, took
+        assert _pids_matching(marker) == []
+
+    run(body())
+
+
+REAL = """\
+default_agent: one
+agents:
+  one:
+    provider: scripted
+  two:
+    provider: scripted
+"""
+
+
+def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path) -> None:
+    project = make_project(tmp_path, REAL)
+
+    async def body() -> None:
+        from aegis_tui.app import AegisApp
+        from aegis_kernel.kernel import build_kernel
+
+        app = AegisApp(build_kernel(project))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.kernel_ready, timeout=20)
+            two = await new_agent_tab(pilot)
+            one = await new_agent_tab(pilot)
+            call = json.dumps({"target_handle": two.session.handle, "context": "PR ready, please review"})
+            await send(pilot, f"hand it over\n@call aegis_handoff {call}\n@reply done\n"
+                              "@usage in=1200 out=80 cache_read=9000")
+            await wait_until(pilot, lambda: any(b.startswith(f"envelope:✉ from agent:{one.session.handle} · ")
+                                                for b in blocks(two)), timeout=30, what="the envelope")
+            await wait_until(pilot, lambda: two.star, timeout=30, what="a star on the background tab")
+            await wait_until(pilot, lambda: one.session.metrics.turns == 1, timeout=30)
+            await wait_until(pilot, lambda: "⏺ aegis_handoff" in screen_text(app))
+            assert any(b.startswith("tool:⏺ aegis_handoff") for b in blocks(one))
+            await pilot.press("ctrl+1")
+            await wait_until(pilot, lambda: f"✉ from agent:{one.session.handle}" in screen_text(app))
+            assert "PR ready, please review" in screen_text(app)
+            await pilot.press("ctrl+2")
+            await send(pilot, '@call aegis_view_file {"path": "src/worker.py"}')
+            await wait_until(pilot, lambda: app.active_tab.kind == "file", timeout=30, what="the file tab")
+            assert app.active_tab.title == "worker.py"
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+        assert _pids_matching(str(project / ".aegis" / "state" / "scripted")) == []
+
+    run(body())
