@@ -117,40 +117,6 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
         return {"wall": wall, "cpu": cpu, "worker_cpu": worker_cpu}
 
 
-def assume_kernel_fixes() -> None:
-    """What-if for the lead (--assume-kernel-fixes): the kernel changes this bench argues for.
-
-    1. queue workers are not restorable, so they stay out of the session snapshot (today every
-       spawn, session-id change and close of a worker rewrites sessions.json: indented JSON of every
-       session + up to 200 ended ones, fsync of the file and its folder);
-    2. inbox ledgers use fsync="batch" (today "always": 3 fsyncs per worker opening prompt).
-    """
-    from aegis_kernel import delivery, sessions
-    from aegis_kernel.state import Ledger
-
-    original = sessions.SessionManager.persist
-
-    def persist(self: Any) -> None:
-        rt = self.kernel.extensions.get("queue")
-        workers = set(rt._by_handle) if rt is not None else set()
-        key = [(h, s.driver_session_id) for h, s in self.sessions.items() if h not in workers]
-        if getattr(self, "_bench_last", None) == key:
-            return
-        self._bench_last = key
-        original(self)
-
-    sessions.SessionManager.persist = persist  # type: ignore[method-assign]
-
-    def ledger(self: Any, handle: str) -> Any:
-        led = self._ledgers.get(handle)
-        if led is None:
-            self.inbox_dir.mkdir(parents=True, exist_ok=True)
-            led = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl", fsync="batch")
-        return led
-
-    delivery.Delivery._ledger = ledger  # type: ignore[method-assign]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=200)
@@ -159,11 +125,7 @@ def main() -> int:
     parser.add_argument("--driver", choices=("scripted", "fake"), default="scripted",
                         help="scripted: real worker subprocesses (default); fake: in-process workers "
                              "(aegis_kernel.testing.FakeDriver), isolating the kernel's own cost")
-    parser.add_argument("--assume-kernel-fixes", action="store_true",
-                        help="what-if: patch in the kernel changes proposed in assume_kernel_fixes()")
     args = parser.parse_args()
-    if args.assume_kernel_fixes:
-        assume_kernel_fixes()
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         project = Path(tmp)
         probe = Probe()
