@@ -207,3 +207,13 @@ async def test_budget_status_without_a_queue_lists_every_queue(setup, kernel):
     with pytest.raises(OperationError) as err:
         await kernel.operations.call(kernel, "aegis_budget_status", {"queue": "zzz"}, Caller())
     assert err.value.code == "unknown_queue"
+
+
+@pytest.mark.trio
+async def test_a_malformed_price_override_falls_back_loudly(setup, aegis_project, make_kernel):
+    (aegis_project / ".aegis").mkdir(exist_ok=True)
+    (aegis_project / ".aegis" / "prices.json").write_text("{not json")
+    async with make_kernel() as kernel:
+        budget = kernel.extensions["budget"]
+        assert "prices.json: not a valid price table" in budget.price_problem
+        assert budget.prices.providers  # the shipped table is in force

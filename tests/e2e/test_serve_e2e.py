@@ -58,7 +58,7 @@ def test_unknown_token_is_refused(serve):
         "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
-    assert info.value.code in (401, 403, 404)
+    assert info.value.code == 403
 
 
 def test_bad_tool_arguments_come_back_to_the_caller_naming_the_parameter(serve):

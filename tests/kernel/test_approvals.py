@@ -10,6 +10,7 @@ from aegis_kernel.profiles import AgentProfile
 class FakeSession:
     def __init__(self, **profile):
         self.handle = "brisk-curie"
+        self.log_id = "log-brisk-curie"
         self.profile = AgentProfile(provider="acp", **profile)
 
 
@@ -60,4 +61,5 @@ def test_always_is_remembered_per_session():
     assert broker.decide(session, request) is True
     other = FakeSession(permission="read")
     other.handle = "wry-hopper"
+    other.log_id = "log-wry-hopper"
     assert broker.decide(other, request) is None

@@ -88,7 +88,6 @@ async def test_interrupt_envelope_cuts_the_running_turn(fake, kernel):
     fake.reply = Gate()  # first turn never ends by itself
     session = await kernel.sessions.spawn(prompt="long job")
     await session.wait_for(lambda s: s.state == "working")
-    session.subscribe(lambda s, e: print("EV", e))
     kernel.deliver(session.handle, Envelope.new("agent:boss", "stop and read this", interrupt=True))
     await session.wait_for(lambda s: s.metrics.turns == 2)
     assert "stop and read this" in fake.processes[0].prompts[1]
@@ -171,3 +170,44 @@ async def test_user_turn_is_logged_to_the_session_event_log(fake, kernel):
     tags = [json.loads(line)["event"]["t"] for line in lines]
     assert "UserTurn" in tags and "TurnResult" in tags and "SystemInit" in tags
     assert any(isinstance(e, UserTurn) and e.text == "log me" for e in session.history)
+
+
+@pytest.mark.trio
+async def test_a_broken_pre_turn_hook_is_skipped_not_fatal(fake, register_plugin, make_kernel):
+    class Broken:
+        @hookimpl
+        def aegis_pre_turn(self, session, text):
+            raise RuntimeError("bug in a plugin")
+
+    class Shouting:
+        @hookimpl
+        def aegis_pre_turn(self, session, text):
+            return text.upper()
+
+    register_plugin(Broken())
+    register_plugin(Shouting())
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(prompt="still works")
+        await session.wait_for(lambda s: s.metrics.turns == 1)
+        assert fake.processes[0].prompts == ["STILL WORKS"]
+
+
+@pytest.mark.trio
+async def test_envelopes_to_a_failed_session_are_refused_with_the_way_out(fake, kernel):
+    from aegis_kernel.delivery import DeliveryError
+
+    session = await kernel.sessions.spawn("ghost", handle="broken")
+    await session.wait_for(lambda s: s.state == "error")
+    with pytest.raises(DeliveryError, match="has failed .*aegis spawn --resume broken"):
+        kernel.deliver("broken", Envelope.new("agent:x", "hello?"))
+
+
+@pytest.mark.trio
+async def test_closing_drops_undelivered_envelopes_so_a_reused_handle_never_gets_them(fake, make_kernel):
+    fake.reply = Gate()
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(handle="reused", prompt="busy")
+        await session.wait_for(lambda s: s.state == "working")
+        kernel.deliver("reused", Envelope.new("agent:peer", "meant for the first one"))
+        await kernel.sessions.close("reused")
+        assert kernel.delivery.pending("reused") == []

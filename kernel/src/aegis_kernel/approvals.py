@@ -50,7 +50,7 @@ class ApprovalBroker:
             return False
         if any(fnmatchcase(request.tool_name, p) or fnmatchcase(subject, p) for p in profile.allow):
             return True
-        if request.tool_name in self._remembered.get(session.handle, set()):
+        if request.tool_name in self._remembered.get(session.log_id, set()):
             return True
         if is_aegis_tool(request.tool_name):
             return True
@@ -60,4 +60,9 @@ class ApprovalBroker:
         return True if request.kind in allowed else None
 
     def remember(self, session: Session, request: PermissionRequest) -> None:
-        self._remembered.setdefault(session.handle, set()).add(request.tool_name)
+        """``--always``: allow this tool for the rest of *this* session (keyed by its log id, so a later
+        session reusing the handle, or a rename, never inherits or loses it)."""
+        self._remembered.setdefault(session.log_id, set()).add(request.tool_name)
+
+    def forget(self, session: Session) -> None:
+        self._remembered.pop(session.log_id, None)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import socket as stdsocket
 import tempfile
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     import trio
 
     from .kernel import Kernel
+
+log = logging.getLogger("aegis.control")
 
 SOCKET_NAME = "aegis.sock"
 _MAX_PATH = 100
@@ -50,6 +54,22 @@ def connect_path(public: Path) -> Path:
     return Path(os.readlink(public)) if public.is_symlink() else public
 
 
+def _running_pid(public: Path) -> int | None:
+    """The pid of a live Aegis answering on ``public``, else None (a stale socket file)."""
+    if not (public.exists() or public.is_symlink()):
+        return None
+    try:
+        client = ControlClient(public.parent, timeout=2.0)
+    except ControlError:
+        return None
+    try:
+        return int(client.request("ping").get("pid", 0)) or None
+    except (ControlError, OSError, ValueError, AttributeError):
+        return None
+    finally:
+        client.close()
+
+
 # --- server ----------------------------------------------------------------------------------------
 
 
@@ -66,6 +86,10 @@ class ControlServer:
 
         task_status = task_status or trio.TASK_STATUS_IGNORED
         bind = _bind_path(self.path)
+        other = await trio.to_thread.run_sync(_running_pid, self.path)  # blocking probe, off the loop
+        if other is not None:
+            raise ControlError(f"another Aegis is already running for {self.kernel.project_dir} (pid {other}); "
+                               "stop it first (aegis stop) or use it")
         for stale in {bind, self.path}:
             if stale.is_symlink() or stale.exists():
                 stale.unlink()
@@ -110,6 +134,7 @@ class ControlServer:
             return
 
     async def _answer(self, stream: trio.SocketStream, line: bytes) -> None:
+        from .delivery import DeliveryError
         from .operations import OperationError
         from .sessions import SessionError
 
@@ -127,10 +152,13 @@ class ControlServer:
             reply: dict[str, Any] = {"ok": True, "result": result}
         except OperationError as exc:
             reply = {"ok": False, "error": exc.to_dict()}
-        except (SessionError, ValueError, KeyError, TypeError) as exc:
-            reply = {"ok": False, "error": {"error": str(exc), "code": "refused"}}
         except json.JSONDecodeError as exc:
             reply = {"ok": False, "error": {"error": f"bad JSON: {exc}", "code": "bad_request"}}
+        except (SessionError, DeliveryError, ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "error": {"error": str(exc), "code": "refused"}}
+        except Exception as exc:  # noqa: BLE001 - one bad request never takes the serve down
+            log.exception("control request failed: %.200s", line)
+            reply = {"ok": False, "error": {"error": f"internal error: {exc}", "code": "internal"}}
         await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
 
     # --- ops ---------------------------------------------------------------------------------
@@ -195,16 +223,19 @@ class ControlServer:
         from .events import event_to_dict
 
         session = self.kernel.sessions.require(req["handle"])
-        send_channel, receive_channel = trio.open_memory_channel[Any](10_000)
-        for event in list(session.history):
-            send_channel.send_nowait(event)
+        history = list(session.history)
+        send_channel, receive_channel = trio.open_memory_channel[Any](math.inf)
         unsubscribe = None
-        if req.get("follow"):
+        if req.get("follow"):  # subscribe first: nothing between the history and the live tail is lost
             unsubscribe = session.subscribe(lambda s, e: send_channel.send_nowait(e))
         else:
             send_channel.close()
         try:
             await stream.send_all(b'{"ok": true, "result": "streaming"}\n')
+            for start in range(0, len(history), 500):
+                chunk = history[start:start + 500]
+                await stream.send_all(b"".join(json.dumps({"event": event_to_dict(e)}, default=str).encode()
+                                               + b"\n" for e in chunk))
             async with receive_channel:
                 while True:
                     if unsubscribe is not None and session.state == "closed":
@@ -244,7 +275,10 @@ class ControlClient:
         self.file = self.sock.makefile("rb")
 
     def request(self, op: str, **fields: Any) -> Any:
-        self.sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+        try:
+            self.sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+        except OSError as exc:
+            raise ControlError(f"lost the connection to 'aegis serve' ({exc})") from None
         reply = self._read()
         if not reply.get("ok"):
             err = reply.get("error") or {}
@@ -260,10 +294,19 @@ class ControlClient:
             yield msg
 
     def _read(self) -> dict[str, Any]:
-        line = self.file.readline()
+        try:
+            line = self.file.readline()
+        except OSError as exc:  # includes socket timeouts
+            raise ControlError(f"'aegis serve' did not answer ({exc or 'timed out'})") from None
         if not line:
             raise ControlError("'aegis serve' closed the connection")
-        return json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ControlError(f"'aegis serve' sent something unreadable: {line[:200]!r}") from None
+        if not isinstance(reply, dict):
+            raise ControlError(f"'aegis serve' sent something unreadable: {line[:200]!r}")
+        return reply
 
     def close(self) -> None:
         self.file.close()

@@ -109,6 +109,9 @@ class Delivery:
         """Persist, then hand to ``session``. Returns a receipt; never loses an accepted envelope."""
         if session.state == "closed":
             raise DeliveryError(f"session '{session.handle}' is closed")
+        if session.state == "error":
+            raise DeliveryError(f"session '{session.handle}' has failed ({(session.error or 'error').splitlines()[0]}); "
+                                f"close it, or bring it back with: aegis spawn --resume {session.handle}")
         self.hold(session.handle, envelope)
         position = session.enqueue(envelope)
         return Receipt(envelope.id, session.handle, "queued" if position else "delivered", position)
@@ -117,6 +120,14 @@ class Delivery:
         """Persist ``envelope`` for a handle that is not live now; it is delivered when that session is
         restored (see :meth:`pending`)."""
         self._ledger(handle).append({"op": "queued", "envelope": asdict(envelope)})
+
+    def drop(self, handle: str, envelope_ids: list[str]) -> None:
+        """Record envelopes that will never be delivered (their session was closed)."""
+        for envelope_id in envelope_ids:
+            self.record(handle, "dropped", envelope_id)
+        ledger = self._ledgers.pop(handle, None)
+        if ledger is not None:
+            ledger.close()
 
     def pending(self, handle: str) -> list[Envelope]:
         """Envelopes queued for ``handle`` and never delivered (replayed from its ledger)."""
@@ -137,6 +148,11 @@ class Delivery:
         src, dst = self.inbox_dir / f"{old}.jsonl", self.inbox_dir / f"{new}.jsonl"
         if src.exists() and not dst.exists():
             src.rename(dst)
+        elif src.exists():  # the new handle was used before: carry the undelivered envelopes over
+            moved = self.pending(old)
+            for envelope in moved:
+                self.hold(new, envelope)
+            self.drop(old, [e.id for e in moved])
 
     def close(self) -> None:
         for ledger in self._ledgers.values():

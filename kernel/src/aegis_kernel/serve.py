@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from .control import ControlServer
-from .kernel import Kernel, open_kernel
+from .kernel import Kernel, open_kernel, unwrap_group
 
 
 async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
@@ -20,8 +20,17 @@ async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
     started = time.monotonic()
     stop = trio.Event()
     saved = len(kernel.sessions.saved())
+    # signals are caught from before the first agent starts until the last one is reaped
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as outer:
+            outer.start_soon(_watch_signals, signals, stop)
+            await _serve(kernel, clean, saved, stop, started, announce, task_status)
+            outer.cancel_scope.cancel()
+
+
+async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, started: float, announce: Any,
+                 task_status: Any) -> None:
     async with open_kernel(kernel=kernel, restore=not clean) as k:
-        k.nursery.start_soon(_watch_signals, stop)
         sock = await k.nursery.start(ControlServer(k, stop).run)
         restored = [s for s in k.sessions if s.restorable] if not clean else []
         ms = (time.monotonic() - started) * 1000
@@ -34,17 +43,24 @@ async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
         announce("aegis serve: stopping (closing agents)…")
 
 
-async def _watch_signals(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            stop.set()
-            return
+async def _watch_signals(signals: Any, stop: trio.Event) -> None:
+    async for _ in signals:  # a second signal while stopping changes nothing: shutdown is already bounded
+        stop.set()
 
 
 def run_serve(project_dir: Path | None, clean: bool) -> int:
     from .kernel import build_kernel
 
+    from .control import ControlError
+
     kernel = build_kernel(project_dir)
-    trio.run(lambda: serve(kernel, clean=clean, announce=lambda m: print(m, flush=True)))
+    try:
+        try:
+            trio.run(lambda: serve(kernel, clean=clean, announce=lambda m: print(m, flush=True)))
+        except BaseExceptionGroup as group:
+            raise unwrap_group(group) from None
+    except ControlError as exc:
+        print(f"aegis serve: {exc}", file=sys.stderr)
+        return 1
     print("aegis serve: stopped", file=sys.stderr, flush=True)
     return 0

@@ -223,7 +223,8 @@ class Session:
             self._replaying = False
             if event.session_id and event.session_id != self.driver_session_id:
                 self.driver_session_id = event.session_id
-                self.kernel.sessions.persist()
+                if self.restorable:
+                    self.kernel.sessions.persist()
         elif isinstance(event, ev.AssistantText) and not event.partial and event.parent_tool_use_id is None:
             if event.message_id is not None and event.message_id != self._turn_message:
                 self._turn_text = []
@@ -275,11 +276,7 @@ class Session:
     async def _start_turn(self) -> None:
         assert self._proc is not None
         batch, self._pending = self._pending, []
-        text = render_batch(batch)
-        for impl in reversed(self.kernel.plugins.pm.hook.aegis_pre_turn.get_hookimpls()):
-            replaced = impl.function(session=self, text=text)
-            if replaced is not None:
-                text = replaced
+        text = compose_hook(self.kernel.plugins.pm.hook.aegis_pre_turn, "text", render_batch(batch), session=self)
         for env in batch:
             if env.sender == "user":
                 self._record(ev.UserTurn(text=env.body))
@@ -425,10 +422,8 @@ class SessionManager:
                          cwd=session.cwd, state_dir=kernel.state.root, mcp=mcp, resume_id=resume,
                          system_prompt=system_prompt)
         launch = driver.build_launch(spec)
-        for impl in reversed(kernel.plugins.pm.hook.aegis_pre_spawn.get_hookimpls()):
-            replaced = impl.function(spec=spec, launch=launch)
-            if replaced is not None:
-                launch = replaced
+        launch = compose_hook(kernel.plugins.pm.hook.aegis_pre_spawn, "launch", launch, spec=spec,
+                              refusals=(SpawnRefused,))
         return await driver.start(spec, launch, nursery)
 
     def rename(self, old: str, new: str) -> Session:
@@ -451,6 +446,10 @@ class SessionManager:
         if explicit and self.sessions.get(session.handle) is session:
             del self.sessions[session.handle]
             self.kernel.identities.revoke(session.handle)
+            self.kernel.approvals.forget(session)
+            # envelopes it never got are dropped, so a later session reusing the handle never gets them
+            self.kernel.delivery.drop(session.handle, [e.id for e in session._pending])
+            session._pending.clear()
             if session.restorable:
                 self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
                 self._ended.append(_record(session))
@@ -495,8 +494,8 @@ class SessionManager:
                 handle = rec["handle"]
                 if handle in self.sessions:
                     continue
-                pending = self.kernel.delivery.pending(handle)  # before the session can take new ones
                 try:
+                    pending = self.kernel.delivery.pending(handle)  # before the session can take new ones
                     session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
                                                resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
                 except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
@@ -523,6 +522,24 @@ MAX_ENDED = 200
 def _record(s: Session) -> dict[str, Any]:
     return {"handle": s.handle, "agent": s.profile_name, "log_id": s.log_id, "spawned_by": s.spawned_by,
             "driver_session_id": s.driver_session_id, "created_at": s.created_at}
+
+
+def compose_hook(hook: Any, name: str, value: Any, *, refusals: tuple[type[BaseException], ...] = (),
+                 **kwargs: Any) -> Any:
+    """Run a mutator hook (``aegis_pre_turn``/``aegis_pre_spawn``) in pluggy's order, each implementation
+    seeing the value as the previous one left it. A broken implementation is logged and skipped (the
+    value stays as it was); exceptions in ``refusals`` propagate (a deliberate refusal)."""
+    for impl in reversed(hook.get_hookimpls()):
+        try:
+            replaced = impl.function(**kwargs, **{name: value})
+        except refusals:
+            raise
+        except Exception:  # noqa: BLE001 - one plugin's bug must not stop a turn or a spawn
+            log.exception("%s hook of plugin %s failed; ignored", hook.name, impl.plugin_name)
+            continue
+        if replaced is not None:
+            value = replaced
+    return value
 
 
 def transcript_lines(events: list[Any]) -> list[str]:

@@ -11,7 +11,10 @@ async def budget_status(ctx: CallContext, queue: str | None = None) -> dict[str,
     rt = ctx.kernel.extensions.get("budget")
     if rt is None:
         raise OperationError("the budget service is not running in this Aegis", code="unavailable")
-    return {"queues": rt.status(queue)}
+    out: dict[str, Any] = {"queues": rt.status(queue)}
+    if rt.price_problem:
+        out["price_problem"] = rt.price_problem
+    return out
 
 
 OPERATIONS = [

@@ -11,6 +11,7 @@ entries are tried last. Unknown → unpriced (counted as 0 USD and reported as s
 
 from __future__ import annotations
 
+import decimal
 import json
 from decimal import Decimal
 from importlib import resources
@@ -19,6 +20,10 @@ from typing import Any
 
 MILLION = Decimal(1_000_000)
 FIELDS = ("input", "output", "cache_read", "cache_write")
+
+
+class PriceTableError(ValueError):
+    """A user price-table override that cannot be read; the message names the file."""
 
 
 class PriceTable:
@@ -31,7 +36,13 @@ class PriceTable:
         data = json.loads(resources.files("aegis_budget").joinpath("prices.json").read_text())
         table = cls(data)
         if override is not None and override.is_file():
-            table.merge(json.loads(override.read_text()))
+            try:
+                extra = json.loads(override.read_text())
+                if not isinstance(extra, dict):
+                    raise ValueError("the top level must be an object with a 'providers' key")
+                table.merge(extra)
+            except (ValueError, TypeError, AttributeError, decimal.InvalidOperation) as exc:
+                raise PriceTableError(f"{override}: not a valid price table ({exc}); fix or remove it") from None
         return table
 
     def merge(self, data: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from aegis_kernel.operations import OperationError
 from aegis_kernel.state import Ledger
 
 from .clock import SystemClock, iso
-from .prices import PriceTable
+from .prices import PriceTable, PriceTableError
 
 log = logging.getLogger("aegis.budget")
 
@@ -73,7 +73,15 @@ class BudgetRuntime:
     def __init__(self, kernel: Any, *, clock: Any = None, prices: PriceTable | None = None) -> None:
         self.kernel = kernel
         self.clock = clock or SystemClock()
-        self.prices = prices or PriceTable.shipped(kernel.project_dir / ".aegis" / "prices.json")
+        self.price_problem: str | None = None
+        if prices is None:
+            try:
+                prices = PriceTable.shipped(kernel.project_dir / ".aegis" / "prices.json")
+            except PriceTableError as exc:  # a bad override never stops Aegis: shipped prices, loudly
+                self.price_problem = f"{exc}; using the shipped prices"
+                log.error("%s", self.price_problem)
+                prices = PriceTable.shipped()
+        self.prices = prices
         self.spend: dict[str, list[Spend]] = {}
         self.unpriced: dict[str, int] = {}
         self._ledgers: dict[str, Ledger] = {}

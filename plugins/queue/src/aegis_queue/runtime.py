@@ -479,7 +479,9 @@ class QueueRuntime:
             if task.outcome is not None:  # cancelled while the worktree was being made
                 return None
             session = await self._spawn(qs, task, cwd)
-        except (SessionError, ValueError, OSError, wt.WorktreeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any start failure fails this task, never the queue service
+            if not isinstance(exc, (SessionError, ValueError, OSError, wt.WorktreeError)):
+                log.exception("queue %s: starting the worker of task %s failed", qs.name, task.id)
             if task.outcome is None:
                 task.outcome = Outcome("failed", error=f"cannot start a worker of agent '{qs.spec.agent}': {exc}")
             return None
