@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from textual import events
+from textual.binding import Binding
 from tui_testkit import blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send, wait_until
 
 from aegis_kernel.delivery import Envelope
@@ -88,6 +91,70 @@ def test_switching_and_reordering_tabs(tmp_path: Path) -> None:
             await pilot.press("ctrl+q")
 
     run(body())
+
+
+def test_moving_tabs_reorders_the_bar_indexes_and_number_keys(tmp_path: Path) -> None:
+    async def body() -> None:
+        app = make_app(make_project(tmp_path))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            a = await new_agent_tab(pilot)
+            b = await new_agent_tab(pilot)
+            c = await new_agent_tab(pilot)
+
+            def order() -> list[Any]:
+                return [t.session for t in app.tabs]
+
+            def bar_shows(*tabs: Any) -> bool:
+                text = screen_text(app)
+                return all(f" {i} {t.session.handle} ·" in text for i, t in enumerate(tabs, 1))
+
+            # the last tab right, the first tab left: nothing moves (no wrap-around)
+            await pilot.press("ctrl+shift+right", "alt+shift+right")
+            assert order() == [a.session, b.session, c.session] and app.active_tab is c
+            await pilot.press("ctrl+1", "ctrl+shift+left", "alt+shift+left")
+            assert order() == [a.session, b.session, c.session] and app.active_tab is a
+
+            await pilot.press("ctrl+shift+right")  # a one to the right: b a c, a still active
+            assert order() == [b.session, a.session, c.session] and app.active_tab is a
+            assert app.active == 1 and app.tab_bar.active == 1
+            await wait_until(pilot, lambda: bar_shows(b, a, c), what="the bar's indexes to follow the order")
+            await pilot.press("alt+shift+right")  # the alias: b c a
+            assert order() == [b.session, c.session, a.session] and app.active_tab is a
+            await wait_until(pilot, lambda: bar_shows(b, c, a))
+
+            # the number keys follow the new order
+            await pilot.press("ctrl+1")
+            assert app.active_tab is b
+            await pilot.press("alt+2")
+            assert app.active_tab is c
+            await pilot.press("ctrl+3")
+            assert app.active_tab is a
+
+            await pilot.press("ctrl+2", "alt+shift+left")  # c to the front: c b a
+            assert order() == [c.session, b.session, a.session] and app.active_tab is c
+            await wait_until(pilot, lambda: bar_shows(c, b, a))
+            await pilot.press("ctrl+right")  # next/previous follow the order too
+            assert app.active_tab is b
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+
+    run(body())
+
+
+def test_move_keys_as_terminals_send_them_reach_the_bindings() -> None:
+    """The bytes xterm-style terminals send for Ctrl+Shift+←/→ and Alt+Shift+←/→ parse to the bound keys
+    (a Pilot press skips the parser)."""
+    from textual._xterm_parser import XTermParser
+
+    from aegis_tui.app import AegisApp
+
+    bound = {key.strip(): b.action for b in AegisApp.BINDINGS if isinstance(b, Binding) for key in b.key.split(",")}
+    for sequence, action in [("\x1b[1;6D", "move_tab(-1)"), ("\x1b[1;6C", "move_tab(1)"),
+                             ("\x1b[1;4D", "move_tab(-1)"), ("\x1b[1;4C", "move_tab(1)")]:
+        parser = XTermParser()
+        keys = [e.key for e in [*parser.feed(sequence), *parser.feed("")] if isinstance(e, events.Key)]
+        assert len(keys) == 1 and bound.get(keys[0]) == action, (sequence, keys)
 
 
 def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path) -> None:

@@ -92,6 +92,58 @@ def test_reopening_restores_tabs_in_order_and_resumes_sessions(tmp_path: Path) -
     run(clean())
 
 
+def test_moved_tabs_are_saved_and_reopen_in_their_new_order(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    saved_path = project / ".aegis/state/workspace.json"
+
+    def saved() -> dict:
+        try:
+            return json.loads(saved_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def saved_order() -> list[str]:
+        return [r.get("handle", r.get("path")) for r in saved().get("tabs", [])]
+
+    async def first() -> list[str]:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            a = await new_agent_tab(pilot)
+            b = await new_agent_tab(pilot)
+            await app.open_file_tab(project / "README.md")  # a b README.md, the file active
+            await pilot.press("ctrl+shift+left", "alt+shift+left")  # the file to the front: README.md a b
+            await pilot.press("ctrl+2")
+            await wait_until(pilot, lambda: saved_order() == ["README.md", a.session.handle, b.session.handle]
+                             and saved().get("active") == 1, what="the switch saved")
+            await pilot.press("ctrl+shift+right")  # a to the end: README.md b a, a active
+            order = [t.label() for t in app.tabs]
+            assert order == ["README.md", b.session.handle, a.session.handle]
+            # saved when the tabs move (not only on quit): a crash keeps the order
+            await wait_until(pilot, lambda: saved_order() == order and saved().get("active") == 2,
+                             what="the new order saved")
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+        return order
+
+    order = run(first())
+
+    async def second() -> None:
+        app = make_app(project)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await wait_until(pilot, lambda: len(app.tabs) == 3, what="tabs restored")
+            assert [t.label() for t in app.tabs] == order
+            await wait_until(pilot, lambda: app.active == 2, what="the moved tab active again")
+            await wait_until(pilot, lambda: all(cell in screen_text(app) for cell in
+                                                ("▤ 1 README.md", f" 2 {order[1]} ·", f" 3 {order[2]} ·")),
+                             what="the bar's indexes in the restored order")
+            await pilot.press("ctrl+1")
+            assert app.active_tab.kind == "file"
+            await pilot.press("ctrl+q")
+
+    run(second())
+
 def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     state = project / ".aegis" / "state"

@@ -76,7 +76,8 @@ class Session:
         self._turn_read = False
         self._wake = trio.Event()
         self._changed = trio.Event()
-        self._interrupt_requested = False
+        self._interrupting = False
+        self._nursery: trio.Nursery | None = None
         self._proc: AgentProcess | None = None
         self._scope: trio.CancelScope | None = None
         self._close_reason: str | None = None
@@ -120,16 +121,26 @@ class Session:
         if any(e.id == envelope.id for e in self._pending):
             return self._pending.index(next(e for e in self._pending if e.id == envelope.id)) + 1
         self._pending.append(envelope)
-        if envelope.interrupt and self.busy:
-            self._interrupt_requested = True
+        if envelope.interrupt:
+            self.interrupt()
         self._kick()
         return 0 if self.state == "ready" and len(self._pending) == 1 else len(self._pending)
 
     def interrupt(self) -> None:
-        """Ask the agent to stop its current turn (no-op when idle)."""
-        if self.busy:
-            self._interrupt_requested = True
-            self._kick()
+        """Ask the agent to stop its current turn (no-op when idle). Sent at once from the session's own
+        nursery, never queued behind a turn that is still being handed to the agent."""
+        if self.busy and self._proc is not None and self._nursery is not None and not self._interrupting:
+            self._interrupting = True
+            self._nursery.start_soon(self._send_interrupt)
+
+    async def _send_interrupt(self) -> None:
+        try:
+            assert self._proc is not None
+            await self._proc.interrupt()
+        except Exception as exc:  # noqa: BLE001 - a dead agent is reported by its event stream
+            log.warning("session %s: interrupt failed: %s", self.handle, exc)
+        finally:
+            self._interrupting = False
 
     async def answer_permission(self, allow: bool, *, always: bool = False) -> None:
         req = self.pending_permission
@@ -180,6 +191,7 @@ class Session:
                 if self._close_reason is not None:
                     scope.cancel()
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     task_status.started()
                     try:
                         self._proc = await kernel.sessions.start_process(self, nursery)
@@ -256,7 +268,6 @@ class Session:
     def _finish_turn(self, result: ev.TurnResult) -> None:
         self.final_text = "".join(self._turn_text).strip()
         self._turn_text, self._turn_message = [], None
-        self._interrupt_requested = False
         self.pending_permission = None
         self._set_state("ready")
         self.kernel.hooks.aegis_turn_finished(session=self, result=result, final_text=self.final_text)
@@ -267,9 +278,6 @@ class Session:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            if self._interrupt_requested and self.busy and self._proc is not None:
-                self._interrupt_requested = False
-                await self._proc.interrupt()
             if self.state == "ready" and self._pending:
                 await self._start_turn()
 
@@ -295,11 +303,13 @@ class Session:
     # --- bookkeeping ---------------------------------------------------------------------------
 
     def _record(self, event: Any) -> None:
-        self.history.append(event)
-        try:
-            self._log.append({"ts": time.time(), "event": ev.event_to_dict(event)})
-        except (OSError, TypeError, ValueError) as exc:
-            log.warning("session %s: cannot log event: %s", self.handle, exc)
+        # streaming previews (partial deltas) go to live listeners only: the whole text follows them
+        if not getattr(event, "partial", False):
+            self.history.append(event)
+            try:
+                self._log.append({"ts": time.time(), "event": ev.event_to_dict(event)})
+            except (OSError, TypeError, ValueError) as exc:
+                log.warning("session %s: cannot log event: %s", self.handle, exc)
         for listener in list(self.listeners):
             try:
                 listener(self, event)

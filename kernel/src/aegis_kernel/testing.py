@@ -51,6 +51,8 @@ class FakeProcess(AgentProcess):
         self.prompts: list[str] = []
         self._send, self._receive = trio.open_memory_channel[Any](1000)
         self._turn: trio.CancelScope | None = None
+        self._awaiting_turn = False
+        self._interrupt_pending = False  # an interrupt that came before the turn's task ran
         self._nursery: trio.Nursery | None = None
         self.closed = False
 
@@ -61,22 +63,31 @@ class FakeProcess(AgentProcess):
     async def prompt(self, text: str) -> None:
         self.prompts.append(text)
         assert self._nursery is not None
+        self._awaiting_turn = True
         self._nursery.start_soon(self._run_turn, text)
 
     async def _run_turn(self, text: str) -> None:
-        with trio.CancelScope() as scope:
-            self._turn = scope
-            result = self._reply(text)
-            if inspect.isawaitable(result):
-                result = await result
-            await self._send.send(AssistantText(text=str(result)))
-            await self._send.send(TurnResult(usage=TokenUsage(input=10, output=5)))
-            return
-        await self._send.send(TurnResult(stop_reason="cancelled"))
+        try:
+            with trio.CancelScope() as scope:
+                self._turn, self._awaiting_turn = scope, False
+                if self._interrupt_pending:
+                    self._interrupt_pending = False
+                    scope.cancel()
+                result = self._reply(text)
+                if inspect.isawaitable(result):
+                    result = await result
+                await self._send.send(AssistantText(text=str(result)))
+                await self._send.send(TurnResult(usage=TokenUsage(input=10, output=5)))
+                return
+            await self._send.send(TurnResult(stop_reason="cancelled"))
+        finally:
+            self._turn = None
 
     async def interrupt(self) -> None:
         if self._turn is not None:
             self._turn.cancel()
+        elif self._awaiting_turn:  # the turn's task has not run yet: cancel it as soon as it does
+            self._interrupt_pending = True
 
     async def close(self, grace: float = 2.0) -> None:
         self.closed = True

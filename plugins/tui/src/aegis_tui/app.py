@@ -109,9 +109,11 @@ class AegisApp(App[int]):
         Binding("ctrl+w", "close_tab", "close tab", priority=True),
         Binding("ctrl+tab,ctrl+right", "next_tab", "next tab", show=False, priority=True),
         Binding("ctrl+shift+tab,ctrl+left", "prev_tab", "previous tab", show=False, priority=True),
-        Binding("ctrl+shift+right,alt+shift+right", "move_tab(1)", show=False, priority=True),
-        Binding("ctrl+shift+left,alt+shift+left", "move_tab(-1)", show=False, priority=True),
-        *[Binding(f"ctrl+{i},alt+{i}", f"switch_tab({i})", show=False, priority=True) for i in range(1, 10)],
+        # Alt+Shift: terminals (and tmux, macOS) that take or never send Ctrl+Shift+arrows
+        Binding("ctrl+shift+right,alt+shift+right", "move_tab(1)", "move tab right", show=False, priority=True),
+        Binding("ctrl+shift+left,alt+shift+left", "move_tab(-1)", "move tab left", show=False, priority=True),
+        *[Binding(f"ctrl+{i},alt+{i}", f"switch_tab({i})", f"tab {i}", show=False, priority=True)
+          for i in range(1, 10)],
         Binding("ctrl+o", "open_file", "files", priority=True),
         Binding("f2", "config", "config", priority=True),
         Binding("escape", "interrupt", "interrupt", show=False),
@@ -724,6 +726,8 @@ class AegisApp(App[int]):
             await self.switch_to(number - 1)
 
     def action_move_tab(self, delta: int) -> None:
+        """Move the active tab ``delta`` places (the first tab left / the last right: nothing). The bar's
+        indexes and Ctrl/Alt+1..9 follow the new order; workspace.json keeps it (debounced save)."""
         i = self.active
         j = i + delta
         if not (0 <= i < len(self.tabs)) or not (0 <= j < len(self.tabs)):
