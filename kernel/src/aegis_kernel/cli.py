@@ -36,6 +36,13 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    """Print ``rows`` (the first is the header) as left-aligned columns; plugins' verbs use it too."""
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip())
+
+
 # --- plugins / config / doctor ---------------------------------------------------------------------
 
 
@@ -48,9 +55,7 @@ def cmd_plugins_list(args: argparse.Namespace, host: Any) -> int:
     for i in infos:
         hooks = ", ".join(h.removeprefix("aegis_") for h in i["hooks"]) or "-"
         rows.append((i["name"], i["dist"] or "-", i["version"] or "-", i["status"], hooks))
-    widths = [max(len(r[c]) for r in rows) for c in range(4)]
-    for r in rows:
-        print("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    print_table(rows)
     for i in infos:
         if i["status"] == "failed":
             print(f"\n✗ {i['name']} ({i['dist'] or i['module']}) failed: {i['error']}")

@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if len(rows) == 1:
         print("no queue has budgets (add `budgets:` to a queue in .aegis.yaml)")
     else:
-        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip())
+        from aegis_kernel.cli import print_table
+
+        print_table(rows)
     if args.budget_cmd == "show":
         for q in queues:
             print(f"\n{q['queue']}: {q['tasks_recorded']} task(s) recorded, ${q['total_usd']} in total, "

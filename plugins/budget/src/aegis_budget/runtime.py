@@ -36,15 +36,7 @@ from .prices import PriceTable, PriceTableError
 
 log = logging.getLogger("aegis.budget")
 
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MEAN_OF = 20
-
-
-def window_seconds(window: str) -> int:
-    text = str(window).strip()
-    if len(text) < 2 or not text[:-1].isdigit() or text[-1] not in _UNITS or int(text[:-1]) <= 0:
-        raise ValueError(f"budget window must look like 30m, 1h, 24h or 7d, got {window!r}")
-    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 @define
@@ -197,7 +189,7 @@ class BudgetRuntime:
         for rule in rules:
             constraint = _constraint(rule)
             limit = Decimal(str(_limit(rule)))
-            window = window_seconds(rule.window)
+            window = rule.window_s  # the queue's BudgetRule parses and validates its window
             start = now - window
             in_window = [s for s in self.spend.get(queue, ()) if start < s.ts <= now]
             spent = sum((s.amount(constraint) for s in in_window), Decimal(0))

@@ -116,9 +116,9 @@ def _print_list(args: argparse.Namespace, data: dict[str, Any], note: str = "") 
         for q in queues:
             rows.append((q["queue"], q["agent"], f"{q['in_flight']}/{q['max_parallel']}", str(q["pending"]),
                          str(q["completed"]), str(q["failed"]), str(q["cancelled"]), q.get("last_worker") or "-"))
-        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip())
+        from aegis_kernel.cli import print_table
+
+        print_table(rows)
     for name, why in (data.get("misconfigured") or {}).items():
         print(f"✗ {name}: {why}")
     if note:
