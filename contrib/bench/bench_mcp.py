@@ -228,7 +228,7 @@ def main() -> None:
               f"   (runs {r['sdk']['median_of_runs_ms']})")
         print(f"            RSS after start {r['rss_after_start_mb']} MB, after calls {r['rss_after_calls_mb']} MB"
               f" (SDK built: {r['sdk_built']})")
-    print("start (fresh process, median of runs; started = listening, serving = hypercorn accepting):")
+    print("start (fresh process, median of runs; started = listening, serving = HTTP server accepting):")
     for mode in MODES:
         s = start[mode]
         print(f"  {mode:24} plane.run → started {s['run_to_started_ms']:.0f} ms, → serving {s['run_to_serving_ms']:.0f} ms;"

@@ -149,12 +149,12 @@ def test_protocol_versions_mirror_mcp_types():
 def test_plugin_import_is_light():
     code = ("import sys, aegis_mcp.plugin; "
             "aegis_mcp.plugin.aegis_register_services(lambda name, service: None); "
-            "heavy = [m for m in ('trio', 'mcp', 'mcp_types', 'hypercorn', 'starlette', 'pydantic') if m in sys.modules]; "
+            "heavy = [m for m in ('trio', 'h11', 'mcp', 'mcp_types', 'starlette', 'pydantic') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     code = ("import sys, aegis_mcp.plane; "
-            "print([m for m in ('mcp', 'mcp_types', 'hypercorn', 'starlette', 'pydantic') if m in sys.modules])")
+            "print([m for m in ('h11', 'mcp', 'mcp_types', 'starlette', 'pydantic') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

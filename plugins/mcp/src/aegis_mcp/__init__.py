@@ -4,7 +4,7 @@ One streamable-HTTP MCP server on ``127.0.0.1`` per kernel; each session reaches
 ``kernel.mcp_base_url + <its secret token>``, which is how the plane knows who is calling.
 The kernel runs :class:`McpPlane` as a service (registered by :mod:`aegis_mcp.plugin`).
 
-This package stays import-light (no ``mcp``, no ``hypercorn`` at import time).
+This package stays import-light (no ``mcp``, no ``h11`` at import time).
 """
 
 from __future__ import annotations

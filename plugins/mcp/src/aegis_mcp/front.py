@@ -1,4 +1,4 @@
-"""The ASGI app hypercorn serves: identity and origin checks, a fast JSON-RPC path, the SDK behind it.
+"""The ASGI app the plane serves: identity and origin checks, a fast JSON-RPC path, the SDK behind it.
 
 Every request, whatever path answers it:
 

@@ -6,7 +6,6 @@ import importlib
 import logging
 import socket
 import time
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -33,11 +32,14 @@ class McpPlane:
     handle | None``, ``state.path(*parts) -> Path`` (for ``comms/<date>.jsonl``) and a writable
     ``mcp_base_url``.
 
-    Start-up: with ``listen_first`` (default) ``started`` is reported as soon as the socket listens
-    (~1 ms): connections queue in the listen backlog while hypercorn is imported in a worker thread
-    (~140 ms, overlapping the rest of the kernel's start) and then served — a client connecting in
-    that window is answered, only later. :attr:`serving` is set once hypercorn accepts. With
-    ``listen_first=False``, ``started`` waits for hypercorn.
+    HTTP: :class:`aegis_mcp.http11.H11Server` (HTTP/1.1 on ``h11``, a few ms to import, where
+    hypercorn took ~170 ms) serves :class:`aegis_mcp.front.FrontApp` on that socket, which it never
+    closes and re-binds and which stays non-inheritable (agent processes never hold the port).
+
+    Start-up: with ``listen_first`` (default) ``started`` is reported as soon as the socket listens,
+    before the HTTP server is imported and started; connections queue in the listen backlog meanwhile
+    and are then served. :attr:`serving` is set once the HTTP server accepts. With
+    ``listen_first=False``, ``started`` waits for it.
 
     Args:
         host: the loopback address to bind.
@@ -45,21 +47,25 @@ class McpPlane:
             ``False`` serves everything through the ``mcp`` SDK app, built before ``started``.
         prewarm_sdk: with the fast path, build the SDK app in the background once serving instead of
             on the first request that needs it.
-        listen_first: report ``started`` once listening, before hypercorn is imported.
-        graceful_timeout: seconds hypercorn grants in-flight requests on a graceful shutdown.
+        listen_first: report ``started`` once listening, before the HTTP server is started.
+        graceful_timeout: on cancel, seconds requests in flight may still take (idle connections
+            are closed at once).
+        max_body: request bodies over this many bytes are refused with ``413``.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", fast_path: bool = True, prewarm_sdk: bool = False,
-                 listen_first: bool = True, graceful_timeout: float = 0.5, backlog: int = 128):
+                 listen_first: bool = True, graceful_timeout: float = 0.5, backlog: int = 128,
+                 max_body: int = 16 * 1024 * 1024):
         self.host = host
         self.fast_path = fast_path
         self.prewarm_sdk = prewarm_sdk
         self.listen_first = listen_first
         self.graceful_timeout = graceful_timeout
         self.backlog = backlog
+        self.max_body = max_body
         self.base_url: str | None = None
         self.port: int | None = None
-        #: set once hypercorn serves (``started`` may come earlier with ``listen_first``)
+        #: set once the HTTP server serves (``started`` may come earlier with ``listen_first``)
         self.serving = trio.Event()
         #: seconds from ``run`` entry to ``started`` / to serving (diagnostics, benchmarks)
         self.start_seconds: float | None = None
@@ -92,19 +98,13 @@ class McpPlane:
                     announce()
                 elif not self.fast_path:
                     await sdk.get()
-                # hypercorn's import (~140 ms: h11, h2, wsproto) runs off the event loop
-                hyper = await trio.to_thread.run_sync(_import_hypercorn)
-                config = hyper.Config()
-                config.accesslog = None
-                config.errorlog = logging.getLogger("aegis_mcp.http")
-                config.graceful_timeout = self.graceful_timeout
-                # ``hypercorn.trio.serve`` minus its own socket creation: it serves the socket we
-                # bound and listen on (it never closes or re-binds it; we close it on exit), and
-                # unlike ``create_sockets`` it leaves the socket non-inheritable (PEP 446), so agent
-                # processes never hold the port.
-                sockets = hyper.Sockets(secure_sockets=[], insecure_sockets=[listener], quic_sockets=[])
-                app = hyper.wrap_app(front, config.wsgi_max_body_size, "asgi")
-                await nursery.start(partial(hyper.worker_serve, app, config, sockets=sockets))
+                # the HTTP/1.1 server serves the socket bound and listening above (never closed and
+                # re-bound; non-inheritable, PEP 446, so agent processes never hold the port)
+                from .http11 import H11Server
+
+                server = H11Server(front, listener, max_body=self.max_body,
+                                   graceful_timeout=self.graceful_timeout)
+                await nursery.start(server.serve)
                 self.serving_seconds = time.perf_counter() - t0
                 self.serving.set()
                 if self.base_url is None:
@@ -124,16 +124,6 @@ class McpPlane:
     def sdk_ready(self) -> bool:
         """Whether the ``mcp`` SDK app has been built (it is built lazily with the fast path)."""
         return self._sdk is not None and self._sdk.app is not None
-
-
-def _import_hypercorn() -> Any:
-    from types import SimpleNamespace
-
-    from hypercorn.config import Config, Sockets
-    from hypercorn.trio.run import worker_serve
-    from hypercorn.utils import wrap_app
-
-    return SimpleNamespace(Config=Config, Sockets=Sockets, worker_serve=worker_serve, wrap_app=wrap_app)
 
 
 class _LazySdk:

@@ -1,7 +1,7 @@
 """Entry point of ``aegis-mcp`` (group ``aegis``): registers the MCP plane service.
 
 Import-light on purpose: the service is a lazy ``"module:factory"`` reference, so neither trio,
-hypercorn nor ``mcp`` is imported until the kernel starts its services.
+h11 nor ``mcp`` is imported until the kernel starts its services.
 """
 
 from __future__ import annotations
