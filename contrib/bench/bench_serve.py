@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python contrib/bench/bench_serve.py [--starts 10] [--handoffs 300]
 
-- start: wall time from spawning `aegis serve` to the first successful MCP request (target ≤ 400 ms);
+- start: wall time from spawning `aegis serve` to the first answered MCP request (target ≤ 400 ms;
+  measured with compiled bytecode as a pip install has it — without any, every import compiles from
+  source and this figure roughly doubles);
 - idle RSS of the serve process with no agents (target ≤ 60 MB);
 - handoff: from calling `aegis_handoff` to the target agent process having the prompt on its stdin
   (the ACP `session/prompt` line written), warm, target idle (target median ≤ 1.5 ms).
@@ -96,6 +98,14 @@ def main() -> None:
         import trio
 
         handoffs = trio.run(measure_handoffs, project, args.handoffs)
+    import importlib.util
+    import os
+
+    cached = importlib.util.find_spec("trio").cached
+    bytecode = "with" if cached and Path(cached).exists() else "WITHOUT"
+    print(f"(imports run {bytecode} compiled bytecode; PYTHONDONTWRITEBYTECODE="
+          f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}. pip installs compile it; a uv venv under "
+          "PYTHONDONTWRITEBYTECODE has none: `python -m compileall` the venv and src folders to compare)")
     print(f"serve start → MCP accepting  median {statistics.median(starts):7.1f} ms  (target ≤ 400 ms)")
     print(f"serve idle RSS               median {statistics.median(rss):7.1f} MB  (target ≤ 60 MB)")
     print(f"handoff → prompt on stdin    median {statistics.median(handoffs):7.3f} ms  "
