@@ -32,7 +32,8 @@ STDERR_RING_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
 
 __all__ = [
-    "AgentProcessError", "SpawnFailed", "AgentStdinClosed", "AgentSubprocess", "open_agent_process",
+    "AgentProcessError", "SpawnFailed", "AgentStdinClosed", "AgentSubprocess", "SubprocessAgent",
+    "open_agent_process",
     "STDERR_RING_BYTES",
 ]
 
@@ -311,3 +312,38 @@ async def open_agent_process(
     agent = AgentSubprocess(proc, argv)
     nursery.start_soon(agent._drain_stderr)
     return agent
+
+
+class SubprocessAgent:
+    """Mixin for ``AgentProcess`` implementations over an :class:`AgentSubprocess`: one shielded,
+    idempotent :meth:`close` (a second caller waits for the first). Subclasses set ``proc``,
+    ``_ended`` (a ``trio.Event`` set when the reader stops) and ``_closing = False``, and may override
+    :meth:`_say_goodbye` (a protocol-level close) and :meth:`_end_events` (close the event stream)."""
+
+    proc: AgentSubprocess
+    _ended: trio.Event
+    _closing: bool
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Polite goodbye → stdin EOF → SIGTERM → SIGKILL to the group; never hangs past ~2×grace + 1 s."""
+        with trio.CancelScope(shield=True):
+            if self._closing:
+                with trio.move_on_after(2 * grace + 1):
+                    await self._ended.wait()
+                return
+            self._closing = True
+            try:
+                await self._say_goodbye(grace)
+                await self.proc.close(grace)
+                with trio.move_on_after(1):
+                    await self._ended.wait()
+            finally:
+                self._end_events()
+                self._ended.set()
+
+    async def _say_goodbye(self, grace: float) -> None:
+        """A protocol-level close before the process is asked to stop (default: none)."""
+
+    def _end_events(self) -> None:
+        """Close the event stream consumers read from."""
+

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from aegis_kernel.drivers import AgentProcess, Launch, SpawnSpec
 from aegis_kernel.events import AgentError, SystemInit, TurnResult
-from aegis_kernel.process import AgentSubprocess, open_agent_process
+from aegis_kernel.process import AgentSubprocess, SubprocessAgent, open_agent_process
 
 from . import codec
 from .client import AcpClient, ConnectionLost, Reply, RpcError
@@ -47,7 +47,7 @@ class _Turn:
         self.cancelled = False
 
 
-class AcpAgentProcess(AgentProcess):
+class AcpAgentProcess(SubprocessAgent, AgentProcess):
     """A running ACP agent with one session. See :class:`aegis_kernel.drivers.AgentProcess`."""
 
     def __init__(self, driver: AcpDriver, spec: SpawnSpec, launch: Launch, proc: AgentSubprocess) -> None:
@@ -129,29 +129,18 @@ class AcpAgentProcess(AgentProcess):
         """Pick the option whose kind matches (allow_always / allow_once / reject_once), never option 0."""
         self.client.answer_permission(request_id, allow, always=always)
 
-    async def close(self, grace: float = 2.0) -> None:
-        """``session/close`` if advertised → stdin EOF → SIGTERM → SIGKILL (process group). Idempotent."""
-        with trio.CancelScope(shield=True):
-            if self._closing:
-                with trio.move_on_after(2 * grace + 1):
-                    await self._ended.wait()
-                return
-            self._closing = True
-            try:
-                if (self.info is not None and self.info.session_close and self.session_id
-                        and self.proc.returncode is None):
-                    with trio.move_on_after(min(0.5, grace / 2)):
-                        try:
-                            await self.client.request("session/close", {"sessionId": self.session_id})
-                        except (RpcError, ConnectionLost):
-                            pass
-                self.client.cancel_permissions()
-                await self.proc.close(grace)
-                with trio.move_on_after(1):
-                    await self._ended.wait()
-            finally:
-                self.client.close_events()
-                self._ended.set()
+    async def _say_goodbye(self, grace: float) -> None:
+        """``session/close`` if advertised, and any waiting permission request answered cancelled."""
+        if self.info is not None and self.info.session_close and self.session_id and self.proc.returncode is None:
+            with trio.move_on_after(min(0.5, grace / 2)):
+                try:
+                    await self.client.request("session/close", {"sessionId": self.session_id})
+                except (RpcError, ConnectionLost):
+                    pass
+        self.client.cancel_permissions()
+
+    def _end_events(self) -> None:
+        self.client.close_events()
 
     # --- life -----------------------------------------------------------------------------------
 

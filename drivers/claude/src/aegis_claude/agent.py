@@ -11,14 +11,14 @@ from typing import Any
 import trio
 from aegis_kernel.drivers import AgentProcess, Launch, SpawnSpec
 from aegis_kernel.events import AgentError, SystemInit, TurnResult
-from aegis_kernel.process import AgentStdinClosed, AgentSubprocess, open_agent_process
+from aegis_kernel.process import AgentStdinClosed, AgentSubprocess, SubprocessAgent, open_agent_process
 
 from . import codec
 
 STDERR_TAIL_BYTES = 8192
 
 
-class ClaudeAgentProcess(AgentProcess):
+class ClaudeAgentProcess(SubprocessAgent, AgentProcess):
     """A running ``claude -p`` in stream-json mode. See :class:`aegis_kernel.drivers.AgentProcess`.
 
     Several prompts may be written back to back: the CLI runs them as consecutive turns, one
@@ -80,21 +80,8 @@ class ClaudeAgentProcess(AgentProcess):
         except AgentStdinClosed:
             pass
 
-    async def close(self, grace: float = 2.0) -> None:
-        """stdin EOF → SIGTERM → SIGKILL to the process group; idempotent; never hangs past ~2×grace."""
-        with trio.CancelScope(shield=True):
-            if self._closing:
-                with trio.move_on_after(2 * grace + 1):
-                    await self._ended.wait()
-                return
-            self._closing = True
-            try:
-                await self.proc.close(grace)
-                with trio.move_on_after(1):
-                    await self._ended.wait()
-            finally:
-                self._send.close()
-                self._ended.set()
+    def _end_events(self) -> None:
+        self._send.close()
 
     # --- internals --------------------------------------------------------------------------------
 

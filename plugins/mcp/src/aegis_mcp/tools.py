@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from aegis_kernel.kernel import unwrap_group
 from aegis_kernel.operations import Caller, OperationError
 
 from .ledger import CommsLedger, call_target
@@ -98,7 +99,7 @@ class ToolBridge:
         except OperationError as err:
             result, outcome, code = error_result(err), "refused", err.code
         except ExceptionGroup as group:  # a handler's nursery wrapped a refusal
-            err = _single_leaf(group)
+            err = unwrap_group(group)
             if isinstance(err, OperationError):
                 result, outcome, code = error_result(err), "refused", err.code
             else:
@@ -116,7 +117,3 @@ class ToolBridge:
         return result
 
 
-def _single_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
