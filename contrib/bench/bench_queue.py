@@ -97,7 +97,7 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
         if profile:
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)
             profiler.enable()
         children0 = os.times()
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -108,7 +108,9 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+            if os.environ.get("BENCH_PROFILE_OUT"):
+                profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])
+            pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(60)
         failed = [t for t in done if t.status != "completed"]
         if failed:
             print(f"!! {len(failed)} task(s) did not complete, e.g. {failed[0].error}", file=sys.stderr)
@@ -117,15 +119,7 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
         return {"wall": wall, "cpu": cpu, "worker_cpu": worker_cpu}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the kernel during the run")
-    parser.add_argument("--driver", choices=("scripted", "fake"), default="scripted",
-                        help="scripted: real worker subprocesses (default); fake: in-process workers "
-                             "(aegis_kernel.testing.FakeDriver), isolating the kernel's own cost")
-    args = parser.parse_args()
+def one_run(args: argparse.Namespace, profile: bool) -> tuple[dict[str, float], Probe]:
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         project = Path(tmp)
         probe = Probe()
@@ -135,25 +129,62 @@ def main() -> int:
             from aegis_kernel.testing import DriverPlugin, FakeDriver
 
             extra.append(("bench-fake-driver", DriverPlugin(FakeDriver())))
-        figures = trio.run(run, project, args.tasks, args.parallel, extra, probe, args.profile)
+        return trio.run(run, project, args.tasks, args.parallel, extra, probe, profile), probe
+
+
+def bytecode_note() -> str:
+    """Whether the worker's modules have compiled bytecode (a pip install has it; see bench_serve)."""
+    import importlib.util
+
+    import aegis_scripted.agent as agent
+
+    cached = importlib.util.cache_from_source(agent.__file__)
+    state = "with" if Path(cached).exists() else "WITHOUT"
+    return (f"workers import {state} compiled bytecode (PYTHONDONTWRITEBYTECODE="
+            f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}; `python -m compileall` the src folders to compare)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5, help="repeat the measured batch; medians are reported")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the kernel during the run")
+    parser.add_argument("--driver", choices=("scripted", "fake"), default="scripted",
+                        help="scripted: real worker subprocesses (default); fake: in-process workers "
+                             "(aegis_kernel.testing.FakeDriver), isolating the kernel's own cost")
+    args = parser.parse_args()
     n = args.tasks
-    ready, close = sorted(probe.ready), sorted(probe.close)
+    kind = "scripted ACP workers (python -S, one per task)" if args.driver == "scripted" else "in-process fake workers"
+    print(f"queue bench: {n} tasks, max_parallel {args.parallel}, {kind}, {os.cpu_count()} CPUs,"
+          f" {1 if args.profile else args.runs} run(s)")
+    if args.driver == "scripted":
+        print(f"  ({bytecode_note()})")
+    rows: list[dict[str, float]] = []
+    for i in range(1 if args.profile else args.runs):
+        figures, probe = one_run(args, args.profile)
+        row = {"rate": n / figures["wall"], "cpu": figures["cpu"] / n * 1000,
+               "worker_cpu": figures["worker_cpu"] / n * 1000,
+               "ready": statistics.median(probe.ready) * 1000 if probe.ready else float("nan"),
+               "close": statistics.median(probe.close) * 1000 if probe.close else float("nan")}
+        rows.append(row)
+        print(f"  run {i + 1}: {row['rate']:6.1f} tasks/s  kernel {row['cpu']:5.2f} ms/task  "
+              f"workers {row['worker_cpu']:5.2f} ms/task  spawn {row['ready']:5.1f} ms  close {row['close']:5.1f} ms")
 
-    def pct(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else float("nan")
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
 
-    kind = "scripted workers (python -m aegis_scripted)" if args.driver == "scripted" else "in-process fake workers"
-    print(f"queue bench: {n} tasks, max_parallel {args.parallel}, {kind}, {os.cpu_count()} CPUs"
-          + (" [ASSUMING the proposed kernel fixes]" if args.assume_kernel_fixes else ""))
-    print(f"  throughput          {n / figures['wall']:7.1f} tasks/s   ({figures['wall']:.2f} s wall)")
-    print(f"  kernel CPU / task   {figures['cpu'] / n * 1000:7.2f} ms        ({figures['cpu']:.2f} s total, this process)")
-    print(f"  worker CPU / task   {figures['worker_cpu'] / n * 1000:7.2f} ms        (child processes)")
-    print(f"  worker spawn        median {statistics.median(ready) * 1000:6.1f} ms  p95 {pct(ready, 0.95):6.1f} ms"
-          "   (dispatch → worker ready)")
-    print(f"  worker close        median {statistics.median(close) * 1000:6.1f} ms  p95 {pct(close, 0.95):6.1f} ms"
-          "   (turn end → worker gone)")
-    print(f"  floor at this spawn cost: {args.parallel / (statistics.median(ready) + statistics.median(close)):.1f}"
-          f" tasks/s with {args.parallel} slots")
+    print(f"median of {len(rows)}:")
+    print(f"  throughput          {med('rate'):7.1f} tasks/s")
+    print(f"  kernel CPU / task   {med('cpu'):7.2f} ms        (this process: queue, sessions, drivers, MCP plane)")
+    print(f"  worker CPU / task   {med('worker_cpu'):7.2f} ms        (the child processes: the spawn floor)")
+    if args.driver == "scripted":
+        print(f"  worker spawn        {med('ready'):7.1f} ms        (dispatch → worker session ready)")
+        print(f"  worker close        {med('close'):7.1f} ms        (turn end → worker gone)")
+        cores = os.cpu_count() or 1
+        print(f"  CPU ceiling         {cores * 1000 / (med('cpu') + med('worker_cpu')):7.1f} tasks/s"
+              f"   ({cores} cores / (kernel + worker CPU per task))")
+    print("targets (issue 5): >= 100 tasks/s at max_parallel 8, <= 3 ms kernel CPU per task")
     return 0
 
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from aegis_scripted import directives as dv
+from aegis_scripted.driver import agent_command
 
 
 def test_parse_directives_anywhere_in_order():
@@ -29,8 +30,18 @@ def test_first_line(texts, line):
     assert dv.first_line(texts) == line
 
 
+@pytest.mark.parametrize("line,want", [
+    ("@", []), ("@ reply x", []), ("@reply", [("reply", "")]), ("@reply\tx  y ", [("reply", "x  y")]),
+    ("@replyx", []), ("  @stop   max_tokens", [("stop", "max_tokens")]),
+])
+def test_parse_directive_edges(line, want):
+    assert dv.parse([line]) == want
+
+
 def test_helpers():
     assert dv.unescape(r"a\nb\tc\\n") == "a\nb\tc\\n"
+    assert dv.unescape("no escapes") == "no escapes"
+    assert dv.unescape("trailing\\") == "trailing\\" and dv.unescape(r"\x") == r"\x"
     assert dv.split_call('echo {"text": "hi"}') == ("echo", {"text": "hi"})
     assert dv.split_call("ping") == ("ping", {})
     with pytest.raises(dv.DirectiveError, match="not JSON"):
@@ -48,13 +59,28 @@ def test_helpers():
         dv.number("-1", "sleep")
 
 
-def _wire(lines: list[dict | str], tmp_path) -> list[dict]:
-    """Send requests to a fresh agent, close stdin, return everything it wrote."""
+def _wire(lines: list[dict | str], tmp_path, argv: tuple[str, ...] = agent_command()) -> list[dict]:
+    """Send requests to a fresh agent (started as the driver starts it), close stdin, return its output."""
     data = "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines)
     env = {**os.environ, "AEGIS_SCRIPTED_STATE": str(tmp_path / "state")}
-    done = subprocess.run([sys.executable, "-m", "aegis_scripted"], input=data.encode(), capture_output=True,
-                          env=env, timeout=30, check=True)
+    done = subprocess.run(argv, input=data.encode(), capture_output=True, env=env, timeout=30, check=True)
     return [json.loads(x) for x in done.stdout.splitlines()]
+
+
+def test_python_dash_m_runs_the_same_agent(tmp_path):
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
+    out = _wire([init], tmp_path, argv=(sys.executable, "-m", "aegis_scripted"))
+    assert out == _wire([init], tmp_path)
+    assert out[0]["result"]["agentInfo"]["name"] == "aegis-scripted"
+
+
+def test_agent_start_up_imports_stay_light():
+    """The agent starts once per queue task: json, re, threading and typing stay out of its start-up."""
+    python, flag, _, _ = agent_command()
+    probe = agent_command()[3].replace("sys.exit(main())", "print(sorted(m for m in ('json', 're', 'threading', "
+                                                           "'typing', 'site') if m in sys.modules))")
+    done = subprocess.run([python, flag, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_wire_errors_and_basic_flow(tmp_path):

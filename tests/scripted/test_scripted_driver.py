@@ -30,7 +30,7 @@ from aegis_kernel.events import (
     UserEcho,
 )
 from aegis_kernel.profiles import AgentProfile
-from aegis_scripted.driver import ScriptedDriver
+from aegis_scripted.driver import ScriptedDriver, agent_command
 
 
 def make_spec(tmp_path: Path, **kw) -> SpawnSpec:
@@ -315,7 +315,7 @@ def test_scripted_launch():
     spec = SpawnSpec(handle="h", profile_name="helper", profile=profile, cwd=Path("/proj"),
                      state_dir=Path("/proj/.aegis/state"))
     launch = ScriptedDriver().build_launch(spec)
-    assert launch.argv == (sys.executable, "-m", "aegis_scripted")
+    assert launch.argv == agent_command() and launch.argv[:2] == (sys.executable, "-S")
     assert launch.env == {"AEGIS_SCRIPTED_STATE": "/proj/.aegis/state/scripted", "K": "v"}
     assert launch.cwd == Path("/proj")
     assert ScriptedDriver.name == "scripted" and ScriptedDriver.supports_resume

@@ -6,6 +6,10 @@ session: an idle session is woken with it as a normal user turn, a working one b
 batch at its turn end (``interrupt=True`` interrupts first). Each envelope moves
 ``queued → delivered → read``; after a restart :meth:`Delivery.pending` returns the envelopes that were
 never delivered, in order, so they reach the resumed session exactly once.
+
+A transient session (``restorable=False``: a queue worker) has no inbox ledger: nothing could ever
+replay it (the session is not restored, and its pending envelopes would be dropped at its close),
+and each ledger is a file to create, which costs more than the rest of a delivery.
 """
 
 from __future__ import annotations
@@ -112,7 +116,8 @@ class Delivery:
         if session.state == "error":
             raise DeliveryError(f"session '{session.handle}' has failed ({(session.error or 'error').splitlines()[0]}); "
                                 f"close it, or bring it back with: aegis spawn --resume {session.handle}")
-        self.hold(session.handle, envelope)
+        if session.restorable:
+            self.hold(session.handle, envelope)
         position = session.enqueue(envelope)
         return Receipt(envelope.id, session.handle, "queued" if position else "delivered", position)
 

@@ -296,7 +296,8 @@ async def open_agent_process(
     """
     if not argv:
         raise SpawnFailed((), OSError(2, "empty command line"), cwd)
-    full_env = {**os.environ, **dict(env or {})}
+    # bytes: os.environb copies without decoding, and Popen would encode every str pair again
+    full_env = {**os.environb, **{os.fsencode(k): os.fsencode(v) for k, v in (env or {}).items()}}
     try:
         proc = await trio.lowlevel.open_process(
             list(argv),

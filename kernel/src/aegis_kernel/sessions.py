@@ -228,8 +228,9 @@ class Session:
             return
         if not self._turn_read and self.state == "working":
             self._turn_read = True
-            for env in self._turn_envelopes:
-                self.kernel.delivery.record(self.handle, "read", env.id)
+            if self.restorable:  # a transient session has no inbox ledger (see aegis_kernel.delivery)
+                for env in self._turn_envelopes:
+                    self.kernel.delivery.record(self.handle, "read", env.id)
         self.metrics.observe(event)
         if isinstance(event, ev.SystemInit):
             self._replaying = False
@@ -297,7 +298,8 @@ class Session:
         self._set_state("working")
         await self._proc.prompt(text)
         for env in batch:
-            self.kernel.delivery.record(self.handle, "delivered", env.id)
+            if self.restorable:
+                self.kernel.delivery.record(self.handle, "delivered", env.id)
             self.kernel.hooks.aegis_envelope_delivered(session=self, envelope=env)
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -458,7 +460,8 @@ class SessionManager:
             self.kernel.identities.revoke(session.handle)
             self.kernel.approvals.forget(session)
             # envelopes it never got are dropped, so a later session reusing the handle never gets them
-            self.kernel.delivery.drop(session.handle, [e.id for e in session._pending])
+            if session.restorable:
+                self.kernel.delivery.drop(session.handle, [e.id for e in session._pending])
             session._pending.clear()
             if session.restorable:
                 self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]

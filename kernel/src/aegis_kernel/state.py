@@ -40,6 +40,8 @@ __all__ = [
     "write_text_atomic",
 ]
 
+_encode_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one, not one per append
+
 LEDGER_VERSION = 1
 FsyncPolicy = Literal["always", "batch", "never"]
 FSYNC_POLICIES: tuple[str, ...] = ("always", "batch", "never")
@@ -64,6 +66,7 @@ class StateDir:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._made: set[Path] = set()  # folders path() already created (a mkdir per call costs)
 
     @classmethod
     def for_project(cls, project_dir: Path | str) -> StateDir:
@@ -77,10 +80,12 @@ class StateDir:
     def path(self, *parts: str) -> Path:
         """``root/part/...``, creating its parent folders. Parts may not escape the root."""
         for part in parts:
-            if Path(part).is_absolute() or ".." in Path(part).parts:
+            if os.path.isabs(part) or ".." in part.split(os.sep):
                 raise ValueError(f"state path part {part!r} escapes {self.root}")
         result = self.root.joinpath(*parts)
-        result.parent.mkdir(parents=True, exist_ok=True)
+        if result.parent not in self._made:
+            result.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(result.parent)
         return result
 
     def __repr__(self) -> str:
@@ -146,7 +151,7 @@ class Ledger:
         """
         if "v" in record and (type(record["v"]) is not int or record["v"] != LEDGER_VERSION):
             raise ValueError(f"ledger records are version {LEDGER_VERSION}, got v={record['v']!r}")
-        line = json.dumps({"v": LEDGER_VERSION, **record}, ensure_ascii=False, separators=(",", ":"))
+        line = _encode_line({"v": LEDGER_VERSION, **record})
         data = line.encode("utf-8") + b"\n"
         fd = self._fd if self._fd is not None else self._open()
         if self._needs_newline:

@@ -3,6 +3,8 @@ so registering the driver stays cheap."""
 
 from __future__ import annotations
 
+import functools
+
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,7 +209,9 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
                                     version=info.version if info else None))
 
 
+@functools.cache
 def _version() -> str:
+    """This distribution's version, for ``clientInfo`` (read once: metadata lookups cost ~1 ms)."""
     try:
         from importlib.metadata import version
 

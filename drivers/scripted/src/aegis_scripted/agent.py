@@ -1,7 +1,10 @@
 """The scripted ACP agent: ``python -m aegis_scripted`` speaks ACP v1 (JSON-RPC 2.0, one message per
 line) on stdin/stdout, deterministically, following directives in its prompts (README.md).
 
-Stdlib only, and only what start-up needs is imported (the MCP client is imported on first ``@call``).
+Stdlib only, and only what start-up needs is imported: no ``json``, ``re``, ``threading`` or ``typing``
+(see :mod:`.wire` and :mod:`.sync`; the MCP client is imported on first ``@call``). The driver starts
+it with ``python -S`` (:mod:`.driver`), which together make start-up about a third of
+``python -m aegis_scripted``'s.
 The main thread reads stdin and answers most requests at once; each ``session/prompt`` runs in a
 worker thread so ``session/cancel`` and the client's replies (fs, permission) keep flowing. All
 writes to stdout go through one lock, one line each.
@@ -15,19 +18,21 @@ Capability switches for tests: ``AEGIS_SCRIPTED_NO_LOAD=1`` (no ``loadSession``)
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
-from typing import Any
 
 from . import directives as dv
+from . import sync
+from .wire import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "0.1.0"
 EXIT_FAIL = 3
 SLOW_INTERVAL = 0.1
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class ClientError(Exception):
@@ -38,7 +43,7 @@ class Waiter:
     __slots__ = ("event", "reply")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = sync.Flag()
         self.reply: dict[str, Any] | None = None
 
 
@@ -49,8 +54,8 @@ class Session:
         self.mcp_servers = mcp_servers
         self.history: list[dict[str, str]] = history or []
         self.turns = len([h for h in self.history if h.get("role") == "user"])
-        self.cancel = threading.Event()
-        self.worker: threading.Thread | None = None
+        self.cancel = sync.Flag()
+        self.worker: sync.Flag | None = None  # set when the running prompt's thread ends
         self.busy = False  # a prompt is running (cleared just before its answer is written)
         self.mcp: Any = None
 
@@ -62,7 +67,7 @@ class Session:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"v": 1, "session_id": self.sid, "cwd": self.cwd, "history": self.history}, fh)
+            fh.write(dumps({"v": 1, "session_id": self.sid, "cwd": self.cwd, "history": self.history}))
         os.replace(tmp, path)
 
 
@@ -75,17 +80,17 @@ class Agent:
     def __init__(self, out: Any = None, err: Any = None) -> None:
         self.out = out or sys.stdout.buffer
         self.err = err or sys.stderr
-        self.lock = threading.Lock()
+        self.lock = sync.Lock()
         self.sessions: dict[str, Session] = {}
         self.waiters: dict[int, Waiter] = {}
         self.next_id = 0
-        self.id_lock = threading.Lock()
+        self.id_lock = sync.Lock()
         self.closed = False
 
     # --- wire -----------------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
-        data = (_dumps(message) + "\n").encode()
+        data = (dumps(message) + "\n").encode()
         with self.lock:
             try:
                 self.out.write(data)
@@ -125,7 +130,7 @@ class Agent:
         if not line.strip():
             return
         try:
-            msg = json.loads(line)
+            msg = loads(line)
         except ValueError:
             self.error(None, -32700, "parse error")
             return
@@ -199,7 +204,7 @@ class Agent:
             return
         try:
             with open(_state_path(cwd, sid), encoding="utf-8") as fh:
-                saved = json.load(fh)
+                saved = loads(fh.read())
         except (OSError, ValueError):
             self.error(rid, -32002, f"session not found: {sid}")
             return
@@ -229,7 +234,7 @@ class Agent:
         if session is not None:
             session.cancel.set()
             if session.worker is not None:
-                session.worker.join(2)
+                session.worker.wait(2)
         self.respond(rid, {})
 
     def on_session_prompt(self, rid: Any, params: dict[str, Any]) -> None:
@@ -246,10 +251,9 @@ class Agent:
             return
         texts = [b["text"] for b in prompt if isinstance(b, dict) and b.get("type") == "text"
                  and isinstance(b.get("text"), str)]
-        session.cancel = threading.Event()
+        session.cancel = sync.Flag()
         session.busy = True
-        session.worker = threading.Thread(target=Turn(self, session, rid, texts).run, daemon=True)
-        session.worker.start()
+        session.worker = sync.start(Turn(self, session, rid, texts).run)
 
     # --- main loop ------------------------------------------------------------------------------
 
@@ -263,7 +267,7 @@ class Agent:
         for session in self.sessions.values():
             session.cancel.set()
             if session.worker is not None:
-                session.worker.join(2)
+                session.worker.wait(2)
         return 0
 
 

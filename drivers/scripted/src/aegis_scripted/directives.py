@@ -7,13 +7,10 @@ directives are ignored when the prompt has at least one directive.
 
 from __future__ import annotations
 
-import json
-import re
-
 NAMES = ("reply", "think", "call", "slow", "fail", "usage", "context", "sleep", "read", "write", "ask",
          "plan", "stop")
-_LINE = re.compile(r"^@(" + "|".join(NAMES) + r")(?:\s+(.*))?$")
 ENVELOPE_MARK = "✉"
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 
 
 class DirectiveError(ValueError):
@@ -25,9 +22,12 @@ def parse(texts: list[str]) -> list[tuple[str, str]]:
     out = []
     for text in texts:
         for line in text.splitlines():
-            m = _LINE.match(line.strip())
-            if m:
-                out.append((m.group(1), (m.group(2) or "").strip()))
+            line = line.strip()
+            if not line.startswith("@"):
+                continue
+            parts = line[1:].split(None, 1)  # "@name", then whitespace and the argument
+            if parts and parts[0] in NAMES and line[1:].startswith(parts[0]):
+                out.append((parts[0], parts[1].strip() if len(parts) > 1 else ""))
     return out
 
 
@@ -46,7 +46,16 @@ def unescape(text: str) -> str:
     r"""``\n`` → newline, ``\t`` → tab, ``\\`` → backslash (so one directive line can carry several lines)."""
     if "\\" not in text:
         return text
-    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+    out, i, end = [], 0, len(text)
+    while i < end:
+        char = text[i]
+        if char == "\\" and i + 1 < end and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def split_call(arg: str) -> tuple[str, dict]:
@@ -57,8 +66,10 @@ def split_call(arg: str) -> tuple[str, dict]:
     tool = parts[0]
     args: object = {}
     if len(parts) > 1:
+        from .wire import loads
+
         try:
-            args = json.loads(parts[1])
+            args = loads(parts[1])
         except ValueError as exc:
             raise DirectiveError(f"@call {tool}: arguments are not JSON: {exc}") from None
     if not isinstance(args, dict):

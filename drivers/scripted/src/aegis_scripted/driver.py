@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from aegis_acp.driver import AcpDriver
 from aegis_kernel.drivers import SpawnSpec
 
+_PACKAGES = str(Path(__file__).resolve().parent.parent)  # the folder that holds aegis_scripted
+
+
+def agent_command(python: str = sys.executable) -> tuple[str, ...]:
+    """The fast way to start the scripted agent: ``python -S`` (no ``site``: the agent is stdlib only)
+    with the folder holding ``aegis_scripted`` put on ``sys.path`` by hand. Same agent as
+    ``python -m aegis_scripted``, at about a third of the start-up CPU (no site, no runpy)."""
+    boot = (f"import sys; sys.path.insert(0, {_PACKAGES!r}); from aegis_scripted.agent import main; "
+            "sys.exit(main())")
+    return (python, "-S", "-c", boot)
+
 
 class ScriptedDriver(AcpDriver):
-    """Runs ``[sys.executable, "-m", "aegis_scripted"]`` (a profile ``command`` still overrides it).
+    """Runs :func:`agent_command` (a profile ``command`` still overrides it).
 
     The agent keeps its session history under ``<kernel state>/scripted/`` (``AEGIS_SCRIPTED_STATE``)
     so ``session/load`` works across restarts.
@@ -19,7 +31,7 @@ class ScriptedDriver(AcpDriver):
     startup_timeout = 30.0
 
     def default_command(self, spec: SpawnSpec) -> tuple[str, ...]:
-        return (sys.executable, "-m", "aegis_scripted")
+        return agent_command()
 
     def extra_env(self, spec: SpawnSpec) -> dict[str, str]:
         return {"AEGIS_SCRIPTED_STATE": str(spec.state_dir / "scripted")}
