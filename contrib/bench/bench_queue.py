@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -119,6 +120,31 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
         return {"wall": wall, "cpu": cpu, "worker_cpu": worker_cpu}
 
 
+class PopenMeter:
+    """Sums the CPU the kernel spends inside ``subprocess.Popen`` (pipes, fork/exec: trio runs it in a
+    worker thread), so the spawn's share of the kernel's CPU can be reported apart."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self._popen_init = subprocess.Popen.__init__
+
+    def __enter__(self) -> PopenMeter:
+        meter, original = self, self._popen_init
+
+        def timed_init(popen: Any, *a: Any, **kw: Any) -> None:
+            t0 = time.thread_time()
+            try:
+                original(popen, *a, **kw)
+            finally:
+                meter.cpu += time.thread_time() - t0
+
+        subprocess.Popen.__init__ = timed_init  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.Popen.__init__ = self._popen_init  # type: ignore[method-assign]
+
+
 def one_run(args: argparse.Namespace, profile: bool) -> tuple[dict[str, float], Probe]:
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         project = Path(tmp)
@@ -129,7 +155,10 @@ def one_run(args: argparse.Namespace, profile: bool) -> tuple[dict[str, float], 
             from aegis_kernel.testing import DriverPlugin, FakeDriver
 
             extra.append(("bench-fake-driver", DriverPlugin(FakeDriver())))
-        return trio.run(run, project, args.tasks, args.parallel, extra, probe, profile), probe
+        with PopenMeter() as meter:
+            figures = trio.run(run, project, args.tasks, args.parallel, extra, probe, profile)
+        figures["popen"] = meter.cpu * args.tasks / (args.tasks + args.parallel)  # warm-up batch excluded
+        return figures, probe
 
 
 def bytecode_note() -> str:
@@ -164,7 +193,7 @@ def main() -> int:
     for i in range(1 if args.profile else args.runs):
         figures, probe = one_run(args, args.profile)
         row = {"rate": n / figures["wall"], "cpu": figures["cpu"] / n * 1000,
-               "worker_cpu": figures["worker_cpu"] / n * 1000,
+               "worker_cpu": figures["worker_cpu"] / n * 1000, "popen": figures["popen"] / n * 1000,
                "ready": statistics.median(probe.ready) * 1000 if probe.ready else float("nan"),
                "close": statistics.median(probe.close) * 1000 if probe.close else float("nan")}
         rows.append(row)
@@ -177,6 +206,8 @@ def main() -> int:
     print(f"median of {len(rows)}:")
     print(f"  throughput          {med('rate'):7.1f} tasks/s")
     print(f"  kernel CPU / task   {med('cpu'):7.2f} ms        (this process: queue, sessions, drivers, MCP plane)")
+    if args.driver == "scripted":
+        print(f"    of which Popen    {med('popen'):7.2f} ms        (pipes + fork/exec of the worker, in the kernel)")
     print(f"  worker CPU / task   {med('worker_cpu'):7.2f} ms        (the child processes: the spawn floor)")
     if args.driver == "scripted":
         print(f"  worker spawn        {med('ready'):7.1f} ms        (dispatch → worker session ready)")

@@ -406,7 +406,10 @@ class SessionManager:
             self.persist()
         if prompt:
             self.kernel.deliver(handle, Envelope.new(sender, prompt))
-        await self.kernel.nursery.start(session.run)
+        # start_soon, not start: run() honours a close() that comes before it begins, and start()'s
+        # hand-over costs more than the rest of a spawn's bookkeeping
+        self.kernel.nursery.start_soon(session.run, name=f"session:{handle}")
+        await trio.lowlevel.checkpoint()
         return session
 
     async def start_process(self, session: Session, nursery: trio.Nursery) -> AgentProcess:
