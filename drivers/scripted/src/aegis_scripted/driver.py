@@ -13,9 +13,10 @@ _PACKAGES = str(Path(__file__).resolve().parent.parent)  # the folder that holds
 
 def agent_command(python: str = sys.executable) -> tuple[str, ...]:
     """The fast way to start the scripted agent: ``python -S`` (no ``site``: the agent is stdlib only)
-    with the folder holding ``aegis_scripted`` put on ``sys.path`` by hand. Same agent as
-    ``python -m aegis_scripted``, at about a third of the start-up CPU (no site, no runpy)."""
-    boot = (f"import sys; sys.path.insert(0, {_PACKAGES!r}); from aegis_scripted.agent import main; "
+    with the folder holding ``aegis_scripted`` appended to ``sys.path`` by hand (after the stdlib,
+    so nothing installed beside it can shadow a stdlib module). Same agent as
+    ``python -m aegis_scripted``, at ~11 ms of start-up CPU instead of ~17 ms (no site, no runpy)."""
+    boot = (f"import sys; sys.path.append({_PACKAGES!r}); from aegis_scripted.agent import main; "
             "sys.exit(main())")
     return (python, "-S", "-c", boot)
 
