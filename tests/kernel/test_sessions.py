@@ -118,6 +118,28 @@ async def test_spawn_refusals(fake, kernel):
         await kernel.sessions.spawn(handle="taken")
     with pytest.raises(ValueError, match="invalid handle"):
         await kernel.sessions.spawn(handle="Not OK")
+    with pytest.raises(ValueError, match="transient sessions"):
+        await kernel.sessions.spawn(transcript="shared")  # a restorable session keeps its own transcript
+
+
+@pytest.mark.trio
+async def test_transient_sessions_can_share_a_transcript_and_keep_no_inbox(fake, kernel):
+    a = await kernel.sessions.spawn(handle="wa", prompt="one", restorable=False, transcript="pool")
+    b = await kernel.sessions.spawn(handle="wb", prompt="two", restorable=False, transcript="pool")
+    for s in (a, b):
+        await s.wait_for(lambda s: s.metrics.turns == 1)
+    await a.close()
+    c = await kernel.sessions.spawn(handle="wc", prompt="three", restorable=False, transcript="pool")
+    await c.wait_for(lambda s: s.metrics.turns == 1)  # written after a's close closed nothing shared
+    await b.close()
+    path = kernel.state.root / "sessions" / "pool.jsonl"
+    assert a.info()["transcript"] == str(path)
+    kernel.sessions.close_transcripts()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["handle"] for r in records} == {"wa", "wb", "wc"}
+    texts = {r["handle"]: r["event"]["text"] for r in records if r["event"]["t"] == "AssistantText"}
+    assert texts == {"wa": "fake reply to: one", "wb": "fake reply to: two", "wc": "fake reply to: three"}
+    assert not (kernel.state.root / "inboxes").exists() or not any((kernel.state.root / "inboxes").iterdir())
 
 
 @pytest.mark.trio

@@ -228,3 +228,26 @@ async def test_ledger_records_are_versioned_json(qdriver, kernel):
     recs = [json.loads(line) for line in raw]
     assert all(r["v"] == 1 for r in recs)
     assert recs[0]["payload"] == "hi" and recs[0]["enqueued_by"] == "user" and recs[0]["callback"] is False
+
+
+@pytest.mark.trio
+async def test_workers_share_one_transcript_per_queue_and_day(qdriver, kernel):
+    rt = kernel.extensions["queue"]
+    tasks = []
+    for i in range(3):
+        out = await call(kernel, "aegis_enqueue", None, queue="solo", payload=f"job {i}")
+        tasks.append(rt.tasks[out["task_id"]])
+    for task in tasks:
+        await task.finished.wait()
+    await wait_until(lambda: not rt.queues["solo"].inflight)
+    info = rt.task_info(tasks[0])
+    path = kernel.state.root / info["transcript"]
+    assert info["transcript"].startswith("sessions/queue-solo-") and path.exists()
+    records = Ledger.replay(path).records
+    assert {r["handle"] for r in records} == {t.worker for t in tasks}
+    for task in tasks:  # each worker's story is whole in it: started, prompted, answered, closed
+        kinds = [r["event"]["t"] for r in records if r["handle"] == task.worker]
+        assert "TurnResult" in kinds and kinds[-1] == "StateChanged"
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no file per worker
+    assert all(t.transcript for t in tasks)
+    assert ledger(kernel, "solo")[1]["transcript"] == tasks[0].transcript  # dispatched record names it

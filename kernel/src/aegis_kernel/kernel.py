@@ -200,6 +200,7 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
         raise unwrap_group(group) from None
     finally:
         kernel.delivery.close()
+        kernel.sessions.close_transcripts()
         kernel._nursery = None
 
 

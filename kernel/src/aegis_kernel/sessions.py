@@ -49,7 +49,7 @@ class SessionError(Exception):
 class Session:
     def __init__(self, kernel: Kernel, handle: str, profile_name: str, profile: AgentProfile, *,
                  cwd: Path, spawned_by: str | None = None, log_id: str | None = None,
-                 resume_id: str | None = None, restorable: bool = True) -> None:
+                 resume_id: str | None = None, restorable: bool = True, transcript: Ledger | None = None) -> None:
         self.kernel = kernel
         self.handle = handle
         self.profile_name = profile_name
@@ -82,14 +82,20 @@ class Session:
         self._scope: trio.CancelScope | None = None
         self._close_reason: str | None = None
         self._closed = trio.Event()
-        log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
         # A resumed agent replays its history before it reports its session id (SystemInit); our log
         # already has that history, so those events are not recorded twice.
         self._replaying = log_id is not None
-        if log_id is not None:  # a resumed session: its transcript continues
-            self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
-                            if isinstance(r.get("event"), dict)]
-        self._log = Ledger(log_path, fsync="never")
+        # A shared transcript (transient workers: see SessionManager.spawn) is the manager's to close;
+        # its records carry the handle.
+        self._shared_log = transcript is not None
+        if transcript is not None:
+            self._log = transcript
+        else:
+            log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
+            if log_id is not None:  # a resumed session: its transcript continues
+                self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
+                                if isinstance(r.get("event"), dict)]
+            self._log = Ledger(log_path, fsync="never")
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -110,7 +116,7 @@ class Session:
             "model": self.profile.model, "permission": self.profile.permission, "cwd": str(self.cwd),
             "spawned_by": self.spawned_by, "created_at": self.created_at, "pending": len(self._pending),
             "driver_session_id": self.driver_session_id, "error": self.error, "log_id": self.log_id,
-            "pid": self._proc.pid if self._proc is not None else None,
+            "transcript": str(self._log.path), "pid": self._proc.pid if self._proc is not None else None,
             "metrics": self.metrics.to_dict(),
         }
 
@@ -213,7 +219,8 @@ class Session:
                     self._set_state("closed")
                     kernel.hooks.aegis_session_closed(session=self, reason=reason or "shutdown")
                 kernel.sessions._forget(self, explicit=reason is not None)
-                self._log.close()
+                if not self._shared_log:
+                    self._log.close()
                 self._closed.set()
 
     async def _read_events(self) -> None:
@@ -309,7 +316,10 @@ class Session:
         if not getattr(event, "partial", False):
             self.history.append(event)
             try:
-                self._log.append({"ts": time.time(), "event": ev.event_to_dict(event)})
+                record = {"ts": time.time(), "event": ev.event_to_dict(event)}
+                if self._shared_log:
+                    record["handle"] = self.handle
+                self._log.append(record)
             except (OSError, TypeError, ValueError) as exc:
                 log.warning("session %s: cannot log event: %s", self.handle, exc)
         for listener in list(self.listeners):
@@ -350,6 +360,7 @@ class SessionManager:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.sessions: dict[str, Session] = {}
+        self._transcripts: dict[str, Ledger] = {}  # shared transcripts by name (open until close_transcripts)
         self._snapshot = kernel.state.path("sessions.json")
         snapshot = self._read_snapshot()  # read once: the first spawn rewrites the file
         self._saved: list[dict[str, Any]] = snapshot.get("sessions", [])
@@ -381,13 +392,19 @@ class SessionManager:
 
     async def spawn(self, agent: str | None = None, *, handle: str | None = None, prompt: str | None = None,
                     spawned_by: str | None = None, resume_id: str | None = None, log_id: str | None = None,
-                    sender: str = "user", cwd: Path | None = None, restorable: bool = True) -> Session:
+                    sender: str = "user", cwd: Path | None = None, restorable: bool = True,
+                    transcript: str | None = None) -> Session:
         """Start a session of profile ``agent`` (default agent when None) and return it at once.
 
         The process starts in the background; ``prompt`` (if any) is its opening turn. ``cwd``
         overrides the profile's working folder (e.g. a worktree); ``restorable=False`` keeps a transient
-        worker out of the snapshot a restart restores.
+        worker out of the snapshot a restart restores. ``transcript`` (transient sessions only) names a
+        transcript shared by many sessions, ``sessions/<transcript>.jsonl``, whose records carry
+        ``"handle"``: a queue's workers write one file per queue and day instead of one file each
+        (creating a file costs more CPU than the rest of a worker's bookkeeping).
         """
+        if transcript is not None and restorable:
+            raise ValueError("a shared transcript is for transient sessions (restorable=False) only")
         name, profile = self.profile(agent)
         if handle is not None:
             check_handle(handle)
@@ -399,8 +416,9 @@ class SessionManager:
             cwd = Path(profile.cwd).expanduser() if profile.cwd else self.kernel.project_dir
         if not cwd.is_absolute():
             cwd = self.kernel.project_dir / cwd
+        shared = self._transcript(transcript) if transcript is not None else None
         session = Session(self.kernel, handle, name, profile, cwd=cwd, spawned_by=spawned_by, log_id=log_id,
-                          resume_id=resume_id, restorable=restorable)
+                          resume_id=resume_id, restorable=restorable, transcript=shared)
         self.sessions[handle] = session
         if restorable:
             self.persist()
@@ -440,6 +458,19 @@ class SessionManager:
         launch = compose_hook(kernel.plugins.pm.hook.aegis_pre_spawn, "launch", launch, spec=spec,
                               refusals=(SpawnRefused,))
         return await driver.start(spec, launch, nursery)
+
+    def _transcript(self, name: str) -> Ledger:
+        ledger = self._transcripts.get(name)
+        if ledger is None:
+            ledger = self._transcripts[name] = Ledger(self.kernel.state.path("sessions", f"{name}.jsonl"),
+                                                      fsync="never")
+        return ledger
+
+    def close_transcripts(self) -> None:
+        """Close the shared transcripts (at kernel exit; a later append would reopen one)."""
+        for ledger in self._transcripts.values():
+            ledger.close()
+        self._transcripts.clear()
 
     def rename(self, old: str, new: str) -> Session:
         session = self.require(old)

@@ -172,6 +172,8 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
           + (f" · finished {t['finished_at']}" if t.get("finished_at") else ""))
     if t.get("error"):
         print(f"error: {t['error']}")
+    if t.get("transcript"):
+        print(f"transcript: .aegis/state/{t['transcript']} (records of handle {t.get('worker')})")
     if t.get("worktree") and isinstance(t["worktree"], dict) and t["worktree"].get("path"):
         w = t["worktree"]
         print(f"worktree: {w['path']} ({w.get('branch')}) {w.get('state', '')} {w.get('reason', '')}".rstrip())

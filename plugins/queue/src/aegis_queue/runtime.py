@@ -75,6 +75,7 @@ class Task:
     base: str | None = None
     worktree: dict[str, Any] | None = None
     worker: str | None = None
+    transcript: str | None = None  # the shared worker transcript, sessions/<transcript>.jsonl
     dispatched_at: str | None = None
     finished_at: str | None = None
     result: str | None = None
@@ -104,6 +105,8 @@ class Task:
         if self.worker:
             out["worker"] = self.worker
             out["dispatched_at"] = self.dispatched_at
+            if self.transcript:
+                out["transcript"] = f"sessions/{self.transcript}.jsonl"
         if self.status == "dispatched" and self.started is not None:
             out["elapsed_s"] = round(time.monotonic() - self.started, 1)
         if self.terminal:
@@ -178,6 +181,12 @@ def callback_body(task: Task) -> str:
     return body + (f"\n\n{note}" if note else "")
 
 
+def worker_transcript(queue: str, at: str) -> str:
+    """The transcript a queue's workers share for a day (``at``: ISO UTC): ``queue-<q>-<YYYYMMDD>``;
+    each record names its worker's handle."""
+    return f"queue-{queue}-{at[:10].replace('-', '')}"
+
+
 def worktree_note(task: Task) -> str:
     wt_info = task.worktree
     if not isinstance(wt_info, dict) or wt_info.get("state") != "kept":
@@ -241,7 +250,8 @@ class QueueRuntime:
                         callback=bool(rec.get("callback")), enqueued_at=rec.get("enqueued_at") or "",
                         status=rec["status"], base=rec.get("base"),
                         worktree=rec.get("worktree") if isinstance(rec.get("worktree"), dict) else None,
-                        worker=rec.get("worker"), dispatched_at=rec.get("dispatched_at"),
+                        worker=rec.get("worker"), transcript=rec.get("transcript"),
+                        dispatched_at=rec.get("dispatched_at"),
                         finished_at=rec.get("finished_at"), result=rec.get("result"), error=rec.get("error"),
                         usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"))
             if isinstance(rec.get("worktree"), bool):
@@ -426,13 +436,16 @@ class QueueRuntime:
 
     def _dispatch(self, qs: QueueState, task: Task) -> None:
         handle = generate_handle(_Taken(self))
-        record: dict[str, Any] = {"event": "dispatched", "task_id": task.id, "at": utc_now(), "worker": handle}
+        now = utc_now()
+        record: dict[str, Any] = {"event": "dispatched", "task_id": task.id, "at": now, "worker": handle,
+                                  "transcript": worker_transcript(qs.name, now)}
         if task.worktree is not None:
             path, branch = wt.location(self.kernel.project_dir, qs.name, task.id)
             task.worktree = {"path": str(path), "branch": branch, "base": task.base}
             record["worktree"] = task.worktree
         qs.ledger.append(record)
         task.status, task.worker, task.dispatched_at = "dispatched", handle, record["at"]
+        task.transcript = record["transcript"]
         task.started = time.monotonic()
         qs.inflight[task.id] = task
         qs.last_worker = handle
@@ -495,7 +508,7 @@ class QueueRuntime:
         # workers are transient: never restored by a restart (an interrupted task fails instead)
         return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=task.payload,
                                                 spawned_by=None, sender=f"queue:{qs.name}", cwd=cwd,
-                                                restorable=False)
+                                                restorable=False, transcript=task.transcript)
 
     def _release(self, qs: QueueState, task: Task) -> None:
         qs.inflight.pop(task.id, None)
