@@ -161,16 +161,23 @@ def one_run(args: argparse.Namespace, profile: bool) -> tuple[dict[str, float], 
         return figures, probe
 
 
-def bytecode_note() -> str:
-    """Whether the worker's modules have compiled bytecode (a pip install has it; see bench_serve)."""
+def worker_bytecode(compile_it: bool) -> str:
+    """Compile the worker's package as a pip install does (unless told not to); say which case runs.
+
+    Without bytecode (a dev checkout under ``PYTHONDONTWRITEBYTECODE``) every worker compiles the
+    agent from source at start, which roughly doubles its start-up CPU."""
+    import compileall
     import importlib.util
 
     import aegis_scripted.agent as agent
 
+    if compile_it:
+        compileall.compile_dir(Path(agent.__file__).parent, quiet=1)
     cached = importlib.util.cache_from_source(agent.__file__)
     state = "with" if Path(cached).exists() else "WITHOUT"
-    return (f"workers import {state} compiled bytecode (PYTHONDONTWRITEBYTECODE="
-            f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}; `python -m compileall` the src folders to compare)")
+    return (f"workers import {state} compiled bytecode"
+            + (" (compiled by this bench, as a pip install would; --no-compile to measure without)"
+               if compile_it else f" (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r})"))
 
 
 def main() -> int:
@@ -179,6 +186,8 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--runs", type=int, default=5, help="repeat the measured batch; medians are reported")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the kernel during the run")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="do not compile the worker's bytecode first (a dev checkout under PYTHONDONTWRITEBYTECODE)")
     parser.add_argument("--driver", choices=("scripted", "fake"), default="scripted",
                         help="scripted: real worker subprocesses (default); fake: in-process workers "
                              "(aegis_kernel.testing.FakeDriver), isolating the kernel's own cost")
@@ -188,7 +197,7 @@ def main() -> int:
     print(f"queue bench: {n} tasks, max_parallel {args.parallel}, {kind}, {os.cpu_count()} CPUs,"
           f" {1 if args.profile else args.runs} run(s)")
     if args.driver == "scripted":
-        print(f"  ({bytecode_note()})")
+        print(f"  ({worker_bytecode(not args.no_compile)})")
     rows: list[dict[str, float]] = []
     for i in range(1 if args.profile else args.runs):
         figures, probe = one_run(args, args.profile)
