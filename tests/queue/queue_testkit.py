@@ -64,6 +64,10 @@ class QProcess(FakeProcess):
                 reply = reply or f"done: {payload}"
             elif word == "hang":
                 await trio.sleep_forever()
+            elif word == "hang-once":  # hangs, unless this is the turn of a resumed task
+                if "[aegis restarted" not in text:
+                    await trio.sleep_forever()
+                reply = f"resumed: {rest} in {self.session_id}"
             elif word == "crash":
                 await self._send.send(AgentError(message="the agent process exited with code 3", exit_code=3))
                 self._send.close()

@@ -304,6 +304,43 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
         serve.stop()
 
 
+def test_kill_9_resumes_a_task_that_asked_for_it_in_its_agent_session(project, tmp_path):
+    (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2))
+    site = probe_site(tmp_path)
+    serve = Serve(project, site, tmp_path / "probe.jsonl")
+    serve.start()
+    try:
+        lines = "\n".join("@call aegis_enqueue " + json.dumps({"queue": "work", "payload": p, "resume": r})
+                          for p, r in (("@sleep 2\n@reply resumed work done", True), ("@sleep 2\n@reply x", False)))
+        producer = serve.client().request("spawn", agent="producer", prompt=lines)["handle"]
+        wait_for(lambda: sum(r["event"] == "worker_session" for r in queue_records(project)) == 1, 30,
+                 "the resumable task's agent session recorded")
+        serve.kill()
+    finally:
+        serve.kill()
+    reap_orphans(project / ".aegis" / "state")
+    [session_rec] = [r for r in queue_records(project) if r["event"] == "worker_session"]
+
+    serve = Serve(project, site, tmp_path / "probe-after.jsonl")
+    serve.start()
+    try:
+        wait_for(lambda: sum(r["event"] in ("completed", "failed") for r in queue_records(project)) == 2, 60,
+                 "both tasks terminal")
+        recs = queue_records(project)
+        resumable, plain = [r["task_id"] for r in recs if r["event"] == "enqueued"]
+        done = {r["task_id"]: r for r in recs if r["event"] in ("completed", "failed")}
+        assert done[resumable]["event"] == "completed" and done[resumable]["result"] == "resumed work done"
+        assert done[plain]["event"] == "failed" and done[plain]["error"].startswith("interrupted")
+        [resumed] = [r for r in recs if r["event"] == "resumed"]
+        assert resumed["task_id"] == session_rec["task_id"] == resumable
+        assert resumed["resume_id"] == session_rec["resume_id"]  # the same agent session, reopened
+        wait_for(lambda: len(callbacks(project, producer)) == 2, 30, "2 callbacks")
+        by_task = {env["task_id"]: env for env in callbacks(project, producer)}
+        assert by_task[resumable]["status"] == "ok" and by_task[resumable]["body"] == "resumed work done"
+    finally:
+        serve.stop()
+
+
 def aegis(project: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=project, capture_output=True,
                           text=True, timeout=60, input=stdin)
@@ -318,9 +355,12 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
         assert out.returncode == 0 and out.stdout.strip() == "scripted reply to: hello there", out.stderr
         out = aegis(project, "queue", "enqueue", "work", "@fail worker blew up", "--wait")
         assert out.returncode == 1 and "failed: the worker failed:" in out.stderr, out.stderr
-        out = aegis(project, "queue", "enqueue", "work", "-", stdin="@sleep 30\n@reply never\n")
+        out = aegis(project, "queue", "enqueue", "work", "-", "--resume", stdin="@sleep 30\n@reply never\n")
         assert out.returncode == 0 and out.stdout.startswith("task#") and "dispatched to" in out.stdout
         task_id = out.stdout.split()[0].removeprefix("task#")
+        assert [r.get("resume") for r in queue_records(project) if r["task_id"] == task_id][0] is True
+        status = aegis(project, "queue", "status", task_id).stdout
+        assert "transcript: .aegis/state/sessions/queue-work-" in status, status
         wait_for(lambda: "in flight (1)" in aegis(project, "queue", "show", "work").stdout, 20, "the task in flight")
         shown = aegis(project, "queue", "show", "work").stdout
         assert "queue work · agent worker · max_parallel 2 · timeout 2m" in shown and f"task#{task_id}" in shown

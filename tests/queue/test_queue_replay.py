@@ -112,3 +112,56 @@ async def test_a_callback_lost_between_terminal_record_and_delivery_is_resent_on
         restored = await kernel.sessions.restore()
         await trio.sleep(0.1)
         assert deliveries() == ([lost], [lost])
+
+
+@pytest.mark.trio
+async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdriver, make_kernel, aegis_project,
+                                                                           register_plugin):
+    counter = register_plugin(LiveCounter())
+    async with make_kernel() as kernel:
+        prod = await kernel.sessions.spawn("producer")
+        await prod.wait_for(lambda s: s.state == "ready")
+        ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p, resume=r))["task_id"]
+               for p, r in (("hang-once A", True), ("hang B", False), ("p1", False), ("hang C", True))]
+        await wait_until(lambda: len(counter.live) == 2)
+        rt = kernel.extensions["queue"]
+        first_worker = rt.tasks[ids[0]].worker
+        producer_handle = prod.handle
+    recs = records(aegis_project, "tests")
+    assert [r["resume_id"] for r in recs if r["event"] == "worker_session"] == [f"qfake-{first_worker}"]
+    assert [r.get("resume", False) for r in recs if r["event"] == "enqueued"] == [True, False, False, True]
+
+    async with make_kernel(restore=True) as kernel:
+        rt = kernel.extensions["queue"]
+        a, b, p1, c = (rt.tasks[i] for i in ids)
+        assert b.status == "failed" and b.error.startswith("interrupted")  # did not ask to resume
+        with trio.fail_after(5):
+            await a.finished.wait()
+            await p1.finished.wait()
+        # a new worker process, the same agent session, the payload again after a note
+        assert (a.status, a.result) == ("completed", f"resumed: A in qfake-{first_worker}")
+        assert a.worker != first_worker and a.resumed == 1
+        assert [s.resume_id for s, _ in qdriver.launches if s.handle == a.worker] == [f"qfake-{first_worker}"]
+        dispatched = [r["task_id"] for r in records(aegis_project, "tests") if r["event"] == "dispatched"]
+        assert dispatched[2:4] == [ids[0], ids[2]]  # the resumed task goes ahead of the pending ones
+        prod = kernel.sessions.get(producer_handle)
+        await wait_until(lambda: {cb.task_id for cb in callbacks(prod)} >= {ids[0], ids[1], ids[2]})
+        [cb] = [cb for cb in callbacks(prod) if cb.task_id == ids[0]]
+        assert cb.status == "ok" and cb.body == f"resumed: A in qfake-{first_worker}"
+        await wait_until(lambda: c.status == "dispatched" and c.worker in counter.live)  # hangs
+
+    async with make_kernel(restore=True) as kernel:  # C is resumed (and hangs again)
+        rt = kernel.extensions["queue"]
+        c = rt.tasks[ids[3]]
+        assert c.resumed == 1
+        await wait_until(lambda: c.status == "dispatched" and c.worker in counter.live)
+
+    async with make_kernel(restore=True) as kernel:  # interrupted again after its one resume: it fails
+        rt = kernel.extensions["queue"]
+        c = rt.tasks[ids[3]]
+        assert c.status == "failed" and c.error.startswith("interrupted") and c.resumed == 1
+    counts: dict[str, int] = {}
+    for rec in records(aegis_project, "tests"):
+        if rec["event"] in ("completed", "failed", "cancelled"):
+            counts[rec["task_id"]] = counts.get(rec["task_id"], 0) + 1
+    assert counts == {i: 1 for i in ids}

@@ -84,7 +84,7 @@ class Session:
         self._closed = trio.Event()
         # A resumed agent replays its history before it reports its session id (SystemInit); our log
         # already has that history, so those events are not recorded twice.
-        self._replaying = log_id is not None
+        self._replaying = log_id is not None or resume_id is not None
         # A shared transcript (transient workers: see SessionManager.spawn) is the manager's to close;
         # its records carry the handle.
         self._shared_log = transcript is not None

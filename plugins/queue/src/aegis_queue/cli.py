@@ -25,6 +25,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("payload")
     p.add_argument("--wait", action="store_true", help="wait for the result and print it")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
+    p.add_argument("--resume", action="store_true",
+                   help="if a restart of Aegis interrupts the task, resume it in its worker's agent session "
+                        "(when the agent can resume) instead of failing it as interrupted")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("cancel", help="cancel a pending or in-flight task")
     p.add_argument("task")
@@ -81,7 +84,7 @@ def _enqueue(args: argparse.Namespace) -> int:
     payload = sys.stdin.read() if args.payload == "-" else args.payload
     if args.wait:
         out = _call(args, "aegis_delegate", timeout=args.timeout + 30, queue=args.queue, payload=payload,
-                    timeout_s=args.timeout)
+                    timeout_s=args.timeout, resume=args.resume)
         if args.json:
             print(json.dumps(out, indent=2))
         elif out["status"] == "timeout":
@@ -91,7 +94,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 print(f"task#{out['task_id']} {out['status']}: {out.get('error', '')}", file=sys.stderr)
             print(out.get("result") or "")
         return 0 if out["status"] == "completed" else 1
-    out = _call(args, "aegis_enqueue", queue=args.queue, payload=payload, callback=False)
+    out = _call(args, "aegis_enqueue", queue=args.queue, payload=payload, callback=False, resume=args.resume)
     if args.json:
         print(json.dumps(out, indent=2))
     elif out["status"] == "dispatched":

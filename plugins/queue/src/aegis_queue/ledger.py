@@ -9,6 +9,10 @@ Every record is ``{"v": 1, "event": <kind>, "task_id": …, "at": <ISO UTC>, …
   ``cancelled`` ``{result?}`` — each carries ``callback_envelope`` (the id of the envelope that goes
   to the producer, written before it is sent) when there is a callback.
 
+Resume (tasks enqueued with ``resume``): ``worker_session`` ``{resume_id}`` (the worker's agent session
+id, as soon as it is known) · ``resumed`` ``{resume_id}`` (at a restart: the in-flight task goes back to
+pending, ahead of the queue, to be resumed in that session; its next ``dispatched`` follows).
+
 Diagnostics: ``callback_on`` (a timed-out ``aegis_delegate`` asks for the result later),
 ``callback`` ``{envelope_id, outcome: delivered|held|undeliverable}`` (only when not delivered live),
 ``worktree_kept`` / ``worktree_removed``.
@@ -45,6 +49,7 @@ def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "producer": rec.get("producer"), "enqueued_by": rec.get("enqueued_by", "user"),
                 "callback": bool(rec.get("callback")), "enqueued_at": rec.get("at"), "base": rec.get("base"),
                 "worktree": rec.get("worktree"), "status": "pending", "terminal_records": 0,
+                "resume": bool(rec.get("resume")), "resume_id": None, "resumed": 0,
             }
             continue
         task = tasks.get(task_id)
@@ -67,6 +72,13 @@ def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             for key in ("result", "error", "usage", "cost", "callback_envelope"):
                 if key in rec:
                     task[key] = rec[key]
+        elif kind == "worker_session":
+            if isinstance(rec.get("resume_id"), str):
+                task["resume_id"] = rec["resume_id"]
+        elif kind == "resumed":
+            if task["status"] == "dispatched":
+                task["status"] = "pending"
+                task["resumed"] += 1
         elif kind == "callback_on":
             task["callback"] = True
             if rec.get("producer"):

@@ -19,10 +19,11 @@ def runtime(ctx: CallContext) -> QueueRuntime:
     return rt
 
 
-async def enqueue(ctx: CallContext, queue: str, payload: str, callback: bool = True) -> dict[str, Any]:
+async def enqueue(ctx: CallContext, queue: str, payload: str, callback: bool = True,
+                  resume: bool = False) -> dict[str, Any]:
     rt = runtime(ctx)
     task = await rt.enqueue(queue, payload, producer=ctx.caller.handle, enqueued_by=ctx.caller.tag,
-                            callback=callback)
+                            callback=callback, resume=resume)
     out: dict[str, Any] = {"task_id": task.id, "queued_position": rt.queues[queue].position(task),
                            "queue": queue, "status": task.status, "callback": task.callback}
     if task.worker:
@@ -48,9 +49,11 @@ async def cancel(ctx: CallContext, task_id: str) -> dict[str, Any]:
     return await rt.cancel(task, by=ctx.caller.tag)
 
 
-async def delegate(ctx: CallContext, queue: str, payload: str, timeout_s: float = 600) -> dict[str, Any]:
+async def delegate(ctx: CallContext, queue: str, payload: str, timeout_s: float = 600,
+                   resume: bool = False) -> dict[str, Any]:
     rt = runtime(ctx)
-    task = await rt.enqueue(queue, payload, producer=ctx.caller.handle, enqueued_by=ctx.caller.tag, callback=False)
+    task = await rt.enqueue(queue, payload, producer=ctx.caller.handle, enqueued_by=ctx.caller.tag, callback=False,
+                            resume=resume)
     try:
         finished = await rt.wait(task, timeout_s)
     finally:
@@ -81,8 +84,11 @@ OPERATIONS = [
     ("aegis_enqueue", enqueue,
      "Put a task on a named queue: a fresh worker of the queue's agent runs `payload` as its opening turn. "
      "Returns {task_id, queued_position}. With callback=true (default) the worker's whole final message "
-     "reaches you as '✉ from queue:<q> · task#<id> · ok|error'.",
-     params(("queue", "payload"), queue=_STR, payload=_STR, callback={"type": "boolean", "default": True})),
+     "reaches you as '✉ from queue:<q> · task#<id> · ok|error'. With resume=true, a task that Aegis's "
+     "restart interrupts is resumed in its worker's agent session (when that agent can resume) instead of "
+     "failing as interrupted.",
+     params(("queue", "payload"), queue=_STR, payload=_STR, callback={"type": "boolean", "default": True},
+            resume={"type": "boolean", "default": False})),
     ("aegis_task_status", task_status, "A queue task's state (pending, dispatched, completed, failed, cancelled) "
      "and its result.", params(("task_id",), task_id=_STR)),
     ("aegis_cancel", cancel, "Cancel a queue task you enqueued: pending ones are dropped, in-flight ones have "
@@ -91,7 +97,7 @@ OPERATIONS = [
      "Enqueue and wait for the result (up to timeout_s). On timeout returns status 'timeout'; the task keeps "
      "running and its result arrives later as a callback.",
      params(("queue", "payload"), queue=_STR, payload=_STR,
-            timeout_s={"type": "number", "minimum": 0, "default": 600})),
+            timeout_s={"type": "number", "minimum": 0, "default": 600}, resume={"type": "boolean", "default": False})),
     ("aegis_queue_status", queue_status, "The queues: depth, in flight (worker, elapsed), recent results. "
      "With `queue`, the detail of one.", params(queue={"type": ["string", "null"], "default": None})),
 ]

@@ -10,7 +10,9 @@ write the terminal record, call the producer back, close the worker, release the
 Durability: each transition is appended to ``.aegis/state/queues/<q>.jsonl`` *before* it is acted on
 (``enqueued`` before the id is returned, ``dispatched`` before the spawn, the terminal record before
 the callback). At start the ledger is replayed: pending tasks are re-queued in order and tasks that
-were in flight are failed as ``interrupted`` with an error callback.
+were in flight are failed as ``interrupted`` with an error callback — or, when the task asked for it
+(``resume``), its worker's agent can resume sessions and its session id was recorded, resumed once: a
+new worker process reopens that agent session and is given the payload again, ahead of the queue.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("aegis.queue")
 
 INTERRUPTED = "interrupted: aegis restarted while the task was in flight"
+MAX_RESUMES = 1  # a task interrupted again after its resume fails as interrupted
+RESUME_NOTE = ("[aegis restarted while you were working on this task; this is the same session, resumed. "
+               "Finish the task and give your final answer.]\n\n")
 # Every record is written (one O_APPEND write) before the transition is acted on, so a killed
 # process loses nothing; "batch" bounds what a power loss can take to the last second without
 # blocking the event loop on an fsync per transition (measured: an fsync per record cost more
@@ -83,6 +88,9 @@ class Task:
     usage: dict[str, int] | None = None
     cost: dict[str, Any] | None = None
     callback_outcome: str | None = None
+    resume: bool = False  # asked to be resumed (not failed) after a restart interrupts it
+    resume_id: str | None = None  # the worker's agent session id, once known
+    resumed: int = 0  # times resumed
     # runtime only
     started: float | None = None
     session: Any = None
@@ -102,6 +110,10 @@ class Task:
         }
         if position is not None:
             out["position"] = position
+        if self.resume:
+            out["resume"] = True
+            if self.resumed:
+                out["resumed"] = self.resumed
         if self.worker:
             out["worker"] = self.worker
             out["dispatched_at"] = self.dispatched_at
@@ -253,7 +265,9 @@ class QueueRuntime:
                         worker=rec.get("worker"), transcript=rec.get("transcript"),
                         dispatched_at=rec.get("dispatched_at"),
                         finished_at=rec.get("finished_at"), result=rec.get("result"), error=rec.get("error"),
-                        usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"))
+                        usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"),
+                        resume=bool(rec.get("resume")), resume_id=rec.get("resume_id"),
+                        resumed=int(rec.get("resumed") or 0))
             if isinstance(rec.get("worktree"), bool):
                 task.worktree = {"requested": True} if rec["worktree"] else None
             self.tasks[task.id] = task
@@ -273,13 +287,33 @@ class QueueRuntime:
                                                                               last["callback_envelope"]):
                 env = self._callback_envelope(qs, task, envelope_id=last["callback_envelope"])
                 self._send_callback(qs, task, env, saved=saved)
+        resumable = [t for t in interrupted if self._can_resume(qs, t)]
+        for task in reversed(resumable):  # ahead of the pending ones, in their dispatch order
+            task.status, task.resumed, task.worker = "pending", task.resumed + 1, None
+            qs.ledger.append({"event": "resumed", "task_id": task.id, "at": utc_now(),
+                              "resume_id": task.resume_id})
+            qs.pending.appendleft(task)
         for task in interrupted:
+            if task in resumable:
+                continue
             note = ""
             if task.worktree and task.worktree.get("path"):
                 task.worktree = {**task.worktree, "state": "kept", "reason": "the task was interrupted"}
                 note = task.worktree["path"]
             task.outcome = Outcome("failed", error=INTERRUPTED + (f"; its worktree is kept at {note}" if note else ""))
             self._finish(qs, task, saved=saved)
+
+    def _can_resume(self, qs: QueueState, task: Task) -> bool:
+        """An interrupted task that asked to resume, whose worker reported its agent session id, whose
+        agent can resume sessions, and that has no worktree (a worktree is kept and reported instead)."""
+        if not (task.resume and task.resume_id and task.resumed < MAX_RESUMES and not task.worktree):
+            return False
+        try:
+            _, profile = self.kernel.sessions.profile(qs.spec.agent)
+        except SessionError:
+            return False
+        driver = self.kernel.plugins.registry.objects("drivers").get(profile.provider)
+        return bool(getattr(driver, "supports_resume", False))
 
     def _envelope_known(self, handle: str, envelope_id: str) -> bool:
         path = self.kernel.delivery.inbox_dir / f"{handle}.jsonl"
@@ -354,7 +388,7 @@ class QueueRuntime:
     # --- enqueue / cancel / wait --------------------------------------------------------------------
 
     async def enqueue(self, queue: str, payload: str, *, producer: str | None, enqueued_by: str,
-                      callback: bool = True) -> Task:
+                      callback: bool = True, resume: bool = False) -> Task:
         qs = self.queue(queue)
         try:
             _, profile = self.kernel.sessions.profile(qs.spec.agent)
@@ -378,13 +412,15 @@ class QueueRuntime:
             budget.admit(queue, qs.spec.budgets, open_tasks=qs.open_count)
         task = Task(id=new_id(), queue=queue, payload=payload, producer=producer,
                     enqueued_by=enqueued_by, callback=bool(callback and producer), enqueued_at=utc_now(),
-                    base=base, worktree={"requested": True} if use_worktree else None)
+                    base=base, worktree={"requested": True} if use_worktree else None, resume=bool(resume))
         record: dict[str, Any] = {"event": "enqueued", "task_id": task.id, "at": task.enqueued_at, "queue": queue,
                                   "payload": payload, "producer": producer, "enqueued_by": enqueued_by,
                                   "callback": task.callback}
         if use_worktree:
             record["worktree"] = True
             record["base"] = base
+        if task.resume:
+            record["resume"] = True
         qs.ledger.append(record)
         self.tasks[task.id] = task
         qs.pending.append(task)
@@ -500,15 +536,33 @@ class QueueRuntime:
             return None
         task.session = session
         self._by_session[id(session)] = task
+        if task.resume and not task.resumed:
+            self._record_agent_session(qs, task, session)
         if session.state == "error" and task.outcome is None:
             task.outcome = Outcome("failed", error=session.error or "the worker failed to start")
         return session
 
+    def _record_agent_session(self, qs: QueueState, task: Task, session: Any) -> None:
+        """Write the worker's agent session id to the ledger as soon as the agent reports it, so a
+        restart can resume the task in that session."""
+        from aegis_kernel.events import SystemInit
+
+        def on_event(session: Any, event: Any) -> None:
+            if isinstance(event, SystemInit) and event.session_id and event.session_id != task.resume_id:
+                task.resume_id = event.session_id
+                qs.ledger.append({"event": "worker_session", "task_id": task.id, "at": utc_now(),
+                                  "resume_id": event.session_id})
+                unsubscribe()
+
+        unsubscribe = session.subscribe(on_event)
+
     async def _spawn(self, qs: QueueState, task: Task, cwd: Path | None) -> Any:
-        # workers are transient: never restored by a restart (an interrupted task fails instead)
-        return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=task.payload,
+        # workers are transient: never restored by a restart (an interrupted task fails, or resumes)
+        resume_id = task.resume_id if task.resumed else None
+        prompt = RESUME_NOTE + task.payload if resume_id else task.payload
+        return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=prompt,
                                                 spawned_by=None, sender=f"queue:{qs.name}", cwd=cwd,
-                                                restorable=False, transcript=task.transcript)
+                                                restorable=False, transcript=task.transcript, resume_id=resume_id)
 
     def _release(self, qs: QueueState, task: Task) -> None:
         qs.inflight.pop(task.id, None)
