@@ -3,7 +3,8 @@
 Payload (the last line of the worker's opening turn) commands:
 ``sleep <s> [text]`` answer after s seconds · ``hang`` never answer · ``crash`` the process dies ·
 ``error`` the turn ends with an error · ``usage in=N out=N [cr=N cw=N]`` answer with that usage ·
-``multi`` a draft message, a tool call, then a final message in two chunks · anything else →
+``multi`` a draft message, a tool call, then a final message in two chunks · ``hang-once <x>`` hang,
+unless the turn is a resumed task's (then answer ``resumed: <x> in <agent session id>``) · anything else →
 ``done: <payload>``.
 """
 

@@ -165,3 +165,95 @@ async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdr
         if rec["event"] in ("completed", "failed", "cancelled"):
             counts[rec["task_id"]] = counts.get(rec["task_id"], 0) + 1
     assert counts == {i: 1 for i in ids}
+
+
+def _write_ledger(path, tasks):
+    """A ledger of (task_id, final event or None for pending, or "dispatched") tuples, in order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for task_id, final in tasks:
+        lines.append({"v": 1, "event": "enqueued", "task_id": task_id, "at": "2026-11-01T00:00:00Z", "queue": "tests",
+                      "payload": f"p {task_id}", "producer": None, "enqueued_by": "user", "callback": False})
+        if final is not None:
+            lines.append({"v": 1, "event": "dispatched", "task_id": task_id, "at": "2026-11-01T00:00:01Z",
+                          "worker": f"w-{task_id}"})
+        if final in ("completed", "failed", "cancelled"):
+            lines.append({"v": 1, "event": final, "task_id": task_id, "at": "2026-11-01T00:00:02Z", "result": "r"})
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+@pytest.mark.trio
+async def test_older_finished_tasks_are_archived_whole_and_totals_survive(qdriver, make_kernel, aegis_project,
+                                                                       monkeypatch):
+    import aegis_queue.ledger as qledger
+
+    monkeypatch.setattr(qledger, "ARCHIVE_AT", 30)
+    monkeypatch.setattr(qledger, "KEEP_FINISHED", 5)
+    plan = [(f"t{i:03}", "completed" if i % 10 else "failed") for i in range(40)]
+    plan[3] = ("t003", "dispatched")  # in flight at the stop: interrupted, never archived before that
+    plan += [("p1", None), ("p2", None)]
+    path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
+    _write_ledger(path, plan)
+    before = Ledger.replay(path).records
+
+    async with make_kernel() as kernel:
+        rt = kernel.extensions["queue"]
+        info = rt.queue_info("tests")
+        # 39 finished before this start (35 archived + 4 kept), + t003 failed as interrupted now
+        assert (info["completed"], info["failed"]) == (35, 5)
+        with trio.fail_after(5):
+            for tid in ("p1", "p2"):
+                await rt.tasks[tid].finished.wait()
+        assert rt.tasks["t003"].error.startswith("interrupted")
+        with pytest.raises(Exception, match="archive"):
+            rt.task("t000")
+    archives = list((path.parent / "archive").iterdir())
+    assert [a.name for a in archives] == ["tests-t000-t034.jsonl"]
+    archived = Ledger.replay(archives[0]).records
+    live = Ledger.replay(path).records
+    # all but the newest 5 finished tasks (t035..t039) moved; t003 was not finished at the start
+    assert {r["task_id"] for r in archived} == {f"t{i:03}" for i in range(35)} - {"t003"}
+    # nothing lost, nothing doubled: the original records are all in exactly one of the two files
+    after = [json.dumps(r, sort_keys=True) for r in archived + live]
+    assert all(after.count(json.dumps(r, sort_keys=True)) == 1 for r in before)
+    [summary] = [r for r in live if r["event"] == "archived"]
+    assert (summary["archive"], summary["tasks"], summary["counts"]) == (
+        "archive/tests-t000-t034.jsonl", 34, {"completed": 30, "failed": 4})
+
+    async with make_kernel() as kernel:  # below the threshold now: nothing more moves; totals still whole
+        info = kernel.extensions["queue"].queue_info("tests")
+        assert (info["completed"], info["failed"], info["pending"]) == (37, 5, 0)
+    assert len(list((path.parent / "archive").iterdir())) == 1
+
+
+def test_plan_archive_keeps_the_last_records_task_and_needs_enough_finished():
+    from aegis_queue.ledger import archived_counts, plan_archive
+
+    recs = []
+    for i in range(4):
+        recs += [{"event": "enqueued", "task_id": f"t{i}"}, {"event": "dispatched", "task_id": f"t{i}"}]
+    recs += [{"event": "completed", "task_id": f"t{i}"} for i in (1, 2, 3)]
+    recs.append({"event": "failed", "task_id": "t0"})  # t0 finished last: its callback may be unsent
+    assert plan_archive(recs, archive_at=5, keep=0) is None
+    archived, kept, counts = plan_archive(recs, archive_at=4, keep=1)
+    assert {r["task_id"] for r in archived} == {"t1", "t2"} and counts == {"completed": 2}
+    assert {r["task_id"] for r in kept} == {"t0", "t3"}
+    summaries = [{"event": "archived", "counts": {"completed": 2, "bogus": 9}},
+                 {"event": "archived", "counts": {"failed": 1, "completed": 1}}]
+    assert archived_counts(summaries) == {"completed": 3, "failed": 1}
+
+
+@pytest.mark.trio
+async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kernel, aegis_project, monkeypatch):
+    import aegis_queue.ledger as qledger
+
+    monkeypatch.setattr(qledger, "ARCHIVE_AT", 2)
+    monkeypatch.setattr(qledger, "KEEP_FINISHED", 0)
+    path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
+    _write_ledger(path, [("a", "completed"), ("b", "completed"), ("c", "completed")])
+    with path.open("a") as f:
+        f.write("{not json\n")
+    text = path.read_text()
+    async with make_kernel() as kernel:
+        assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
+    assert path.read_text() == text and not (path.parent / "archive").exists()

@@ -194,12 +194,13 @@ def _offline(args: argparse.Namespace) -> int:
     from aegis_kernel.kernel import build_kernel
     from aegis_kernel.state import Ledger
 
-    from .ledger import fold, summarize
+    from .ledger import archived_counts, fold, summarize
 
     kernel = build_kernel(getattr(args, "project", None))
     specs = kernel.config.get("queues") or {}
     note = "(aegis serve is not running: read from the ledgers)"
-    folded = {name: fold(Ledger.records(kernel.state.root / "queues" / f"{name}.jsonl")) for name in specs}
+    records = {name: list(Ledger.records(kernel.state.root / "queues" / f"{name}.jsonl")) for name in specs}
+    folded = {name: fold(recs) for name, recs in records.items()}
     if args.queue_cmd == "status":
         for tasks in folded.values():
             if args.task in tasks:
@@ -211,6 +212,8 @@ def _offline(args: argparse.Namespace) -> int:
     def info(name: str) -> dict[str, Any]:
         spec, tasks = specs[name], folded[name]
         counts = summarize(tasks)
+        for status, n in archived_counts(records[name]).items():
+            counts[status] += n
         done = [t for t in tasks.values() if t["status"] in ("completed", "failed", "cancelled")]
         return {"queue": name, "agent": spec.agent, "max_parallel": spec.max_parallel, "pending": counts["pending"],
                 "in_flight": counts["dispatched"], "completed": counts["completed"], "failed": counts["failed"],

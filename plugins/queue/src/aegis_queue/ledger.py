@@ -18,6 +18,11 @@ Diagnostics: ``callback_on`` (a timed-out ``aegis_delegate`` asks for the result
 ``worktree_kept`` / ``worktree_removed``.
 
 Exactly one terminal record per task: the fold keeps the first and ignores later ones.
+
+Archiving (:func:`plan_archive`, at start): once the ledger holds :data:`ARCHIVE_AT` finished tasks,
+every record of all but the newest :data:`KEEP_FINISHED` of them moves, whole, to
+``queues/archive/<q>-<first task>-<last task>.jsonl``, and the live ledger keeps an ``archived``
+record ``{archive, tasks, counts}`` in their place, so totals survive and start-up stays fast.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import Any
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIFECYCLE = ("enqueued", "dispatched", *TERMINAL)
+ARCHIVE_AT = 2000  # finished tasks in the live ledger that make the next start archive the older ones
+KEEP_FINISHED = 200  # the newest finished tasks stay (recent results, aegis queue status)
 
 
 def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -99,3 +106,38 @@ def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
     for task in tasks.values():
         counts[task["status"]] = counts.get(task["status"], 0) + 1
     return counts
+
+
+def archived_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Totals per terminal status of the tasks earlier starts archived (from ``archived`` records)."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        if rec.get("event") == "archived" and isinstance(rec.get("counts"), dict):
+            for status, n in rec["counts"].items():
+                if status in TERMINAL and isinstance(n, int):
+                    counts[status] = counts.get(status, 0) + n
+    return counts
+
+
+def plan_archive(records: list[dict[str, Any]], *, archive_at: int | None = None,
+                 keep: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]] | None:
+    """``(archived records, kept records, counts of the archived tasks)``, or None when fewer than
+    ``archive_at`` tasks are finished. Tasks move whole, in ledger order; the task of the ledger's
+    last record always stays (a crash may have cut its callback, which the replay resends)."""
+    archive_at = ARCHIVE_AT if archive_at is None else archive_at
+    keep = KEEP_FINISHED if keep is None else keep
+    tasks = fold(records)
+    finished = [tid for tid, t in tasks.items() if t["status"] in TERMINAL]
+    if len(finished) < archive_at:
+        return None
+    last_task = records[-1].get("task_id") if records else None
+    moving = {tid for tid in finished[: max(0, len(finished) - keep)] if tid != last_task}
+    if not moving:
+        return None
+    archived = [r for r in records if r.get("task_id") in moving]
+    kept = [r for r in records if r.get("task_id") not in moving]
+    counts: dict[str, int] = {}
+    for tid in moving:
+        status = tasks[tid]["status"]
+        counts[status] = counts.get(status, 0) + 1
+    return archived, kept, counts

@@ -17,6 +17,7 @@ new worker process reopens that agent session and is given the payload again, ah
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -33,11 +34,11 @@ from aegis_kernel.delivery import DeliveryError, Envelope, new_id, utc_now
 from aegis_kernel.names import generate_handle
 from aegis_kernel.operations import OperationError
 from aegis_kernel.sessions import SessionError
-from aegis_kernel.state import Ledger
+from aegis_kernel.state import Ledger, ReplayResult, write_text_atomic
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
-from .ledger import TERMINAL, fold
+from .ledger import TERMINAL, archived_counts, fold, plan_archive
 
 if TYPE_CHECKING:
     from aegis_kernel.kernel import Kernel
@@ -144,6 +145,7 @@ class QueueState:
     recent: deque[Task] = field(factory=lambda: deque(maxlen=RECENT))
     last_worker: str | None = None
     problems: list[str] = field(factory=list)
+    archived: int = 0  # archive files holding this queue's older finished tasks
 
     @property
     def open_count(self) -> int:
@@ -236,7 +238,7 @@ class QueueRuntime:
             path = self.kernel.state.path("queues", f"{name}.jsonl")
             qs = QueueState(name=name, spec=spec, ledger=Ledger(path, fsync=LEDGER_FSYNC))
             self.queues[name] = qs
-            self._replay(qs, path, saved)
+            self._replay(qs, path, self._archive(qs, path), saved)
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -248,9 +250,35 @@ class QueueRuntime:
         for qs in self.queues.values():
             self._pump(qs)
 
-    def _replay(self, qs: QueueState, path: Path, saved: set[Any]) -> None:
+    def _archive(self, qs: QueueState, path: Path) -> ReplayResult:
+        """Move the older finished tasks to ``queues/archive/`` (see :mod:`.ledger`). The archive is
+        written (and synced) before the live ledger is replaced, and its name is fixed by its first
+        and last task, so a crash in between leaves a ledger the next start archives identically.
+        A ledger with unreadable lines is left as it is. Returns the ledger's records, as replayed."""
         result = Ledger.replay(path)
+        plan = None if result.problems else plan_archive(result.records)
+        if plan is None:
+            return result
+        archived, kept, counts = plan
+        name = f"{qs.name}-{archived[0]['task_id']}-{archived[-1]['task_id']}.jsonl"
+        summary = {"v": 1, "event": "archived", "at": utc_now(), "archive": f"archive/{name}",
+                   "tasks": sum(counts.values()), "counts": counts}
+        earlier = [r for r in kept if r.get("event") == "archived"]
+        live = [*earlier, summary, *(r for r in kept if r.get("event") != "archived")]
+        try:
+            write_text_atomic(path.parent / "archive" / name, _jsonl(archived))
+            write_text_atomic(path, _jsonl(live))
+        except OSError as exc:
+            log.error("queue %s: could not archive finished tasks (the ledger is unchanged): %s", qs.name, exc)
+            return result
+        log.info("queue %s: archived %d finished tasks to %s", qs.name, summary["tasks"], name)
+        return ReplayResult(records=live)
+
+    def _replay(self, qs: QueueState, path: Path, result: ReplayResult, saved: set[Any]) -> None:
         qs.problems = [str(p) for p in result.problems]
+        for status, n in archived_counts(result.records).items():
+            qs.counts[status] = qs.counts.get(status, 0) + n
+        qs.archived = sum(1 for r in result.records if r.get("event") == "archived")
         for problem in result.problems:
             log.warning("queue %s ledger %s: skipped %s", qs.name, path, problem)
         folded = fold(result.records)
@@ -338,7 +366,9 @@ class QueueRuntime:
     def task(self, task_id: str, param: str = "task_id") -> Task:
         task = self.tasks.get(task_id)
         if task is None:
-            raise OperationError(f"unknown task '{task_id}' (see aegis_queue_status for a queue's tasks)",
+            archive = (" or, if it finished long ago, .aegis/state/queues/archive/"
+                       if any(qs.archived for qs in self.queues.values()) else "")
+            raise OperationError(f"unknown task '{task_id}' (see aegis_queue_status for a queue's tasks{archive})",
                                  code="unknown_task", param=param)
         return task
 
@@ -745,6 +775,10 @@ def _init_model(session: Any) -> str | None:
         if isinstance(event, SystemInit) and event.model:
             return event.model
     return None
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
 
 
 def _preview(text: str, n: int = 80) -> str:
