@@ -3,8 +3,8 @@
     .venv/bin/python contrib/bench/bench_queue.py [--tasks 200] [--parallel 8] [--profile]
 
 The kernel runs in this process (as under ``aegis serve``: all installed plugins, MCP plane included);
-each task spawns a fresh ``python -m aegis_scripted`` worker, runs the payload as its opening turn,
-and closes it. Figures:
+each task spawns a fresh scripted worker (``aegis_scripted.driver.agent_command()``: ``python -S``),
+runs the payload as its opening turn, and closes it. Figures:
 
 - throughput: tasks / wall time from the first enqueue to the last terminal record;
 - kernel CPU per task: ``time.process_time()`` of this process (the kernel; children excluded) / tasks;
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -129,14 +130,15 @@ class PopenMeter:
         self._popen_init = subprocess.Popen.__init__
 
     def __enter__(self) -> PopenMeter:
-        meter, original = self, self._popen_init
+        meter, original, lock = self, self._popen_init, threading.Lock()
 
-        def timed_init(popen: Any, *a: Any, **kw: Any) -> None:
+        def timed_init(popen: Any, *a: Any, **kw: Any) -> None:  # runs in trio's worker threads
             t0 = time.thread_time()
             try:
                 original(popen, *a, **kw)
             finally:
-                meter.cpu += time.thread_time() - t0
+                with lock:
+                    meter.cpu += time.thread_time() - t0
 
         subprocess.Popen.__init__ = timed_init  # type: ignore[method-assign]
         return self

@@ -134,7 +134,9 @@ async def test_transient_sessions_can_share_a_transcript_and_keep_no_inbox(fake,
     await b.close()
     path = kernel.state.root / "sessions" / "pool.jsonl"
     assert a.info()["transcript"] == str(path)
-    kernel.sessions.close_transcripts()
+    assert "pool" in kernel.sessions._transcripts  # c still writes to it
+    await c.close()
+    assert not kernel.sessions._transcripts  # the last one out closed it: no fd kept per day
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert {r["handle"] for r in records} == {"wa", "wb", "wc"}
     texts = {r["handle"]: r["event"]["text"] for r in records if r["event"]["t"] == "AssistantText"}

@@ -109,9 +109,12 @@ class QDriver(FakeDriver):
         self.turns: list[str] = []
         self.launches: list[Any] = []
         self.producer_reply: str | None = "ack"
+        self.refuse_resume = False  # True: a resume fails as an agent would for a session it no longer has
 
     async def start(self, spec: Any, launch: Any, nursery: trio.Nursery) -> Any:
         self.launches.append((spec, launch))
+        if self.refuse_resume and spec.resume_id:
+            raise RuntimeError(f"session not found: {spec.resume_id}")
         proc = QProcess(self, spec.resume_id or f"qfake-{spec.handle}")
         proc._nursery = nursery
         self.processes.append(proc)

@@ -359,8 +359,9 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
         assert out.returncode == 0 and out.stdout.startswith("task#") and "dispatched to" in out.stdout
         task_id = out.stdout.split()[0].removeprefix("task#")
         assert [r.get("resume") for r in queue_records(project) if r["task_id"] == task_id][0] is True
-        status = aegis(project, "queue", "status", task_id).stdout
-        assert "transcript: .aegis/state/sessions/queue-work-" in status, status
+        live_status = aegis(project, "queue", "status", task_id).stdout
+        assert "transcript: .aegis/state/sessions/queue-work-" in live_status, live_status
+        assert (project / live_status.split("transcript: ")[1].split()[0]).exists()
         wait_for(lambda: "in flight (1)" in aegis(project, "queue", "show", "work").stdout, 20, "the task in flight")
         shown = aegis(project, "queue", "show", "work").stdout
         assert "queue work · agent worker · max_parallel 2 · timeout 2m" in shown and f"task#{task_id}" in shown
@@ -382,4 +383,6 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
         serve.stop()
     offline = aegis(project, "queue", "show", "work")
     assert "✓1 ✗1 ⊘1" in offline.stdout and "aegis serve is not running" in offline.stdout
-    assert "cancelled" in aegis(project, "queue", "status", task_id).stdout
+    offline_status = aegis(project, "queue", "status", task_id).stdout
+    assert "cancelled" in offline_status
+    assert live_status.split("transcript: ")[1].splitlines()[0] in offline_status  # the same path, offline

@@ -257,3 +257,63 @@ async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kern
     async with make_kernel() as kernel:
         assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
     assert path.read_text() == text and not (path.parent / "archive").exists()
+
+
+@pytest.mark.trio
+async def test_a_resume_the_agent_refuses_fails_the_task_as_interrupted_saying_why(qdriver, make_kernel, register_plugin):
+    counter = register_plugin(LiveCounter())
+    async with make_kernel() as kernel:
+        task_id = (await call(kernel, "aegis_enqueue", None, queue="tests", payload="hang-once A",
+                              resume=True))["task_id"]
+        await wait_until(lambda: len(counter.live) == 1)
+        resume_id = f"qfake-{kernel.extensions['queue'].tasks[task_id].worker}"
+    qdriver.refuse_resume = True
+    async with make_kernel() as kernel:
+        task = kernel.extensions["queue"].tasks[task_id]
+        with trio.fail_after(5):
+            await task.finished.wait()
+        assert task.status == "failed" and task.error.startswith("interrupted: aegis restarted")
+        assert f"resuming it in agent session {resume_id} failed" in task.error
+        assert f"session not found: {resume_id}" in task.error
+
+
+@pytest.mark.trio
+async def test_a_lost_callback_to_a_transient_producer_is_not_resent(qdriver, make_kernel, aegis_project):
+    path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
+    path.parent.mkdir(parents=True)
+    recs = [{"v": 1, "event": "enqueued", "task_id": "t1", "queue": "tests", "payload": "x", "producer": "gone-worker",
+             "enqueued_by": "agent:gone-worker", "callback": True, "at": "2026-11-01T00:00:00Z"},
+            {"v": 1, "event": "dispatched", "task_id": "t1", "worker": "w1", "at": "2026-11-01T00:00:01Z"},
+            {"v": 1, "event": "completed", "task_id": "t1", "result": "r", "callback_envelope": "e1",
+             "at": "2026-11-01T00:00:02Z"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    async with make_kernel() as kernel:
+        task = kernel.extensions["queue"].tasks["t1"]
+        assert task.status == "completed" and task.callback_outcome is None
+    # a worker keeps no inbox ledger, so nothing says whether it got the callback: nothing is claimed
+    assert [r["event"] for r in records(aegis_project, "tests")] == ["enqueued", "dispatched", "completed"]
+
+
+@pytest.mark.trio
+async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel, aegis_project, monkeypatch):
+    import aegis_queue.ledger as qledger
+    import aegis_queue.runtime as qruntime
+
+    monkeypatch.setattr(qledger, "ARCHIVE_AT", 2)
+    monkeypatch.setattr(qledger, "KEEP_FINISHED", 0)
+    path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
+    _write_ledger(path, [("a", "completed"), ("b", "completed"), ("c", "completed")])
+    text = path.read_text()
+    real, calls = qruntime.write_text_atomic, []
+
+    def failing_second_write(target, data):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(target, data)
+
+    monkeypatch.setattr(qruntime, "write_text_atomic", failing_second_write)
+    async with make_kernel() as kernel:
+        assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
+    assert path.read_text() == text
+    assert not any((path.parent / "archive").iterdir())

@@ -76,10 +76,10 @@ def test_python_dash_m_runs_the_same_agent(tmp_path):
 
 def test_agent_start_up_imports_stay_light():
     """The agent starts once per queue task: json, re, threading and typing stay out of its start-up."""
-    python, flag, _, _ = agent_command()
-    probe = agent_command()[3].replace("sys.exit(main())", "print(sorted(m for m in ('json', 're', 'threading', "
+    *flags, boot = agent_command()
+    probe = boot.replace("sys.exit(main())", "print(sorted(m for m in ('json', 're', 'threading', "
                                                            "'typing', 'site') if m in sys.modules))")
-    done = subprocess.run([python, flag, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run([*flags, probe], capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == "[]"
 
 

@@ -219,7 +219,9 @@ class Session:
                     self._set_state("closed")
                     kernel.hooks.aegis_session_closed(session=self, reason=reason or "shutdown")
                 kernel.sessions._forget(self, explicit=reason is not None)
-                if not self._shared_log:
+                if self._shared_log:
+                    kernel.sessions.release_transcript(self._log)
+                else:
                     self._log.close()
                 self._closed.set()
 
@@ -360,7 +362,8 @@ class SessionManager:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.sessions: dict[str, Session] = {}
-        self._transcripts: dict[str, Ledger] = {}  # shared transcripts by name (open until close_transcripts)
+        self._transcripts: dict[str, Ledger] = {}  # shared transcripts by name, open while a session uses one
+        self._transcript_users: dict[str, int] = {}
         self._snapshot = kernel.state.path("sessions.json")
         snapshot = self._read_snapshot()  # read once: the first spawn rewrites the file
         self._saved: list[dict[str, Any]] = snapshot.get("sessions", [])
@@ -460,17 +463,32 @@ class SessionManager:
         return await driver.start(spec, launch, nursery)
 
     def _transcript(self, name: str) -> Ledger:
+        """The shared transcript ``name``, for one more session (see :meth:`release_transcript`)."""
         ledger = self._transcripts.get(name)
         if ledger is None:
             ledger = self._transcripts[name] = Ledger(self.kernel.state.path("sessions", f"{name}.jsonl"),
                                                       fsync="never")
+        self._transcript_users[name] = self._transcript_users.get(name, 0) + 1
         return ledger
 
+    def release_transcript(self, ledger: Ledger) -> None:
+        """A session is done with a shared transcript; the last one out closes it (no fd per day kept)."""
+        name = ledger.path.stem
+        users = self._transcript_users.get(name, 0) - 1
+        if users > 0:
+            self._transcript_users[name] = users
+            return
+        self._transcript_users.pop(name, None)
+        if self._transcripts.get(name) is ledger:
+            del self._transcripts[name]
+        ledger.close()
+
     def close_transcripts(self) -> None:
-        """Close the shared transcripts (at kernel exit; a later append would reopen one)."""
+        """Close the shared transcripts still open (at kernel exit; a later append would reopen one)."""
         for ledger in self._transcripts.values():
             ledger.close()
         self._transcripts.clear()
+        self._transcript_users.clear()
 
     def rename(self, old: str, new: str) -> Session:
         session = self.require(old)

@@ -194,7 +194,7 @@ def _offline(args: argparse.Namespace) -> int:
     from aegis_kernel.kernel import build_kernel
     from aegis_kernel.state import Ledger
 
-    from .ledger import archived_counts, fold, summarize
+    from .ledger import archived_counts, fold, summarize, transcript_path
 
     kernel = build_kernel(getattr(args, "project", None))
     specs = kernel.config.get("queues") or {}
@@ -204,8 +204,10 @@ def _offline(args: argparse.Namespace) -> int:
     if args.queue_cmd == "status":
         for tasks in folded.values():
             if args.task in tasks:
-                rec = tasks[args.task]
-                return _print_status(args, {k: v for k, v in rec.items() if k != "terminal_records"}, note)
+                rec = {k: v for k, v in tasks[args.task].items() if k != "terminal_records"}
+                if rec.get("transcript"):
+                    rec["transcript"] = transcript_path(rec["transcript"])
+                return _print_status(args, rec, note)
         print(f"aegis queue status: unknown task '{args.task}'", file=sys.stderr)
         return 1
 

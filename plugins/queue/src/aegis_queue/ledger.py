@@ -108,6 +108,11 @@ def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def transcript_path(name: str) -> str:
+    """Where a ``transcript`` name of a ``dispatched`` record lives, relative to ``.aegis/state``."""
+    return f"sessions/{name}.jsonl"
+
+
 def archived_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
     """Totals per terminal status of the tasks earlier starts archived (from ``archived`` records)."""
     counts: dict[str, int] = {}

@@ -38,7 +38,7 @@ from aegis_kernel.state import Ledger, ReplayResult, write_text_atomic
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
-from .ledger import TERMINAL, archived_counts, fold, plan_archive
+from .ledger import TERMINAL, archived_counts, fold, plan_archive, transcript_path
 
 if TYPE_CHECKING:
     from aegis_kernel.kernel import Kernel
@@ -119,7 +119,7 @@ class Task:
             out["worker"] = self.worker
             out["dispatched_at"] = self.dispatched_at
             if self.transcript:
-                out["transcript"] = f"sessions/{self.transcript}.jsonl"
+                out["transcript"] = transcript_path(self.transcript)
         if self.status == "dispatched" and self.started is not None:
             out["elapsed_s"] = round(time.monotonic() - self.started, 1)
         if self.terminal:
@@ -265,11 +265,13 @@ class QueueRuntime:
                    "tasks": sum(counts.values()), "counts": counts}
         earlier = [r for r in kept if r.get("event") == "archived"]
         live = [*earlier, summary, *(r for r in kept if r.get("event") != "archived")]
+        archive = path.parent / "archive" / name
         try:
-            write_text_atomic(path.parent / "archive" / name, _jsonl(archived))
+            write_text_atomic(archive, _jsonl(archived))
             write_text_atomic(path, _jsonl(live))
         except OSError as exc:
             log.error("queue %s: could not archive finished tasks (the ledger is unchanged): %s", qs.name, exc)
+            archive.unlink(missing_ok=True)  # the tasks are still in the ledger: no second copy
             return result
         log.info("queue %s: archived %d finished tasks to %s", qs.name, summary["tasks"], name)
         return ReplayResult(records=live)
@@ -311,8 +313,7 @@ class QueueRuntime:
         # a crash between a terminal record and its callback can only hit the ledger's last record
         if last is not None and last.get("event") in TERMINAL and last.get("callback_envelope"):
             task = self.tasks.get(last.get("task_id", ""))
-            if task is not None and task.producer and not self._envelope_known(task.producer,
-                                                                              last["callback_envelope"]):
+            if task is not None and task.producer and self._envelope_lost(task.producer, last["callback_envelope"]):
                 env = self._callback_envelope(qs, task, envelope_id=last["callback_envelope"])
                 self._send_callback(qs, task, env, saved=saved)
         resumable = [t for t in interrupted if self._can_resume(qs, t)]
@@ -343,13 +344,17 @@ class QueueRuntime:
         driver = self.kernel.plugins.registry.objects("drivers").get(profile.provider)
         return bool(getattr(driver, "supports_resume", False))
 
-    def _envelope_known(self, handle: str, envelope_id: str) -> bool:
+    def _envelope_lost(self, handle: str, envelope_id: str) -> bool:
+        """The callback never reached ``handle``'s inbox ledger. A producer without one is a transient
+        session (a worker: see aegis_kernel.delivery) that no restart brings back: nothing to resend."""
         path = self.kernel.delivery.inbox_dir / f"{handle}.jsonl"
+        if not path.exists():
+            return False
         for rec in Ledger.records(path):
             env = rec.get("envelope")
             if isinstance(env, dict) and env.get("id") == envelope_id:
-                return True
-        return False
+                return False
+        return True
 
     # --- queries ------------------------------------------------------------------------------------
 
@@ -562,15 +567,23 @@ class QueueRuntime:
             if not isinstance(exc, (SessionError, ValueError, OSError, wt.WorktreeError)):
                 log.exception("queue %s: starting the worker of task %s failed", qs.name, task.id)
             if task.outcome is None:
-                task.outcome = Outcome("failed", error=f"cannot start a worker of agent '{qs.spec.agent}': {exc}")
+                task.outcome = Outcome("failed", error=self._start_error(
+                    task, f"cannot start a worker of agent '{qs.spec.agent}': {exc}"))
             return None
         task.session = session
         self._by_session[id(session)] = task
         if task.resume and not task.resumed:
             self._record_agent_session(qs, task, session)
         if session.state == "error" and task.outcome is None:
-            task.outcome = Outcome("failed", error=session.error or "the worker failed to start")
+            task.outcome = Outcome("failed", error=self._start_error(task, session.error or "the worker failed to start"))
         return session
+
+    @staticmethod
+    def _start_error(task: Task, error: str) -> str:
+        """A resumed task whose agent session cannot be reopened fails as interrupted, saying why."""
+        if task.resumed:
+            return f"{INTERRUPTED}; resuming it in agent session {task.resume_id} failed: {error}"
+        return error
 
     def _record_agent_session(self, qs: QueueState, task: Task, session: Any) -> None:
         """Write the worker's agent session id to the ledger as soon as the agent reports it, so a
@@ -756,8 +769,9 @@ class QueueRuntime:
         if task is None:
             return
         if new == "error" and task.outcome is None:
+            error = f"the worker failed: {session.error or 'unknown error'}"
             task.outcome = Outcome("failed", result=session.final_text or "",
-                                   error=f"the worker failed: {session.error or 'unknown error'}")
+                                   error=self._start_error(task, error) if old == "starting" else error)
             task.done.set()
 
     def on_session_closed(self, session: Any, reason: str) -> None:
