@@ -243,14 +243,21 @@ def test_plan_archive_keeps_the_last_records_task_and_needs_enough_finished():
     assert archived_counts(summaries) == {"completed": 3, "failed": 1}
 
 
-@pytest.mark.trio
-async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kernel, aegis_project, monkeypatch):
+@pytest.fixture
+def archivable(aegis_project, monkeypatch):
+    """A ledger of 3 finished tasks, with thresholds that make the next start archive them all."""
     import aegis_queue.ledger as qledger
 
     monkeypatch.setattr(qledger, "ARCHIVE_AT", 2)
     monkeypatch.setattr(qledger, "KEEP_FINISHED", 0)
     path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
     _write_ledger(path, [("a", "completed"), ("b", "completed"), ("c", "completed")])
+    return path
+
+
+@pytest.mark.trio
+async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kernel, archivable):
+    path = archivable
     with path.open("a") as f:
         f.write("{not json\n")
     text = path.read_text()
@@ -295,14 +302,10 @@ async def test_a_lost_callback_to_a_transient_producer_is_not_resent(qdriver, ma
 
 
 @pytest.mark.trio
-async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel, aegis_project, monkeypatch):
-    import aegis_queue.ledger as qledger
+async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel, archivable, monkeypatch):
     import aegis_queue.runtime as qruntime
 
-    monkeypatch.setattr(qledger, "ARCHIVE_AT", 2)
-    monkeypatch.setattr(qledger, "KEEP_FINISHED", 0)
-    path = aegis_project / ".aegis" / "state" / "queues" / "tests.jsonl"
-    _write_ledger(path, [("a", "completed"), ("b", "completed"), ("c", "completed")])
+    path = archivable
     text = path.read_text()
     real, calls = qruntime.write_text_atomic, []
 
