@@ -142,6 +142,13 @@ class LiveCounter:
         self.live.discard(session.handle)
 
 
+async def producer(kernel: Any) -> Any:
+    """A live, ready session of the ``producer`` profile."""
+    session = await kernel.sessions.spawn("producer")
+    await session.wait_for(lambda s: s.state == "ready")
+    return session
+
+
 async def call(kernel: Any, name: str, caller: str | None = None, **args: Any) -> Any:
     return await kernel.operations.call(kernel, name, args, Caller(caller, via="mcp" if caller else "user"))
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import trio
-from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, wait_until
+from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, producer, wait_until
 
 from aegis_kernel.state import Ledger
 from aegis_kernel.testing import DriverPlugin
@@ -29,8 +29,7 @@ async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriv
                                                                          register_plugin):
     counter = register_plugin(LiveCounter())
     async with make_kernel() as kernel:
-        prod = await kernel.sessions.spawn("producer")
-        await prod.wait_for(lambda s: s.state == "ready")
+        prod = await producer(kernel)
         ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p))["task_id"]
                for p in ("hang", "hang", "p1", "p2", "p3")]
         await wait_until(lambda: len(counter.live) == 2)
@@ -82,8 +81,7 @@ async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriv
 async def test_a_callback_lost_between_terminal_record_and_delivery_is_resent_once(qdriver, make_kernel,
                                                                                   aegis_project):
     async with make_kernel() as kernel:
-        prod = await kernel.sessions.spawn("producer")
-        await prod.wait_for(lambda s: s.state == "ready")
+        prod = await producer(kernel)
         out = await call(kernel, "aegis_enqueue", prod.handle, queue="solo", payload="hello")
         await kernel.extensions["queue"].tasks[out["task_id"]].finished.wait()
         await wait_until(lambda: len(callbacks(prod)) == 1)
@@ -119,8 +117,7 @@ async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdr
                                                                            register_plugin):
     counter = register_plugin(LiveCounter())
     async with make_kernel() as kernel:
-        prod = await kernel.sessions.spawn("producer")
-        await prod.wait_for(lambda s: s.state == "ready")
+        prod = await producer(kernel)
         ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p, resume=r))["task_id"]
                for p, r in (("hang-once A", True), ("hang B", False), ("p1", False), ("hang C", True))]
         await wait_until(lambda: len(counter.live) == 2)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import trio
-from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, wait_until
+from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, producer, wait_until
 
 from aegis_kernel.operations import OperationError
 from aegis_kernel.state import Ledger
@@ -37,12 +37,6 @@ def terminal_counts(records):
         if rec["event"] in ("completed", "failed", "cancelled"):
             counts[rec["task_id"]] = counts.get(rec["task_id"], 0) + 1
     return counts
-
-
-async def producer(kernel):
-    session = await kernel.sessions.spawn("producer")
-    await session.wait_for(lambda s: s.state == "ready")
-    return session
 
 
 @pytest.mark.trio
