@@ -1,5 +1,5 @@
 """Shared helpers of the real-CLI tests: finding the binaries, pointing each CLI at the fake model,
-and the four scenarios every CLI must pass through a real kernel with the real MCP plane.
+and the scenarios every CLI must pass through a real kernel with the real MCP plane.
 
 How each CLI is pointed at the fake model is ``../shared/reference/real-clis.md`` verbatim: a temp
 HOME/config folder per test, ``settings.json`` for Gemini, ``opencode.json`` for OpenCode, the
@@ -120,7 +120,8 @@ def opencode_env(fm: FakeModelServer, root: Path) -> dict[str, str]:
 
 
 def write_project_config(write_config: Any, provider: str, binary: str, env: dict[str, str]) -> None:
-    """``.aegis.yaml`` (as JSON, which YAML reads): agent ``cli`` on the real CLI, ``peer`` scripted.
+    """``.aegis.yaml`` (as JSON, which YAML reads): agent ``cli`` on the real CLI, ``peer`` scripted, and
+    queue ``work`` whose workers are ``cli``.
 
     ``permission: write`` so every MCP tool call of ours goes through the approval broker (Claude's
     ``can_use_tool``, Gemini's ``session/request_permission``), which must allow ``aegis_*`` tools.
@@ -131,6 +132,7 @@ def write_project_config(write_config: Any, provider: str, binary: str, env: dic
             "cli": {"provider": provider, "permission": "write", "command": [binary], "env": env},
             "peer": {"provider": "scripted"},
         },
+        "queues": {"work": {"agent": "cli", "max_parallel": 2, "timeout": TURN_TIMEOUT}},
     }
     write_config(json.dumps(config, indent=1))
 
@@ -196,7 +198,7 @@ def kill_group(pid: int) -> None:
     os.killpg(pid, signal.SIGKILL)
 
 
-# --- the four scenarios ----------------------------------------------------------------------------------
+# --- the scenarios ---------------------------------------------------------------------------------------
 
 
 async def scenario_plain_turn(kernel: Any, fm: FakeModelServer, api: str, expected: dict[str, Any]) -> Any:
@@ -328,3 +330,39 @@ async def scenario_resume_after_kill(kernel: Any, fm: FakeModelServer,
     assert len(replies) == 1, [type(e).__name__ + ":" + str(getattr(e, "text", ""))[:40] for e in resumed.history]
     assert [e.text for e in resumed.history if isinstance(e, ev.UserTurn)] == [
         "remember the word pelican", "what was the word"]
+
+
+async def scenario_queue_workers(kernel: Any, fm: FakeModelServer, api: str) -> None:
+    """(e) a queue whose workers are the real CLI: each task's result is its worker's whole final
+    message (after a tool call through the MCP plane: the message after it only), it calls back the
+    producer once, the worker is closed, and its real usage is recorded."""
+    import trio
+    from aegis_kernel.operations import Caller
+
+    producer = await kernel.sessions.spawn("peer")
+    await producer.wait_for(lambda s: s.state in SETTLED, 30)
+    rt = kernel.extensions["queue"]
+    mark = len(fm.requests)
+    tasks = []
+    for payload in ("CALL_TOOL aegis_list_sessions {}", "summarise the queue"):
+        out = await kernel.operations.call(kernel, "aegis_enqueue", {"queue": "work", "payload": payload},
+                                           Caller(producer.handle, via="mcp"))
+        tasks.append(rt.tasks[out["task_id"]])
+    with trio.fail_after(TURN_TIMEOUT * 2):
+        for task in tasks:
+            await task.finished.wait()
+    listing, plain = tasks
+    assert (listing.status, plain.status) == ("completed", "completed"), (listing.error, plain.error)
+    assert listing.result.startswith("FAKE_DONE tool_result="), listing.result
+    assert listing.worker in listing.result and producer.handle in listing.result  # it saw the live sessions
+    asked = [r for r in requests_since(fm, mark, api)  # side requests (titles, JSON mode) aside
+             if r.last_user_text.endswith("summarise the queue") and r.decision == "text"]
+    assert asked and plain.result == f"FAKE_REPLY to: {asked[-1].last_user_text}".strip(), plain.result
+    assert plain.usage and plain.usage["output"] > 0 and plain.usage["input"] > 0
+    await producer.wait_for(lambda s: len([e for e in s.history if isinstance(e, ev.EnvelopeReceived)]) == 2, 30)
+    got = {e.task_id: e for e in producer.history if isinstance(e, ev.EnvelopeReceived)}
+    assert {t: (e.sender, e.status, e.body) for t, e in got.items()} == {
+        t.id: ("queue:work", "ok", t.result) for t in tasks}
+    with trio.fail_after(30):
+        while any(kernel.sessions.get(t.worker) for t in tasks):  # closed after their task
+            await trio.sleep(0.05)

@@ -31,6 +31,11 @@ async def test_list_sessions_and_handoff_through_the_mcp_plane(project, fake_mod
         assert [r.tool_name for r in asked] == []  # OpenCode runs MCP tools without asking
 
 
+async def test_a_queue_of_real_workers_calls_back_with_their_final_messages(project, fake_model, make_kernel):
+    async with make_kernel() as kernel:
+        await kit.scenario_queue_workers(kernel, fake_model, "openai")
+
+
 async def test_interrupt_mid_stream_then_next_turn(project, fake_model, make_kernel):
     async with make_kernel() as kernel:
         await kit.scenario_interrupt(kernel, fake_model)
