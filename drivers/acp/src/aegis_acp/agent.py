@@ -192,8 +192,9 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
             self.session_id = client.session_id = sid
             self._send_system_prompt = False  # the resumed session already has it
             result = await client.request(method, {"sessionId": sid, "cwd": cwd, "mcpServers": servers})
-            # SystemInit after the load reply: the history the agent replayed comes before it, which is
-            # how the kernel tells replayed history from the new turn.
+            await self.settle_replay()
+            # SystemInit after the load reply (and the settled replay): the history the agent replayed
+            # comes before it, which is how the kernel tells replayed history from the new turn.
             self._set_session(sid, _model_from_session(result))
         else:
             result = await client.request("session/new", {"cwd": cwd, "mcpServers": servers})
@@ -201,6 +202,11 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
             if not isinstance(sid, str) or not sid:
                 raise AcpStartError(f"agent {self.proc.describe}: session/new reply has no sessionId: {result!r:.200}")
             self._set_session(sid, _model_from_session(result))
+
+    async def settle_replay(self) -> None:
+        """Called after the ``session/load`` (or ``session/resume``) reply, before ``SystemInit`` is
+        emitted. An agent that streams its history *after* that reply overrides this to wait until
+        the replay is over (default: the replay came before the reply, as ACP says)."""
 
     def _set_session(self, sid: str, model: str | None) -> None:
         self.session_id = self.client.session_id = sid

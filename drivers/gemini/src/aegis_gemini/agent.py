@@ -37,29 +37,8 @@ class GeminiAgentProcess(AcpAgentProcess):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client.translator = self._translator = _TimedTranslator()
-        self._holding = False
-        self._held: tuple[str, str | None] | None = None
 
-    def _set_session(self, sid: str, model: str | None) -> None:
-        if self._holding:
-            self.session_id = self.client.session_id = sid
-            self._held = (sid, model)
-            return
-        super()._set_session(sid, model)
-
-    async def _start_session(self) -> None:
-        self._holding = bool(self.spec.resume_id)
-        try:
-            await super()._start_session()
-            if self._held is not None:
-                await self._replay_settled()
-        finally:
-            self._holding = False
-        if self._held is not None:
-            held, self._held = self._held, None
-            super()._set_session(*held)
-
-    async def _replay_settled(self) -> None:
+    async def settle_replay(self) -> None:
         """Return once no ``session/update`` came for ``replay_quiet`` s (at most ``replay_max`` s)."""
         quiet = self.driver.replay_quiet
         begun = time.monotonic()
