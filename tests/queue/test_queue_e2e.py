@@ -383,6 +383,14 @@ def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
         serve.stop()
     offline = aegis(project, "queue", "show", "work")
     assert "✓1 ✗1 ⊘1" in offline.stdout and "aegis serve is not running" in offline.stdout
+    log = aegis(project, "queue", "log", task_id)
+    assert log.returncode == 0, log.stderr
+    assert log.stdout.startswith(f"task#{task_id} · worker ") and "✉ from queue:work: @sleep 30" in log.stdout
+    assert "· ready → working" in log.stdout and log.stdout.rstrip().endswith("→ closed")
+    raw = [json.loads(line) for line in aegis(project, "queue", "log", task_id, "--json").stdout.splitlines()]
+    assert raw and {r["handle"] for r in raw} == {log.stdout.split(" · worker ")[1].split()[0]}
+    missing = aegis(project, "queue", "log", "nope")
+    assert missing.returncode == 1 and "no dispatched task 'nope'" in missing.stderr
     offline_status = aegis(project, "queue", "status", task_id).stdout
     assert "cancelled" in offline_status
     assert live_status.split("transcript: ")[1].splitlines()[0] in offline_status  # the same path, offline

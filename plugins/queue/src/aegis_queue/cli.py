@@ -1,7 +1,8 @@
-"""``aegis queue list | show <q> | enqueue <q> PAYLOAD [--wait] | cancel <task> | status <task>``.
+"""``aegis queue list | show <q> | enqueue <q> PAYLOAD [--wait] | cancel <task> | status <task> | log <task>``.
 
 Verbs talk to the running ``aegis serve`` over its control socket (caller = the user). ``list``,
-``show`` and ``status`` fall back to reading the ledgers when no serve is running.
+``show`` and ``status`` fall back to reading the ledgers when no serve is running; ``log`` always
+reads the files (the ledger, then the worker's records in the queue's shared transcript).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", help="one task's state and result")
     p.add_argument("task")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("log", help="what a task's worker did: its records from the queue's shared transcript")
+    p.add_argument("task")
+    p.add_argument("--json", action="store_true", help="the raw transcript records, one JSON object per line")
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from aegis_kernel.control import ControlError
 
     verb = args.queue_cmd
+    if verb == "log":
+        return _log(args)
     try:
         if verb == "list":
             return _print_list(args, _call(args, "aegis_queue_status"))
@@ -185,6 +191,106 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
     if note:
         print(note)
     return 0
+
+
+# --- log: a task's worker transcript ------------------------------------------------------------------
+
+
+def _log(args: argparse.Namespace) -> int:
+    from aegis_kernel.state import Ledger
+
+    from .ledger import transcript_path
+
+    state = _state_dir(args)
+    workers: list[tuple[str, str]] = []  # (worker handle, transcript name), one per dispatch
+    for ledger in sorted((state / "queues").glob("*.jsonl")):
+        for rec in Ledger.records(ledger):
+            if rec.get("task_id") == args.task and rec.get("event") == "dispatched" and rec.get("worker"):
+                workers.append((rec["worker"], rec.get("transcript") or ""))
+        if workers:
+            break
+    if not workers:
+        print(f"aegis queue log: no dispatched task '{args.task}' in {state / 'queues'} (a pending task has no "
+              "worker yet; see aegis queue status)", file=sys.stderr)
+        return 1
+    if not all(name for _, name in workers):
+        print(f"aegis queue log: task '{args.task}' ran before workers shared a transcript; its worker's "
+              f"transcript is .aegis/state/sessions/*-{workers[0][0]}.jsonl", file=sys.stderr)
+        return 1
+    for n, (worker, name) in enumerate(workers):
+        records = [r for r in Ledger.records(state / transcript_path(name)) if r.get("handle") == worker]
+        if args.json:
+            for rec in records:
+                print(json.dumps(rec, ensure_ascii=False))
+            continue
+        if n:
+            print()
+        print(f"task#{args.task} · worker {worker} · .aegis/state/{transcript_path(name)}")
+        for line in render_transcript(records):
+            print(line)
+    return 0
+
+
+def render_transcript(records: list[dict[str, Any]]) -> list[str]:
+    """Readable lines for transcript records (``{"ts", "event": {"t": type, …}}``): one per event,
+    a message's chunks joined, long texts cut."""
+    import time
+
+    lines: list[str] = []
+    message: tuple[str | None, str, list[str]] | None = None  # (message id, its time, its chunks)
+
+    def flush() -> None:
+        nonlocal message
+        if message is not None:
+            lines.append(f"{message[1]}  {_cut(''.join(message[2]), 2000)}")
+            message = None
+
+    for rec in records:
+        event = rec.get("event") if isinstance(rec.get("event"), dict) else {}
+        kind = event.get("t", "?")
+        stamp = time.strftime("%H:%M:%S", time.localtime(rec["ts"])) if isinstance(rec.get("ts"), float) else "--:--:--"
+        if kind == "AssistantText":
+            if event.get("partial") or event.get("parent_tool_use_id"):
+                continue
+            if message is not None and message[0] == event.get("message_id"):
+                message[2].append(event.get("text", ""))
+                continue
+            flush()
+            message = (event.get("message_id"), stamp, [event.get("text", "")])
+            continue
+        flush()
+        lines.append(f"{stamp}  {_describe(kind, event)}")
+    flush()
+    return lines
+
+
+def _describe(kind: str, e: dict[str, Any]) -> str:
+    if kind == "StateChanged":
+        return f"· {e.get('old')} → {e.get('new')}" + (f" ({_cut(e['reason'], 200)})" if e.get("reason") else "")
+    if kind == "EnvelopeReceived":
+        return f"✉ from {e.get('sender')}: {_cut(e.get('body', ''), 500)}"
+    if kind == "UserTurn":
+        return f"> {_cut(e.get('text', ''), 500)}"
+    if kind == "Thinking":
+        return f"(thinking) {_cut(e.get('text', ''), 200)}"
+    if kind == "ToolUse":
+        return f"⏺ {e.get('name')} {_cut(e.get('summary') or '', 200)}".rstrip()
+    if kind == "ToolResult":
+        return f"  └ {'error: ' if e.get('is_error') else ''}{_cut(e.get('text', ''), 300)}"
+    if kind == "TurnResult":
+        usage = e.get("usage") or {}
+        tokens = f" · ↑{usage.get('input', 0)} ↓{usage.get('output', 0)}" if usage else ""
+        return f"= turn ended: {e.get('stop_reason')}{tokens}" + (f" · {e['error']}" if e.get("error") else "")
+    if kind == "AgentError":
+        return f"! {_cut(e.get('message', ''), 500)}"
+    if kind == "SystemInit":
+        return f"· agent session {e.get('session_id')}" + (f" · model {e['model']}" if e.get("model") else "")
+    return f"· {kind}"
+
+
+def _cut(text: str, n: int) -> str:
+    text = text.strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 # --- offline (no serve): read config + ledgers -------------------------------------------------------
