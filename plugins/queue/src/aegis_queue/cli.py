@@ -182,7 +182,7 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
     if t.get("error"):
         print(f"error: {t['error']}")
     if t.get("transcript"):
-        print(f"transcript: .aegis/state/{t['transcript']} (records of handle {t.get('worker')})")
+        print(f"transcript: .aegis/state/{t['transcript']} (its part: aegis queue log {t['task_id']})")
     if t.get("worktree") and isinstance(t["worktree"], dict) and t["worktree"].get("path"):
         w = t["worktree"]
         print(f"worktree: {w['path']} ({w.get('branch')}) {w.get('state', '')} {w.get('reason', '')}".rstrip())
