@@ -70,3 +70,32 @@ def test_strip_and_dashboard_render_in_textual():
             assert not app.screen.query("#band-recent")
 
     asyncio.run(main())
+
+
+def test_the_strip_redraws_on_every_queue_change_without_waiting_for_a_tick():
+    pytest.importorskip("textual")
+    from textual.app import App
+
+    rt = runtime()
+    listeners = []
+    rt.subscribe = lambda listener: listeners.append(listener) or (lambda: listeners.remove(listener))
+    kernel = SimpleNamespace(extensions={"queue": rt})
+
+    class Host(App):
+        def compose(self):
+            yield strip(self, kernel)
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            [shown] = list(app.query("QueueStrip"))
+            assert "✓3" in str(shown.render()) and len(listeners) == 1
+            rt.queues["tests"].counts["completed"] = 4
+            rt.version += 1
+            listeners[0]("tests", None)  # what QueueRuntime._changed does
+            await pilot.pause()
+            assert "✓4" in str(shown.render())
+        assert listeners == []  # unsubscribed when the strip went away
+
+    asyncio.run(main())

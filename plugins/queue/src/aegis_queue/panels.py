@@ -80,16 +80,28 @@ def strip(app: Any, kernel: Any) -> Any:
         def __init__(self) -> None:
             super().__init__("", classes="queue-strip")
             self._seen: int | None = None
+            self._unsubscribe: Any = None
 
         def on_mount(self) -> None:
-            self.set_interval(0.5, self.refresh_text)
+            # every queue change redraws it at once; the slow tick only catches a queue service
+            # that starts after the TUI
+            self.set_interval(2.0, self._follow)
+            self._follow()
+
+        def on_unmount(self) -> None:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+
+        def _follow(self) -> None:
+            rt = kernel.extensions.get("queue")
+            if self._unsubscribe is None and getattr(rt, "subscribe", None) is not None:
+                self._unsubscribe = rt.subscribe(lambda queue, task: self.refresh_text())
             self.refresh_text()
 
         def refresh_text(self) -> None:
             rt = kernel.extensions.get("queue")
             version = getattr(rt, "version", -1)
-            live = rt is not None and any(q.inflight for q in rt.queues.values())
-            if version == self._seen and not live:
+            if version == self._seen:
                 return
             self._seen = version
             text = strip_text(rt)
