@@ -235,3 +235,31 @@ async def test_closing_drops_undelivered_envelopes_so_a_reused_handle_never_gets
         kernel.deliver("reused", Envelope.new("agent:peer", "meant for the first one"))
         await kernel.sessions.close("reused")
         assert kernel.delivery.pending("reused") == []
+
+
+@pytest.mark.trio
+async def test_a_failed_transient_session_writes_closed_then_lets_go_of_its_shared_transcript(fake, kernel):
+    import os
+
+    session = await kernel.sessions.spawn(handle="wd", prompt="one", restorable=False, transcript="pool")
+    await session.wait_for(lambda s: s.metrics.turns == 1)
+    fake.processes[-1]._send.close()  # the agent dies
+    await session.wait_for(lambda s: s.state == "error")
+    with trio.fail_after(5):
+        await session._closed.wait()  # its task has ended; the session is not retired yet
+    await session.close()
+    path = os.path.realpath(kernel.state.root / "sessions" / "pool.jsonl")
+    last = json.loads(open(path).read().splitlines()[-1])
+    assert (last["event"]["old"], last["event"]["new"], last["session"]) == ("error", "closed", session.log_id)
+    assert not kernel.sessions._transcripts
+    open_fds = [fd for fd in os.listdir("/proc/self/fd") if _link(fd) == path]
+    assert open_fds == []  # closed once, and not reopened by the "closed" record
+
+
+def _link(fd: str) -> str:
+    import os
+
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""

@@ -51,8 +51,12 @@ class QProcess(FakeProcess):
     def __init__(self, driver: QDriver, session_id: str) -> None:
         super().__init__(driver.reply, session_id)
         self.driver = driver
+        self.lost: str | None = None  # set: every turn ends with this error (a session the agent lost)
 
     async def _run_turn(self, text: str) -> None:
+        if self.lost is not None:
+            await self._send.send(TurnResult(stop_reason="error", is_error=True, error=self.lost))
+            return
         payload = text.strip().splitlines()[-1].strip() if text.strip() else ""
         self.driver.turns.append(payload)
         with trio.CancelScope() as scope:
@@ -109,15 +113,20 @@ class QDriver(FakeDriver):
         self.turns: list[str] = []
         self.launches: list[Any] = []
         self.producer_reply: str | None = "ack"
-        self.refuse_resume = False  # True: a resume fails as an agent would for a session it no longer has
+        # a resume of a session the agent no longer has: True fails at start (an ACP agent refusing
+        # session/load); "late" starts, then fails the first turn (claude --resume: "No conversation found")
+        self.refuse_resume: bool | str = False
 
     async def start(self, spec: Any, launch: Any, nursery: trio.Nursery) -> Any:
         self.launches.append((spec, launch))
-        if self.refuse_resume and spec.resume_id:
+        if self.refuse_resume is True and spec.resume_id:
             raise RuntimeError(f"session not found: {spec.resume_id}")
         proc = QProcess(self, spec.resume_id or f"qfake-{spec.handle}")
         proc._nursery = nursery
         self.processes.append(proc)
+        if self.refuse_resume == "late" and spec.resume_id:
+            proc.lost = f"No conversation found with session ID: {spec.resume_id}"
+            return proc
         await proc._send.send(SystemInit(session_id=proc.session_id))
         return proc
 

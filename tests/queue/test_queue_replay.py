@@ -6,18 +6,11 @@ import json
 
 import pytest
 import trio
-from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, producer, wait_until
+from queue_testkit import LiveCounter, call, callbacks, producer, wait_until
 
 from aegis_kernel.state import Ledger
-from aegis_kernel.testing import DriverPlugin
 
 
-@pytest.fixture
-def qdriver(write_config, register_plugin):
-    write_config(CONFIG)
-    driver = QDriver()
-    register_plugin(DriverPlugin(driver))
-    return driver
 
 
 def records(project, queue):
@@ -264,21 +257,24 @@ async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kern
 
 
 @pytest.mark.trio
-async def test_a_resume_the_agent_refuses_fails_the_task_as_interrupted_saying_why(qdriver, make_kernel, register_plugin):
+@pytest.mark.parametrize("refusal", [True, "late"], ids=["at-start", "first-turn"])
+async def test_a_resume_the_agent_refuses_fails_the_task_as_interrupted_saying_why(qdriver, make_kernel, register_plugin,
+                                                                                 refusal):
     counter = register_plugin(LiveCounter())
     async with make_kernel() as kernel:
         task_id = (await call(kernel, "aegis_enqueue", None, queue="tests", payload="hang-once A",
                               resume=True))["task_id"]
         await wait_until(lambda: len(counter.live) == 1)
         resume_id = f"qfake-{kernel.extensions['queue'].tasks[task_id].worker}"
-    qdriver.refuse_resume = True
+    qdriver.refuse_resume = refusal
     async with make_kernel() as kernel:
         task = kernel.extensions["queue"].tasks[task_id]
         with trio.fail_after(5):
             await task.finished.wait()
         assert task.status == "failed" and task.error.startswith("interrupted: aegis restarted")
         assert f"resuming it in agent session {resume_id} failed" in task.error
-        assert f"session not found: {resume_id}" in task.error
+        why = f"session not found: {resume_id}" if refusal is True else f"No conversation found with session ID: {resume_id}"
+        assert why in task.error
 
 
 @pytest.mark.trio

@@ -6,20 +6,12 @@ import json
 
 import pytest
 import trio
-from queue_testkit import CONFIG, LiveCounter, QDriver, call, callbacks, producer, wait_until
+from queue_testkit import LiveCounter, call, callbacks, producer, wait_until
 
 from aegis_kernel.operations import OperationError
 from aegis_kernel.state import Ledger
 
 
-@pytest.fixture
-def qdriver(write_config, register_plugin):
-    write_config(CONFIG)
-    driver = QDriver()
-    from aegis_kernel.testing import DriverPlugin
-
-    register_plugin(DriverPlugin(driver))
-    return driver
 
 
 @pytest.fixture

@@ -341,6 +341,12 @@ async def scenario_queue_workers(kernel: Any, fm: FakeModelServer, api: str) -> 
 
     producer = await kernel.sessions.spawn("peer")
     await producer.wait_for(lambda s: s.state in SETTLED, 30)
+    # One CLI start first: two OpenCode processes starting at once on a fresh data folder race on
+    # its SQLite migration ("Failed query: CREATE TABLE `workspace`"), an OpenCode bug, not ours.
+    first = await kernel.sessions.spawn("cli")
+    await first.wait_for(lambda s: s.state in SETTLED, TURN_TIMEOUT)
+    assert first.state == "ready", first.error
+    await first.close()
     rt = kernel.extensions["queue"]
     mark = len(fm.requests)
     tasks = []

@@ -49,7 +49,7 @@ class SessionError(Exception):
 class Session:
     def __init__(self, kernel: Kernel, handle: str, profile_name: str, profile: AgentProfile, *,
                  cwd: Path, spawned_by: str | None = None, log_id: str | None = None,
-                 resume_id: str | None = None, restorable: bool = True, transcript: Ledger | None = None) -> None:
+                 resume_id: str | None = None, restorable: bool = True, transcript: str | None = None) -> None:
         self.kernel = kernel
         self.handle = handle
         self.profile_name = profile_name
@@ -84,12 +84,13 @@ class Session:
         self._closed = trio.Event()
         # A resumed agent replays its history before it reports its session id (SystemInit); our log
         # already has that history, so those events are not recorded twice.
-        self._replaying = log_id is not None or resume_id is not None
+        self._replaying = resume_id is not None or (log_id is not None and transcript is None)
         # A shared transcript (transient workers: see SessionManager.spawn) is the manager's to close;
-        # its records carry the handle.
-        self._shared_log = transcript is not None
+        # its records carry the handle and this session's log id.
+        self._transcript_name = transcript
+        self._log_retired = False
         if transcript is not None:
-            self._log = transcript
+            self._log = kernel.sessions._transcript(transcript)
         else:
             log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
             if log_id is not None:  # a resumed session: its transcript continues
@@ -169,6 +170,7 @@ class Session:
                 self._set_state("closed")
                 self.kernel.hooks.aegis_session_closed(session=self, reason=reason)
             self.kernel.sessions._forget(self, explicit=True)
+            self._retire_log()
             return
         if self._scope is not None:
             self._scope.cancel()
@@ -219,10 +221,8 @@ class Session:
                     self._set_state("closed")
                     kernel.hooks.aegis_session_closed(session=self, reason=reason or "shutdown")
                 kernel.sessions._forget(self, explicit=reason is not None)
-                if self._shared_log:
-                    kernel.sessions.release_transcript(self._log)
-                else:
-                    self._log.close()
+                if self.state == "closed" or self._transcript_name is None:
+                    self._retire_log()  # a failed session still writes "closed" when it is retired
                 self._closed.set()
 
     async def _read_events(self) -> None:
@@ -319,8 +319,8 @@ class Session:
             self.history.append(event)
             try:
                 record = {"ts": time.time(), "event": ev.event_to_dict(event)}
-                if self._shared_log:
-                    record["handle"] = self.handle
+                if self._transcript_name is not None:
+                    record["handle"], record["session"] = self.handle, self.log_id
                 self._log.append(record)
             except (OSError, TypeError, ValueError) as exc:
                 log.warning("session %s: cannot log event: %s", self.handle, exc)
@@ -330,6 +330,15 @@ class Session:
             except Exception:  # noqa: BLE001 - a broken listener must not kill the session
                 log.exception("session listener failed")
         self._notify()
+
+    def _retire_log(self) -> None:
+        """Close this session's transcript; a shared one is released once (the last session out closes
+        it). Idempotent for an own transcript: a later record reopens it and a second call closes it."""
+        if self._transcript_name is None:
+            self._log.close()
+        elif not self._log_retired:
+            self._log_retired = True
+            self.kernel.sessions.release_transcript(self._transcript_name, self._log)
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -403,7 +412,8 @@ class SessionManager:
         overrides the profile's working folder (e.g. a worktree); ``restorable=False`` keeps a transient
         worker out of the snapshot a restart restores. ``transcript`` (transient sessions only) names a
         transcript shared by many sessions, ``sessions/<transcript>.jsonl``, whose records carry
-        ``"handle"``: a queue's workers write one file per queue and day instead of one file each
+        ``"handle"`` and ``"session"`` (the session's ``log_id``, unique where handles are reused;
+        ``log_id`` may then be given to name it): a queue's workers write one file per queue and day instead of one file each
         (creating a file costs more CPU than the rest of a worker's bookkeeping).
         """
         if transcript is not None and restorable:
@@ -419,17 +429,22 @@ class SessionManager:
             cwd = Path(profile.cwd).expanduser() if profile.cwd else self.kernel.project_dir
         if not cwd.is_absolute():
             cwd = self.kernel.project_dir / cwd
-        shared = self._transcript(transcript) if transcript is not None else None
         session = Session(self.kernel, handle, name, profile, cwd=cwd, spawned_by=spawned_by, log_id=log_id,
-                          resume_id=resume_id, restorable=restorable, transcript=shared)
+                          resume_id=resume_id, restorable=restorable, transcript=transcript)
         self.sessions[handle] = session
-        if restorable:
-            self.persist()
-        if prompt:
-            self.kernel.deliver(handle, Envelope.new(sender, prompt))
-        # start_soon, not start: run() honours a close() that comes before it begins, and start()'s
-        # hand-over costs more than the rest of a spawn's bookkeeping
-        self.kernel.nursery.start_soon(session.run, name=f"session:{handle}")
+        try:
+            if restorable:
+                self.persist()
+            if prompt:
+                self.kernel.deliver(handle, Envelope.new(sender, prompt))
+            # start_soon, not start: run() honours a close() that comes before it begins, and start()'s
+            # hand-over costs more than the rest of a spawn's bookkeeping
+            self.kernel.nursery.start_soon(session.run, name=f"session:{handle}")
+        except BaseException:
+            if self.sessions.get(handle) is session:
+                del self.sessions[handle]
+            session._retire_log()
+            raise
         await trio.lowlevel.checkpoint()
         return session
 
@@ -471,9 +486,9 @@ class SessionManager:
         self._transcript_users[name] = self._transcript_users.get(name, 0) + 1
         return ledger
 
-    def release_transcript(self, ledger: Ledger) -> None:
-        """A session is done with a shared transcript; the last one out closes it (no fd per day kept)."""
-        name = ledger.path.stem
+    def release_transcript(self, name: str, ledger: Ledger) -> None:
+        """A session is done with shared transcript ``name``; the last one out closes it (no fd per day
+        kept)."""
         users = self._transcript_users.get(name, 0) - 1
         if users > 0:
             self._transcript_users[name] = users

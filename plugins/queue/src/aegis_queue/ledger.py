@@ -3,8 +3,9 @@
 Every record is ``{"v": 1, "event": <kind>, "task_id": …, "at": <ISO UTC>, …}``. Lifecycle kinds:
 
 - ``enqueued``  ``{queue, payload, producer, enqueued_by, callback, base?, worktree?}``
-- ``dispatched`` ``{worker, transcript, worktree?: {path, branch, base}}`` (written *before* the worker
-  is spawned; ``transcript`` names the shared worker transcript ``sessions/<transcript>.jsonl``)
+- ``dispatched`` ``{worker, transcript, session, worktree?: {path, branch, base}}`` (written *before*
+  the worker is spawned; ``transcript`` names the shared worker transcript
+  ``sessions/<transcript>.jsonl``, ``session`` the worker's log id, which marks its records there)
 - terminal: ``completed`` ``{result, usage?, cost?}`` · ``failed`` ``{error, result?}`` ·
   ``cancelled`` ``{result?}`` — each carries ``callback_envelope`` (the id of the envelope that goes
   to the producer, written before it is sent) when there is a callback.
@@ -67,6 +68,7 @@ def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 task["status"] = "dispatched"
                 task["worker"] = rec.get("worker")
                 task["transcript"] = rec.get("transcript")
+                task["session"] = rec.get("session")
                 task["dispatched_at"] = rec.get("at")
                 if rec.get("worktree"):
                     task["worktree"] = rec["worktree"]

@@ -1,8 +1,9 @@
 """TUI panels: the queue strip and the Ctrl+D queue dashboard.
 
-Both read ``kernel.extensions["queue"]`` directly (the kernel is a trio guest on Textual's thread)
-and refresh when the runtime reports a change (coalesced by a short timer). Textual is imported
-inside the factories only, so the plugin stays import-light and works headless.
+Both read ``kernel.extensions["queue"]`` directly (the kernel is a trio guest on Textual's thread).
+The strip redraws on every change the runtime reports (``QueueRuntime.subscribe``); the dashboard,
+open only while looked at, refreshes on a half-second tick (it shows elapsed times). Textual is
+imported inside the factories only, so the plugin stays import-light and works headless.
 """
 
 from __future__ import annotations
@@ -83,14 +84,15 @@ def strip(app: Any, kernel: Any) -> Any:
             self._unsubscribe: Any = None
 
         def on_mount(self) -> None:
-            # every queue change redraws it at once; the slow tick only catches a queue service
-            # that starts after the TUI
-            self.set_interval(2.0, self._follow)
+            # every queue change redraws it at once; the tick only catches a queue service that
+            # starts after the TUI (a version check when nothing changed)
+            self.set_interval(0.5, self._follow)
             self._follow()
 
         def on_unmount(self) -> None:
             if self._unsubscribe is not None:
                 self._unsubscribe()
+                self._unsubscribe = None
 
         def _follow(self) -> None:
             rt = kernel.extensions.get("queue")

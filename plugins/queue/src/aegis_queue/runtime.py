@@ -82,6 +82,7 @@ class Task:
     worktree: dict[str, Any] | None = None
     worker: str | None = None
     transcript: str | None = None  # the shared worker transcript, sessions/<transcript>.jsonl
+    worker_log: str | None = None  # the worker session's log id: its records' "session" in the transcript
     dispatched_at: str | None = None
     finished_at: str | None = None
     result: str | None = None
@@ -93,6 +94,7 @@ class Task:
     resume_id: str | None = None  # the worker's agent session id, once known
     resumed: int = 0  # times resumed
     # runtime only
+    resume_confirmed: bool = False  # a resumed worker's agent reported the resumed session
     started: float | None = None
     session: Any = None
     outcome: Outcome | None = None
@@ -292,7 +294,7 @@ class QueueRuntime:
                         callback=bool(rec.get("callback")), enqueued_at=rec.get("enqueued_at") or "",
                         status=rec["status"], base=rec.get("base"),
                         worktree=rec.get("worktree") if isinstance(rec.get("worktree"), dict) else None,
-                        worker=rec.get("worker"), transcript=rec.get("transcript"),
+                        worker=rec.get("worker"), transcript=rec.get("transcript"), worker_log=rec.get("session"),
                         dispatched_at=rec.get("dispatched_at"),
                         finished_at=rec.get("finished_at"), result=rec.get("result"), error=rec.get("error"),
                         usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"),
@@ -508,15 +510,16 @@ class QueueRuntime:
     def _dispatch(self, qs: QueueState, task: Task) -> None:
         handle = generate_handle(_Taken(self))
         now = utc_now()
+        # handles are reused over a day; the session's log id tells its records apart in the transcript
         record: dict[str, Any] = {"event": "dispatched", "task_id": task.id, "at": now, "worker": handle,
-                                  "transcript": worker_transcript(qs.name, now)}
+                                  "transcript": worker_transcript(qs.name, now), "session": f"{task.id}-{handle}"}
         if task.worktree is not None:
             path, branch = wt.location(self.kernel.project_dir, qs.name, task.id)
             task.worktree = {"path": str(path), "branch": branch, "base": task.base}
             record["worktree"] = task.worktree
         qs.ledger.append(record)
         task.status, task.worker, task.dispatched_at = "dispatched", handle, record["at"]
-        task.transcript = record["transcript"]
+        task.transcript, task.worker_log = record["transcript"], record["session"]
         task.started = time.monotonic()
         qs.inflight[task.id] = task
         qs.last_worker = handle
@@ -572,30 +575,36 @@ class QueueRuntime:
             return None
         task.session = session
         self._by_session[id(session)] = task
-        if task.resume and not task.resumed:
-            self._record_agent_session(qs, task, session)
+        if task.resume:
+            self._watch_agent_session(qs, task, session)
         if session.state == "error" and task.outcome is None:
             task.outcome = Outcome("failed", error=self._start_error(task, session.error or "the worker failed to start"))
         return session
 
     @staticmethod
     def _start_error(task: Task, error: str) -> str:
-        """A resumed task whose agent session cannot be reopened fails as interrupted, saying why."""
-        if task.resumed:
+        """A resumed task whose agent never reported the resumed session fails as interrupted, saying
+        why (an ACP agent refuses session/load; ``claude --resume`` starts, then ends its first turn
+        with "No conversation found")."""
+        if task.resumed and not task.resume_confirmed:
             return f"{INTERRUPTED}; resuming it in agent session {task.resume_id} failed: {error}"
         return error
 
-    def _record_agent_session(self, qs: QueueState, task: Task, session: Any) -> None:
-        """Write the worker's agent session id to the ledger as soon as the agent reports it, so a
-        restart can resume the task in that session."""
+    def _watch_agent_session(self, qs: QueueState, task: Task, session: Any) -> None:
+        """A first run: write the worker's agent session id to the ledger as soon as the agent reports
+        it, so a restart can resume the task there. A resumed run: note that the agent reopened it."""
         from aegis_kernel.events import SystemInit
 
         def on_event(session: Any, event: Any) -> None:
-            if isinstance(event, SystemInit) and event.session_id and event.session_id != task.resume_id:
+            if not isinstance(event, SystemInit) or not event.session_id:
+                return
+            if task.resumed:
+                task.resume_confirmed = event.session_id == task.resume_id
+            elif event.session_id != task.resume_id:
                 task.resume_id = event.session_id
                 qs.ledger.append({"event": "worker_session", "task_id": task.id, "at": utc_now(),
                                   "resume_id": event.session_id})
-                unsubscribe()
+            unsubscribe()
 
         unsubscribe = session.subscribe(on_event)
 
@@ -605,7 +614,8 @@ class QueueRuntime:
         prompt = RESUME_NOTE + task.payload if resume_id else task.payload
         return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=prompt,
                                                 spawned_by=None, sender=f"queue:{qs.name}", cwd=cwd,
-                                                restorable=False, transcript=task.transcript, resume_id=resume_id)
+                                                restorable=False, transcript=task.transcript, log_id=task.worker_log,
+                                                resume_id=resume_id)
 
     def _release(self, qs: QueueState, task: Task) -> None:
         qs.inflight.pop(task.id, None)
@@ -759,7 +769,7 @@ class QueueRuntime:
         if result.is_error or result.stop_reason in ("cancelled", "error"):
             error = result.error or ("the worker's turn was interrupted" if result.stop_reason == "cancelled"
                                      else f"the worker's turn ended with {result.stop_reason}")
-            task.outcome = Outcome("failed", result=final_text, error=error, **common)
+            task.outcome = Outcome("failed", result=final_text, error=self._start_error(task, error), **common)
         else:
             task.outcome = Outcome("completed", result=final_text, **common)
         task.done.set()
@@ -770,8 +780,7 @@ class QueueRuntime:
             return
         if new == "error" and task.outcome is None:
             error = f"the worker failed: {session.error or 'unknown error'}"
-            task.outcome = Outcome("failed", result=session.final_text or "",
-                                   error=self._start_error(task, error) if old == "starting" else error)
+            task.outcome = Outcome("failed", result=session.final_text or "", error=self._start_error(task, error))
             task.done.set()
 
     def on_session_closed(self, session: Any, reason: str) -> None:
