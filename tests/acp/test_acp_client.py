@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from aegis_kernel.events import (
 )
 from aegis_kernel.process import SpawnFailed
 from aegis_kernel.profiles import AgentProfile
+from aegis_kernel.testing import events_until, running_agent
 
 PY = sys.executable
 FAKE = str(Path(__file__).parent / "fake_acp_agent.py")
@@ -40,31 +40,15 @@ def wire(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "wire.log").read_text().splitlines()]
 
 
-@asynccontextmanager
-async def running(spec: SpawnSpec, driver: AcpDriver | None = None):
-    driver = driver or AcpDriver()
-    async with trio.open_nursery() as nursery:
-        proc = await driver.start(spec, driver.build_launch(spec), nursery)
-        try:
-            yield proc
-        finally:
-            await proc.close(grace=1)
+def running(spec: SpawnSpec, driver=None):
+    return running_agent(driver or AcpDriver(), spec)
 
-
-async def until(events, stop=(TurnResult, AgentError), timeout: float = 10) -> list:
-    out = []
-    with trio.fail_after(timeout):
-        async for event in events:
-            out.append(event)
-            if isinstance(event, stop):
-                break
-    return out
 
 
 async def turn(proc, *steps) -> list:
     """Run one turn of fake-agent steps; its events (the start-up SystemInit left out)."""
     await proc.prompt(json.dumps(list(steps)))
-    return [e for e in await until(proc.events()) if not isinstance(e, SystemInit)]
+    return [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]
 
 
 def replies(events) -> list[dict]:
@@ -74,7 +58,7 @@ def replies(events) -> list[dict]:
 @pytest.mark.trio
 async def test_start_emits_system_init_and_plain_turn(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
-        [init] = await until(proc.events(), stop=SystemInit)
+        [init] = await events_until(proc.events(), stop=SystemInit)
         assert init == SystemInit(session_id="fake-1", version="9")
         assert proc.session_id == "fake-1" and proc.pid > 0
         events = await turn(proc, {"update": {"sessionUpdate": "agent_message_chunk",
@@ -204,12 +188,12 @@ PERMISSION = {
 
 async def _permission_round(proc, answer) -> tuple[PermissionRequest, dict]:
     await proc.prompt(json.dumps([{"request": {"method": "session/request_permission", "params": PERMISSION}}]))
-    events = await until(proc.events(), stop=PermissionRequest)
+    events = await events_until(proc.events(), stop=PermissionRequest)
     req = events[-1]
     # A tool first seen in a permission request is announced (ToolUse) by its next update, not before.
     assert not any(isinstance(e, ToolUse) for e in events)
     await answer(req)
-    rest = await until(proc.events())
+    rest = await events_until(proc.events())
     [reply] = replies(rest)
     return req, reply
 
@@ -253,7 +237,7 @@ async def test_prompt_error_reply_and_cancelled_error(tmp_path):
                                     error="model exploded (code -32603)")
         await proc.prompt(json.dumps([{"wait_cancel": True}, {"error": [-32603, "aborted"]}]))
         await proc.interrupt()
-        [result] = [e for e in await until(proc.events()) if not isinstance(e, SystemInit)]
+        [result] = [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]
         assert result.stop_reason == "cancelled" and not result.is_error
         await proc.interrupt()  # idle: no-op
 
@@ -275,7 +259,7 @@ async def test_resume_uses_session_resume_when_no_load(tmp_path):
     spec = make_spec(tmp_path, resume_id="old-9",
                      env={"FAKE_ACP_CAPS": json.dumps({"sessionCapabilities": {"resume": {}}})})
     async with running(spec) as proc:
-        [init] = await until(proc.events(), stop=SystemInit)
+        [init] = await events_until(proc.events(), stop=SystemInit)
         assert init.session_id == "old-9" and proc.session_id == "old-9"
     sent = wire(tmp_path)
     assert sent[1]["method"] == "session/resume" and sent[1]["params"]["sessionId"] == "old-9"
@@ -356,7 +340,7 @@ def test_build_launch_env_and_cwd(tmp_path):
 async def test_close_sends_session_close_when_advertised_and_is_idempotent(tmp_path):
     spec = make_spec(tmp_path, env={"FAKE_ACP_CAPS": json.dumps({"sessionCapabilities": {"close": {}}})})
     async with running(spec) as proc:
-        await until(proc.events(), stop=SystemInit)
+        await events_until(proc.events(), stop=SystemInit)
         with trio.fail_after(5):
             await proc.close(grace=1)
             await proc.close(grace=1)

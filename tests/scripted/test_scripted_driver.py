@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from aegis_kernel.events import (
     UserEcho,
 )
 from aegis_kernel.profiles import AgentProfile
+from aegis_kernel.testing import events_until, running_agent
 from aegis_scripted.driver import ScriptedDriver, agent_command
 
 
@@ -41,30 +41,14 @@ def make_spec(tmp_path: Path, **kw) -> SpawnSpec:
                      state_dir=tmp_path / "state", **kw)
 
 
-@asynccontextmanager
-async def running(spec: SpawnSpec, driver=None):
-    driver = driver or ScriptedDriver()
-    async with trio.open_nursery() as nursery:
-        proc = await driver.start(spec, driver.build_launch(spec), nursery)
-        try:
-            yield proc
-        finally:
-            await proc.close(grace=1)
+def running(spec: SpawnSpec, driver=None):
+    return running_agent(driver or ScriptedDriver(), spec)
 
-
-async def until(events, stop=(TurnResult, AgentError), timeout: float = 15) -> list:
-    out = []
-    with trio.fail_after(timeout):
-        async for event in events:
-            out.append(event)
-            if isinstance(event, stop):
-                break
-    return out
 
 
 async def turn(proc, text: str) -> list:
     await proc.prompt(text)
-    return [e for e in await until(proc.events()) if not isinstance(e, SystemInit)]
+    return [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]
 
 
 def text_of(events) -> str:
@@ -74,7 +58,7 @@ def text_of(events) -> str:
 @pytest.mark.trio
 async def test_plain_turn(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
-        [init] = await until(proc.events(), stop=SystemInit)
+        [init] = await events_until(proc.events(), stop=SystemInit)
         assert init.session_id.startswith("scripted-") and init.version == "0.1.0"
         events = await turn(proc, "hello there\nsecond line")
         assert [type(e) for e in events] == [AssistantText, TurnResult]
@@ -112,10 +96,10 @@ async def test_usage_context_plan_and_stop(tmp_path):
 async def test_slow_interrupt_cancelled_then_next_turn_works(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
         await proc.prompt("@slow 400 0.05\n@reply never")
-        first = await until(proc.events(), stop=AssistantText)
+        first = await events_until(proc.events(), stop=AssistantText)
         assert first[-1].text == "slow0 "
         await proc.interrupt()
-        rest = await until(proc.events())
+        rest = await events_until(proc.events())
         result = rest[-1]
         assert result.stop_reason == "cancelled" and not result.is_error
         assert "never" not in text_of(rest)
@@ -139,7 +123,7 @@ async def test_fail_is_agent_error_with_stderr_tail(tmp_path):
 async def test_resume_with_session_load_replays_history(tmp_path):
     spec = make_spec(tmp_path)
     async with running(spec) as proc:
-        [init] = await until(proc.events(), stop=SystemInit)
+        [init] = await events_until(proc.events(), stop=SystemInit)
         await turn(proc, "first question")
         await turn(proc, "@reply second answer")
     sid = init.session_id
@@ -148,7 +132,7 @@ async def test_resume_with_session_load_replays_history(tmp_path):
     async with running(resumed) as proc:
         assert proc.session_id == sid
         await proc.prompt("third")
-        events = await until(proc.events())
+        events = await events_until(proc.events())
     # the replayed history comes first, then SystemInit (the kernel's replay boundary), then the new turn
     assert events[:4] == [
         UserEcho("first question"), AssistantText("scripted reply to: first question", message_id="h1"),
@@ -188,15 +172,15 @@ async def test_fs_read_confined_to_cwd(tmp_path):
 async def test_permission_request_round_trip(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
         await proc.prompt("@ask execute make clean\n@ask delete rm -rf build")
-        events = await until(proc.events(), stop=PermissionRequest)
+        events = await events_until(proc.events(), stop=PermissionRequest)
         use, req = events[-2:]
         assert use == ToolUse("call-1-1", "make clean", "execute", "make clean", {"command": "make clean"})
         assert req.tool_name == "make clean" and req.kind == "execute" and req.summary == "make clean"
         assert req.options == ("allow", "allow-always", "reject", "reject-always")
         await proc.answer_permission(req.request_id, True)
-        events = await until(proc.events(), stop=PermissionRequest)
+        events = await events_until(proc.events(), stop=PermissionRequest)
         await proc.answer_permission(events[-1].request_id, False)
-        events += await until(proc.events())
+        events += await events_until(proc.events())
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(r.text, r.is_error) for r in results] == [("permission: allow", False), ("permission: reject", True)]
     assert "permission make clean → allow\npermission rm -rf build → reject" in text_of(events)
@@ -303,7 +287,7 @@ async def test_generic_acp_driver_runs_the_scripted_agent_by_command(tmp_path):
 @pytest.mark.trio
 async def test_close_is_polite_via_session_close(tmp_path):
     async with running(make_spec(tmp_path)) as proc:
-        await until(proc.events(), stop=SystemInit)
+        await events_until(proc.events(), stop=SystemInit)
         with trio.fail_after(5):
             await proc.close(grace=2)
         assert proc.proc.returncode == 0  # left on its own: no signal needed

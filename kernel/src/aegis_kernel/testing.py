@@ -26,7 +26,7 @@ import trio
 
 from . import hookimpl
 from .drivers import AgentProcess, Driver, Launch, SpawnSpec
-from .events import AssistantText, SystemInit, TokenUsage, TurnResult
+from .events import AgentError, AssistantText, SystemInit, TokenUsage, TurnResult
 
 DEFAULT_CONFIG = """\
 # test project
@@ -114,6 +114,29 @@ class FakeDriver(Driver):
         self.processes.append(proc)
         await proc._send.send(SystemInit(session_id=proc.session_id))
         return proc
+
+
+@asynccontextmanager
+async def running_agent(driver: Driver, spec: SpawnSpec) -> AsyncIterator[AgentProcess]:
+    """Start ``driver``'s agent for ``spec`` (its own launch) in a nursery; close it on the way out."""
+    async with trio.open_nursery() as nursery:
+        proc = await driver.start(spec, driver.build_launch(spec), nursery)
+        try:
+            yield proc
+        finally:
+            await proc.close(grace=1)
+
+
+async def events_until(events: AsyncIterator[Any], stop: type | tuple[type, ...] = (TurnResult, AgentError),
+                       timeout: float = 15) -> list[Any]:
+    """Collect ``events`` up to and including the first ``stop`` event; fail after ``timeout`` s."""
+    out = []
+    with trio.fail_after(timeout):
+        async for event in events:
+            out.append(event)
+            if isinstance(event, stop):
+                break
+    return out
 
 
 class DriverPlugin:
