@@ -44,7 +44,6 @@ def running(spec: SpawnSpec, driver=None):
     return running_agent(driver or AcpDriver(), spec)
 
 
-
 async def turn(proc, *steps) -> list:
     """Run one turn of fake-agent steps; its events (the start-up SystemInit left out)."""
     await proc.prompt(json.dumps(list(steps)))

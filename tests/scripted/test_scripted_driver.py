@@ -45,7 +45,6 @@ def running(spec: SpawnSpec, driver=None):
     return running_agent(driver or ScriptedDriver(), spec)
 
 
-
 async def turn(proc, text: str) -> list:
     await proc.prompt(text)
     return [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]

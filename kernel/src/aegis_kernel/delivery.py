@@ -106,7 +106,12 @@ class Delivery:
             ledger = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl", fsync="batch")
         return ledger
 
-    def record(self, handle: str, op: str, envelope_id: str) -> None:
+    def record(self, session: Session, op: str, envelope_id: str) -> None:
+        """Note an envelope's progress (``delivered``, ``read``) in ``session``'s inbox ledger, if it keeps one."""
+        if session.restorable:
+            self._note(session.handle, op, envelope_id)
+
+    def _note(self, handle: str, op: str, envelope_id: str) -> None:
         self._ledger(handle).append({"op": op, "id": envelope_id, "ts": utc_now()})
 
     def deliver(self, session: Session, envelope: Envelope) -> Receipt:
@@ -126,10 +131,14 @@ class Delivery:
         restored (see :meth:`pending`)."""
         self._ledger(handle).append({"op": "queued", "envelope": asdict(envelope)})
 
-    def drop(self, handle: str, envelope_ids: list[str]) -> None:
-        """Record envelopes that will never be delivered (their session was closed)."""
+    def drop(self, session: Session, envelope_ids: list[str]) -> None:
+        """Record envelopes that will never be delivered (their session was closed); close its ledger."""
+        if session.restorable:
+            self._drop(session.handle, envelope_ids)
+
+    def _drop(self, handle: str, envelope_ids: list[str]) -> None:
         for envelope_id in envelope_ids:
-            self.record(handle, "dropped", envelope_id)
+            self._note(handle, "dropped", envelope_id)
         ledger = self._ledgers.pop(handle, None)
         if ledger is not None:
             ledger.close()
@@ -157,7 +166,7 @@ class Delivery:
             moved = self.pending(old)
             for envelope in moved:
                 self.hold(new, envelope)
-            self.drop(old, [e.id for e in moved])
+            self._drop(old, [e.id for e in moved])
 
     def close(self) -> None:
         for ledger in self._ledgers.values():

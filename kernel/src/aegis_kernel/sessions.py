@@ -237,9 +237,8 @@ class Session:
             return
         if not self._turn_read and self.state == "working":
             self._turn_read = True
-            if self.restorable:  # a transient session has no inbox ledger (see aegis_kernel.delivery)
-                for env in self._turn_envelopes:
-                    self.kernel.delivery.record(self.handle, "read", env.id)
+            for env in self._turn_envelopes:
+                self.kernel.delivery.record(self, "read", env.id)
         self.metrics.observe(event)
         if isinstance(event, ev.SystemInit):
             self._replaying = False
@@ -307,8 +306,7 @@ class Session:
         self._set_state("working")
         await self._proc.prompt(text)
         for env in batch:
-            if self.restorable:
-                self.kernel.delivery.record(self.handle, "delivered", env.id)
+            self.kernel.delivery.record(self, "delivered", env.id)
             self.kernel.hooks.aegis_envelope_delivered(session=self, envelope=env)
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -527,8 +525,7 @@ class SessionManager:
             self.kernel.identities.revoke(session.handle)
             self.kernel.approvals.forget(session)
             # envelopes it never got are dropped, so a later session reusing the handle never gets them
-            if session.restorable:
-                self.kernel.delivery.drop(session.handle, [e.id for e in session._pending])
+            self.kernel.delivery.drop(session, [e.id for e in session._pending])
             session._pending.clear()
             if session.restorable:
                 self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
