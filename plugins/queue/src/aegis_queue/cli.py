@@ -199,16 +199,16 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
 def _log(args: argparse.Namespace) -> int:
     from aegis_kernel.state import Ledger, StateError
 
-    from .ledger import transcript_path
+    from .ledger import transcript_path, worker_log_id
 
     state = _state_dir(args)
-    workers: list[tuple[str, str, str | None]] = []  # (worker handle, transcript name, session), per dispatch
+    workers: list[tuple[str, str]] = []  # (worker handle, transcript name), one per dispatch
     ledgers = sorted((state / "queues").glob("*.jsonl")) + sorted((state / "queues" / "archive").glob("*.jsonl"))
     try:
         for ledger in ledgers:
             for rec in Ledger.records(ledger):
                 if rec.get("task_id") == args.task and rec.get("event") == "dispatched" and rec.get("worker"):
-                    workers.append((rec["worker"], rec.get("transcript") or "", rec.get("session")))
+                    workers.append((rec["worker"], rec.get("transcript") or ""))
             if workers:
                 break
     except StateError as exc:
@@ -218,19 +218,19 @@ def _log(args: argparse.Namespace) -> int:
         print(f"aegis queue log: no dispatched task '{args.task}' in {state / 'queues'} (a pending task has no "
               "worker yet; see aegis queue status)", file=sys.stderr)
         return 1
-    if not all(name for _, name, _ in workers):
+    if not all(name for _, name in workers):
         print(f"aegis queue log: task '{args.task}' ran before workers shared a transcript; its worker's "
               f"transcript is .aegis/state/sessions/*-{workers[0][0]}.jsonl", file=sys.stderr)
         return 1
-    for n, (worker, name, session) in enumerate(workers):
+    for n, (worker, name) in enumerate(workers):
         path = state / transcript_path(name)
         if not path.exists():
             print(f"aegis queue log: the transcript of worker {worker} is missing: {path}", file=sys.stderr)
             return 1
         try:
-            # a handle is reused over a day: the session's log id (recorded since) tells its records apart
-            records = [r for r in Ledger.records(path)
-                       if (r.get("session") == session if session else r.get("handle") == worker)]
+            # a handle is reused over a day: the worker session's log id tells its records apart
+            session = worker_log_id(args.task, worker)
+            records = [r for r in Ledger.records(path) if r.get("session") == session]
         except StateError as exc:
             print(f"aegis queue log: {exc}", file=sys.stderr)
             return 1

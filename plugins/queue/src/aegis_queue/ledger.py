@@ -3,9 +3,10 @@
 Every record is ``{"v": 1, "event": <kind>, "task_id": …, "at": <ISO UTC>, …}``. Lifecycle kinds:
 
 - ``enqueued``  ``{queue, payload, producer, enqueued_by, callback, base?, worktree?}``
-- ``dispatched`` ``{worker, transcript, session, worktree?: {path, branch, base}}`` (written *before*
+- ``dispatched`` ``{worker, transcript, worktree?: {path, branch, base}}`` (written *before*
   the worker is spawned; ``transcript`` names the shared worker transcript
-  ``sessions/<transcript>.jsonl``, ``session`` the worker's log id, which marks its records there)
+  ``sessions/<transcript>.jsonl``; the worker's records there carry ``session`` =
+  :func:`worker_log_id`, since handles are reused over a day)
 - terminal: ``completed`` ``{result, usage?, cost?}`` · ``failed`` ``{error, result?}`` ·
   ``cancelled`` ``{result?}`` — each carries ``callback_envelope`` (the id of the envelope that goes
   to the producer, written before it is sent) when there is a callback.
@@ -68,7 +69,6 @@ def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 task["status"] = "dispatched"
                 task["worker"] = rec.get("worker")
                 task["transcript"] = rec.get("transcript")
-                task["session"] = rec.get("session")
                 task["dispatched_at"] = rec.get("at")
                 if rec.get("worktree"):
                     task["worktree"] = rec["worktree"]
@@ -108,6 +108,11 @@ def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
     for task in tasks.values():
         counts[task["status"]] = counts.get(task["status"], 0) + 1
     return counts
+
+
+def worker_log_id(task_id: str, worker: str) -> str:
+    """The log id of the worker session that ran ``task_id`` as ``worker``: unique, where handles are not."""
+    return f"{task_id}-{worker}"
 
 
 def transcript_path(name: str) -> str:

@@ -38,7 +38,7 @@ from aegis_kernel.state import Ledger, ReplayResult, write_text_atomic
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
-from .ledger import TERMINAL, archived_counts, fold, plan_archive, transcript_path
+from .ledger import TERMINAL, archived_counts, fold, plan_archive, transcript_path, worker_log_id
 
 if TYPE_CHECKING:
     from aegis_kernel.kernel import Kernel
@@ -82,7 +82,6 @@ class Task:
     worktree: dict[str, Any] | None = None
     worker: str | None = None
     transcript: str | None = None  # the shared worker transcript, sessions/<transcript>.jsonl
-    worker_log: str | None = None  # the worker session's log id: its records' "session" in the transcript
     dispatched_at: str | None = None
     finished_at: str | None = None
     result: str | None = None
@@ -100,6 +99,11 @@ class Task:
     outcome: Outcome | None = None
     done: trio.Event = field(factory=trio.Event)
     finished: trio.Event = field(factory=trio.Event)
+
+    @property
+    def worker_log(self) -> str | None:
+        """The worker session's log id: its records' ``session`` in the shared transcript."""
+        return worker_log_id(self.id, self.worker) if self.worker else None
 
     @property
     def terminal(self) -> bool:
@@ -294,7 +298,7 @@ class QueueRuntime:
                         callback=bool(rec.get("callback")), enqueued_at=rec.get("enqueued_at") or "",
                         status=rec["status"], base=rec.get("base"),
                         worktree=rec.get("worktree") if isinstance(rec.get("worktree"), dict) else None,
-                        worker=rec.get("worker"), transcript=rec.get("transcript"), worker_log=rec.get("session"),
+                        worker=rec.get("worker"), transcript=rec.get("transcript"),
                         dispatched_at=rec.get("dispatched_at"),
                         finished_at=rec.get("finished_at"), result=rec.get("result"), error=rec.get("error"),
                         usage=rec.get("usage"), cost=rec.get("cost"), callback_outcome=rec.get("callback_outcome"),
@@ -510,16 +514,15 @@ class QueueRuntime:
     def _dispatch(self, qs: QueueState, task: Task) -> None:
         handle = generate_handle(_Taken(self))
         now = utc_now()
-        # handles are reused over a day; the session's log id tells its records apart in the transcript
         record: dict[str, Any] = {"event": "dispatched", "task_id": task.id, "at": now, "worker": handle,
-                                  "transcript": worker_transcript(qs.name, now), "session": f"{task.id}-{handle}"}
+                                  "transcript": worker_transcript(qs.name, now)}
         if task.worktree is not None:
             path, branch = wt.location(self.kernel.project_dir, qs.name, task.id)
             task.worktree = {"path": str(path), "branch": branch, "base": task.base}
             record["worktree"] = task.worktree
         qs.ledger.append(record)
         task.status, task.worker, task.dispatched_at = "dispatched", handle, record["at"]
-        task.transcript, task.worker_log = record["transcript"], record["session"]
+        task.transcript = record["transcript"]
         task.started = time.monotonic()
         qs.inflight[task.id] = task
         qs.last_worker = handle
