@@ -29,6 +29,27 @@ def incoming(records: list[dict[str, Any]]) -> list[bytes]:
     return [json.dumps(r["msg"]).encode() for r in records if r["dir"] == "in"]
 
 
+def translate(driver: Any, records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """Sans-I/O: every agent frame of a capture through the ACP codec; returns (events, the usage the
+    driver reads from each ``session/prompt`` result). A frame that does not parse fails the test."""
+    from aegis_acp import codec
+    from aegis_acp.jsonrpc import Invalid, Notification, Request, Response, parse_line
+
+    translator = codec.UpdateTranslator()
+    prompt_ids = {r["msg"]["id"] for r in records if r["msg"].get("method") == "session/prompt"}
+    usages, events = [], []
+    for raw in incoming(records):
+        msg = parse_line(raw)
+        assert not isinstance(msg, Invalid), raw
+        if isinstance(msg, Notification):
+            events += translator.update(msg.params, raw)
+        elif isinstance(msg, Request):
+            events += translator.permission(str(msg.id), msg.params, raw)
+        elif isinstance(msg, Response) and msg.id in prompt_ids:
+            usages.append(driver.usage_from_result(msg.result))
+    return events, usages
+
+
 def normalize(event: Any) -> Any:
     """Comparable events: no wall-clock durations; long replayed texts cut at their first line."""
     if isinstance(event, ev.TurnResult):

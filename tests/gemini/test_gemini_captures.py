@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aegis_acp import codec
-from aegis_acp.jsonrpc import Invalid, Notification, Request, Response, parse_line
 from aegis_gemini.driver import GeminiDriver
 from aegis_kernel.events import (
     AssistantText,
@@ -21,7 +19,7 @@ from aegis_kernel.events import (
     UserEcho,
 )
 
-from capture_replay import incoming, load, replay
+from capture_replay import load, replay, translate
 
 DATA = Path(__file__).parent / "data"
 SID_HELLO = "28dac188-8ba6-46b4-b465-7a3388220998"
@@ -108,18 +106,6 @@ async def test_capture_through_the_driver(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_capture_through_the_codec_and_usage_hook(name):
     """Sans-I/O: every agent frame parses; every prompt result maps to the golden usage."""
-    driver, translator = GeminiDriver(), codec.UpdateTranslator()
-    records = load(DATA / name)
-    prompt_ids = {r["msg"]["id"] for r in records if r["msg"].get("method") == "session/prompt"}
-    usages, events = [], []
-    for raw in incoming(records):
-        msg = parse_line(raw)
-        assert not isinstance(msg, Invalid), raw
-        if isinstance(msg, Notification):
-            events += translator.update(msg.params, raw)
-        elif isinstance(msg, Request):
-            events += translator.permission(str(msg.id), msg.params, raw)
-        elif isinstance(msg, Response) and msg.id in prompt_ids:
-            usages.append(driver.usage_from_result(msg.result))
+    events, usages = translate(GeminiDriver(), load(DATA / name))
     assert usages == [e.usage for e in GOLDEN[name] if isinstance(e, TurnResult)]
     assert not [e for e in events if type(e).__name__ == "Unknown"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aegis_acp import codec
-from aegis_acp.jsonrpc import Invalid, Notification, Request, Response, parse_line
 from aegis_kernel.events import (
     AssistantText,
     SystemInit,
@@ -21,7 +19,7 @@ from aegis_kernel.events import (
 )
 from aegis_opencode.driver import OpenCodeDriver
 
-from capture_replay import incoming, load, replay
+from capture_replay import load, replay, translate
 
 DATA = Path(__file__).parent / "data"
 SID_HELLO = "ses_df3b1cd8affewgE1vHhqOdXJru"
@@ -92,19 +90,7 @@ async def test_capture_through_the_driver(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_capture_through_the_codec_and_usage_hook(name):
-    driver, translator = OpenCodeDriver(), codec.UpdateTranslator()
-    records = load(DATA / name)
-    prompt_ids = {r["msg"]["id"] for r in records if r["msg"].get("method") == "session/prompt"}
-    usages, events = [], []
-    for raw in incoming(records):
-        msg = parse_line(raw)
-        assert not isinstance(msg, Invalid), raw
-        if isinstance(msg, Notification):
-            events += translator.update(msg.params, raw)
-        elif isinstance(msg, Request):
-            events += translator.permission(str(msg.id), msg.params, raw)
-        elif isinstance(msg, Response) and msg.id in prompt_ids:
-            usages.append(driver.usage_from_result(msg.result))
+    events, usages = translate(OpenCodeDriver(), load(DATA / name))
     assert usages == [e.usage for e in GOLDEN[name] if isinstance(e, TurnResult)]
     assert [e for e in events if isinstance(e, UsageUpdate)] == [e for e in GOLDEN[name] if isinstance(e, UsageUpdate)]
     assert not [e for e in events if type(e).__name__ == "Unknown"]
