@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aegis_kernel.testing import pids_mentioning
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -21,21 +22,6 @@ AEGIS = str(Path(sys.executable).with_name("aegis"))
 
 def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
-
-
-def _pids_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            blob = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if marker.encode() in blob and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
 
 
 def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
@@ -83,7 +69,7 @@ def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert "scripted reply to: hello from tmux" in screen, screen
-        assert _pids_mentioning(str(project)), "the scripted agents should be running"
+        assert pids_mentioning(str(project)), "the scripted agents should be running"
 
         _tmux("send-keys", "-t", name, "C-q")
         deadline = time.monotonic() + 20
@@ -91,7 +77,7 @@ def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert done.exists(), _tmux("capture-pane", "-p", "-t", name)
         assert done.read_text().strip() == "0"
-        assert _pids_mentioning(str(project)) == []  # no agent process left behind
+        assert pids_mentioning(str(project)) == []  # no agent process left behind
     finally:
         _tmux("kill-session", "-t", name)
 
@@ -105,16 +91,16 @@ def test_sigterm_in_a_real_terminal_leaves_no_process(tmp_path: Path) -> None:
     _tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", name, command)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_pids_mentioning(str(project / ".aegis"))) < 2:
+        while time.monotonic() < deadline and len(pids_mentioning(str(project / ".aegis"))) < 2:
             time.sleep(0.2)
-        assert len(_pids_mentioning(str(project / ".aegis"))) >= 2  # agents are up
+        assert len(pids_mentioning(str(project / ".aegis"))) >= 2  # agents are up
         os.kill(int(pidfile.read_text()), 15)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not done.exists():
             time.sleep(0.1)
         assert done.exists()
         assert done.read_text().strip() == "0"
-        assert _pids_mentioning(str(project / ".aegis")) == []
+        assert pids_mentioning(str(project / ".aegis")) == []
     finally:
         _tmux("kill-session", "-t", name)
 
@@ -127,12 +113,12 @@ def test_closing_the_terminal_quits_and_leaves_no_process(tmp_path: Path) -> Non
           f"{AEGIS} demo --dir {project} --tour-speed 2")
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_pids_mentioning(str(project / ".aegis"))) < 2:
+        while time.monotonic() < deadline and len(pids_mentioning(str(project / ".aegis"))) < 2:
             time.sleep(0.2)
-        assert len(_pids_mentioning(str(project / ".aegis"))) >= 2  # agents are up
+        assert len(pids_mentioning(str(project / ".aegis"))) >= 2  # agents are up
     finally:
         _tmux("kill-session", "-t", name)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _pids_mentioning(str(project)):
+    while time.monotonic() < deadline and pids_mentioning(str(project)):
         time.sleep(0.2)
-    assert _pids_mentioning(str(project)) == []  # neither aegis nor an agent is left
+    assert pids_mentioning(str(project)) == []  # neither aegis nor an agent is left

@@ -24,6 +24,11 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def loaded_session(records: list[dict[str, Any]]) -> str | None:
+    """The session id the captured client asked to ``session/load`` (None: a new session)."""
+    return next((r["msg"]["params"]["sessionId"] for r in records if r["msg"].get("method") == "session/load"), None)
+
+
 def incoming(records: list[dict[str, Any]]) -> list[bytes]:
     """The agent's frames of a capture, as the wire lines the client read."""
     return [json.dumps(r["msg"]).encode() for r in records if r["dir"] == "in"]

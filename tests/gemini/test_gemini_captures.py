@@ -19,7 +19,7 @@ from aegis_kernel.events import (
     UserEcho,
 )
 
-from capture_replay import load, replay, translate
+from capture_replay import load, loaded_session, replay, translate
 
 DATA = Path(__file__).parent / "data"
 SID_HELLO = "28dac188-8ba6-46b4-b465-7a3388220998"
@@ -91,8 +91,7 @@ def test_every_gemini_capture_has_a_golden():
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 async def test_capture_through_the_driver(name, tmp_path):
     records = load(DATA / name)
-    resume = next((r["msg"]["params"]["sessionId"] for r in records
-                   if r["msg"].get("method") == "session/load"), None)
+    resume = loaded_session(records)
     if resume:
         records = history_first(records)
     events, replies = await replay(GeminiDriver(), records, tmp_path, resume_id=resume,

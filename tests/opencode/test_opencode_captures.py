@@ -19,7 +19,7 @@ from aegis_kernel.events import (
 )
 from aegis_opencode.driver import OpenCodeDriver
 
-from capture_replay import load, replay, translate
+from capture_replay import load, loaded_session, replay, translate
 
 DATA = Path(__file__).parent / "data"
 SID_HELLO = "ses_df3b1cd8affewgE1vHhqOdXJru"
@@ -81,8 +81,7 @@ def test_every_opencode_capture_has_a_golden():
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 async def test_capture_through_the_driver(name, tmp_path):
     records = load(DATA / name)
-    resume = next((r["msg"]["params"]["sessionId"] for r in records
-                   if r["msg"].get("method") == "session/load"), None)
+    resume = loaded_session(records)
     events, replies = await replay(OpenCodeDriver(), records, tmp_path, resume_id=resume)
     assert events == GOLDEN[name]
     assert replies == []  # OpenCode runs MCP tools without asking

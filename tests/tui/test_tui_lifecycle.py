@@ -10,26 +10,11 @@ import time
 import uuid
 from pathlib import Path
 
+from aegis_kernel.testing import pids_mentioning
 from tui_testkit import (CONFIG, TDriver, blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send,
                          wait_until)
 
 from aegis_tui.dialogs import Confirm
-
-
-def _pids_matching(marker: str) -> list[int]:
-    """Live processes whose command line or environment mentions ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if marker.encode() in blob and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
 
 
 def test_reopening_restores_tabs_in_order_and_resumes_sessions(tmp_path: Path) -> None:
@@ -209,7 +194,7 @@ def test_quitting_while_an_agent_hangs_leaves_no_process(tmp_path: Path) -> None
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             app.spawn_agent("stuck")
-            await wait_until(pilot, lambda: _pids_matching(marker), what="the hung agent process")
+            await wait_until(pilot, lambda: pids_mentioning(marker), what="the hung agent process")
             assert app.tabs[0].session.state == "starting"
             started = time.monotonic()
             await pilot.press("ctrl+q")
@@ -217,7 +202,7 @@ def test_quitting_while_an_agent_hangs_leaves_no_process(tmp_path: Path) -> None
             took = time.monotonic() - started
         assert app.return_code == 0
         assert took < 10, took
-        assert _pids_matching(marker) == []
+        assert pids_mentioning(marker) == []
 
     run(body())
 
@@ -262,6 +247,6 @@ def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path) -> None:
             assert app.active_tab.title == "worker.py"
             await pilot.press("ctrl+q")
         assert app.return_code == 0
-        assert _pids_matching(str(project / ".aegis" / "state" / "scripted")) == []
+        assert pids_mentioning(str(project / ".aegis" / "state" / "scripted")) == []
 
     run(body())

@@ -139,6 +139,25 @@ async def events_until(events: AsyncIterator[Any], stop: type | tuple[type, ...]
     return out
 
 
+def pids_mentioning(marker: str) -> list[int]:
+    """Live processes (Linux ``/proc``; zombies and this process excluded) whose command line or
+    environment mentions ``marker``: how tests check that no agent process was left behind."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if marker.encode() in blob and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
 class DriverPlugin:
     """Wrap drivers as a plugin object: ``register_plugin(DriverPlugin(FakeDriver()))``."""
 
