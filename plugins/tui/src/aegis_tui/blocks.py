@@ -147,6 +147,22 @@ class TranscriptModel:
         self._break()
         return self.add(Block("notice", text=text, title=title))
 
+    def _stream(self, kind: str, event: Any) -> Block:
+        """Streamed text (``assistant`` or ``thinking``) goes into the open block of its kind; a new block
+        (a new assistant message, or the first text after the other kind) finishes the open ones."""
+        block, other = (self._assistant, self._thinking) if kind == "assistant" else (self._thinking, self._assistant)
+        new_message = (kind == "assistant" and block is not None and event.message_id and block.message_id
+                       and event.message_id != block.message_id)
+        if block is None or new_message:
+            for open_block in (block, other):
+                if open_block is not None:
+                    open_block.finish()
+            block = self.add(Block(kind, message_id=event.message_id))
+            block.live = True
+            self._assistant, self._thinking = (block, None) if kind == "assistant" else (None, block)
+        block.add_text(event.text, event.partial)
+        return block
+
     def _break(self) -> None:
         """The next assistant/thinking text starts a new block; the current ones are complete."""
         for block in (self._assistant, self._thinking):
@@ -215,27 +231,9 @@ class TranscriptModel:
         if not self.in_turn or getattr(event, "parent_tool_use_id", None) is not None:
             return None
         if kind == "AssistantText":
-            block = self._assistant
-            if block is None or (event.message_id and block.message_id and event.message_id != block.message_id):
-                if block is not None:
-                    block.finish()
-                if self._thinking is not None:
-                    self._thinking.finish()
-                block = self._assistant = self.add(Block("assistant", message_id=event.message_id))
-                block.live = True
-                self._thinking = None
-            block.add_text(event.text, event.partial)
-            return block
+            return self._stream("assistant", event)
         if kind == "Thinking":
-            block = self._thinking
-            if block is None:
-                if self._assistant is not None:
-                    self._assistant.finish()
-                block = self._thinking = self.add(Block("thinking", message_id=event.message_id))
-                block.live = True
-                self._assistant = None
-            block.add_text(event.text, event.partial)
-            return block
+            return self._stream("thinking", event)
         if kind == "ToolUse":
             self._break()
             summary = event.summary if event.summary and event.summary != event.name else ""
