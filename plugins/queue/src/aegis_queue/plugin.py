@@ -24,9 +24,9 @@ class QueueService:
         task_status = task_status or trio.TASK_STATUS_IGNORED
         async with trio.open_nursery() as nursery:
             rt = QueueRuntime(kernel, nursery)
-            kernel.extensions["queue"] = rt
             try:
-                rt.start()
+                await rt.start()
+                kernel.extensions["queue"] = rt  # operations find it once its ledgers are replayed
                 nursery.start_soon(rt.open_dispatch)
                 task_status.started(rt)
                 await trio.sleep_forever()

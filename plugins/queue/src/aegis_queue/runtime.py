@@ -230,8 +230,9 @@ class QueueRuntime:
 
     # --- start ------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open every configured queue, replay its ledger, re-queue and dispatch."""
+    async def start(self) -> None:
+        """Open every configured queue, replay its ledger, re-queue and dispatch. Reading (and, when due,
+        archiving) a ledger runs in a worker thread: a long ledger never stalls the event loop."""
         specs: dict[str, QueueSpec] = self.kernel.config.get("queues") or {}
         saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
         for name, spec in specs.items():
@@ -244,7 +245,7 @@ class QueueRuntime:
             path = self.kernel.state.path("queues", f"{name}.jsonl")
             qs = QueueState(name=name, spec=spec, ledger=Ledger(path, fsync=LEDGER_FSYNC))
             self.queues[name] = qs
-            self._replay(qs, path, self._archive(qs, path), saved)
+            self._replay(qs, path, await trio.to_thread.run_sync(self._archive, qs, path), saved)
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -260,7 +261,8 @@ class QueueRuntime:
         """Move the older finished tasks to ``queues/archive/`` (see :mod:`.ledger`). The archive is
         written (and synced) before the live ledger is replaced, and its name is fixed by its first
         and last task, so a crash in between leaves a ledger the next start archives identically.
-        A ledger with unreadable lines is left as it is. Returns the ledger's records, as replayed."""
+        A ledger with unreadable lines is left as it is. Returns the ledger's records, as replayed.
+        Runs in a worker thread (file work only: no kernel state is touched)."""
         result = Ledger.replay(path)
         plan = None if result.problems else plan_archive(result.records)
         if plan is None:
