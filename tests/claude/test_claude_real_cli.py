@@ -28,7 +28,7 @@ from aegis_kernel.events import (
     TurnResult,
     UsageUpdate,
 )
-from aegis_kernel.fakemodel import FakeModelServer
+from aegis_testkit.fakemodel import FakeModelServer
 from aegis_kernel.profiles import AgentProfile
 
 

@@ -12,7 +12,7 @@ requests made after a mark (``len(fake_model.requests)``).
 from __future__ import annotations
 
 import pytest
-from aegis_kernel.fakemodel import FakeModelServer
+from aegis_testkit.fakemodel import FakeModelServer
 
 from real_cli_kit import add_cached_clis_to_path
 

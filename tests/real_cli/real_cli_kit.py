@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aegis_kernel import events as ev
 from aegis_kernel.delivery import Envelope
-from aegis_kernel.fakemodel import FakeModelServer
+from aegis_testkit.fakemodel import FakeModelServer
 
 CLIS = ("claude", "gemini", "opencode")
 REQUIRE_ENV = "AEGIS_REQUIRE_REAL_CLIS"

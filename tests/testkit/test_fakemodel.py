@@ -1,4 +1,4 @@
-"""aegis_kernel.fakemodel over real HTTP: the three wire formats, the rules, recording, SLOW + disconnect."""
+"""aegis_testkit.fakemodel over real HTTP: the three wire formats, the rules, recording, SLOW + disconnect."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trio
 from aegis_kernel.events import TokenUsage
-from aegis_kernel.fakemodel import FakeModelServer, Reply, sample_from_schema
+from aegis_testkit.fakemodel import FakeModelServer, Reply, sample_from_schema
 
 ANTHROPIC = "/v1/messages?beta=true"
 GEMINI_STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
@@ -456,7 +456,7 @@ def test_cli_serves_until_interrupted():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # The child gets SIGINT's default action even if something in this pytest process ignores SIGINT.
-    with subprocess.Popen([sys.executable, "-m", "aegis_kernel.fakemodel", "--port", str(port), "--in-tokens", "5"],
+    with subprocess.Popen([sys.executable, "-m", "aegis_testkit.fakemodel", "--port", str(port), "--in-tokens", "5"],
                           stdout=subprocess.PIPE, text=True,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         try:

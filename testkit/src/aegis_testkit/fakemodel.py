@@ -53,7 +53,7 @@ sends the earlier turns), the last user text and the decision taken; server-side
 
 The server runs stdlib ``ThreadingHTTPServer`` on a background thread, so it serves sync tests,
 trio tests and the TUI alike. HTTP/1.1 keep-alive; streams are ``text/event-stream`` with chunked
-transfer encoding, flushed per event. ``python -m aegis_kernel.fakemodel --port 8700`` runs it by
+transfer encoding, flushed per event. ``python -m aegis_testkit.fakemodel --port 8700`` runs it by
 hand, logging one JSON line per event on stdout.
 """
 
@@ -77,7 +77,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from attrs import define, field, frozen
 
-from .events import TokenUsage
+from aegis_kernel.events import TokenUsage
 
 __all__ = [
     "FakeModelServer", "Reply", "RecordedRequest", "Message", "DEFAULT_USAGE", "sample_from_schema",
@@ -1065,8 +1065,8 @@ class _OpenAIWriter(_Writer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m aegis_kernel.fakemodel [--host H] [--port N] [--in-tokens …]``: serve until Ctrl+C."""
-    parser = argparse.ArgumentParser(prog="python -m aegis_kernel.fakemodel", description=__doc__.splitlines()[0])
+    """``python -m aegis_testkit.fakemodel [--host H] [--port N] [--in-tokens …]``: serve until Ctrl+C."""
+    parser = argparse.ArgumentParser(prog="python -m aegis_testkit.fakemodel", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700)
     parser.add_argument("--in-tokens", type=int, default=DEFAULT_USAGE.input)
