@@ -1,4 +1,4 @@
-"""Budgets with a fake clock: exact figures, unblock_at, admission after the window, in-flight reservations."""
+"""Budgets on the kernel clock driven by trio's MockClock: exact figures, unblock_at, admission after the window, in-flight reservations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from aegis_budget.clock import FakeClock, iso
+from aegis_budget.clock import iso
 from aegis_budget.prices import PriceTable
 from aegis_kernel.events import AssistantText, SystemInit, TokenUsage, TurnResult
 from aegis_kernel.operations import Caller, OperationError
@@ -73,9 +73,9 @@ def setup(write_config, register_plugin):
     register_plugin(DriverPlugin(UsageDriver(name="ufake")))
 
 
-def prepare(kernel: Any, clock: FakeClock) -> Any:
+def prepare(kernel: Any, clock: Any) -> Any:
+    clock.attach(kernel)
     budget = kernel.extensions["budget"]
-    budget.clock = clock
     budget.prices.add("ufake", "u1", input="1", output="10", cache_read="0.10", cache_write="1.25", default=True)
     return budget
 
@@ -104,8 +104,8 @@ def test_price_table_bills_cached_input_once_at_the_cache_rate():
 
 
 @pytest.mark.trio
-async def test_the_enqueue_that_would_pass_the_ceiling_is_refused_with_exact_figures(setup, kernel):
-    clock = FakeClock(T0)
+async def test_the_enqueue_that_would_pass_the_ceiling_is_refused_with_exact_figures(setup, kernel, wall, mock_clock):
+    clock = wall(T0)
     budget = prepare(kernel, clock)
     first = await run_task(kernel, "paid", "usage in=100000 out=30000")  # $0.10 + $0.30
     assert Decimal(first.cost["usd"]) == Decimal("0.4") and first.cost["source"] == "price table: u1"
@@ -134,8 +134,8 @@ async def test_the_enqueue_that_would_pass_the_ceiling_is_refused_with_exact_fig
 
 
 @pytest.mark.trio
-async def test_every_blocking_constraint_is_named_and_unblock_at_is_the_latest(setup, kernel):
-    clock = FakeClock(T0)
+async def test_every_blocking_constraint_is_named_and_unblock_at_is_the_latest(setup, kernel, wall, mock_clock):
+    clock = wall(T0)
     prepare(kernel, clock)
     await run_task(kernel, "paid", "usage in=0 out=60000 cost=0.70")  # driver cost wins over the table
     clock.advance(1800)
@@ -152,8 +152,8 @@ async def test_every_blocking_constraint_is_named_and_unblock_at_is_the_latest(s
 
 
 @pytest.mark.trio
-async def test_unfinished_tasks_are_reserved_so_a_burst_cannot_overshoot(setup, kernel):
-    prepare(kernel, FakeClock(T0))
+async def test_unfinished_tasks_are_reserved_so_a_burst_cannot_overshoot(setup, kernel, wall, mock_clock):
+    prepare(kernel, wall(T0))
     for _ in range(3):  # $0.30 estimated each: 0.30, 0.60, 0.90 ≤ 1.00
         await enqueue(kernel, "burst", "hang")
     with pytest.raises(OperationError) as err:
@@ -168,8 +168,8 @@ async def test_unfinished_tasks_are_reserved_so_a_burst_cannot_overshoot(setup, 
 
 
 @pytest.mark.trio
-async def test_spend_ledger_is_replayed_after_a_restart(setup, make_kernel, aegis_project):
-    clock = FakeClock(T0)
+async def test_spend_ledger_is_replayed_after_a_restart(setup, make_kernel, aegis_project, wall, mock_clock):
+    clock = wall(T0)
     async with make_kernel() as kernel:
         prepare(kernel, clock)
         await run_task(kernel, "paid", "usage in=0 out=90000")  # $0.90
@@ -199,8 +199,8 @@ async def test_a_queue_with_budgets_refuses_work_without_the_budget_plugin(write
 
 
 @pytest.mark.trio
-async def test_budget_status_without_a_queue_lists_every_queue(setup, kernel):
-    prepare(kernel, FakeClock(T0))
+async def test_budget_status_without_a_queue_lists_every_queue(setup, kernel, wall, mock_clock):
+    prepare(kernel, wall(T0))
     out = await kernel.operations.call(kernel, "aegis_budget_status", {}, Caller())
     assert [q["queue"] for q in out["queues"]] == ["paid", "burst", "free"]
     assert out["queues"][2]["rules"] == []

@@ -1,4 +1,4 @@
-"""Budget with real scripted ACP workers reporting known usage, priced by the shipped table, on a fake clock."""
+"""Budget with real scripted ACP workers reporting known usage, priced by the shipped table, on the kernel clock driven by trio's MockClock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import trio
 
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted) is not installed")
 
-from aegis_budget.clock import FakeClock  # noqa: E402
 from aegis_kernel.operations import Caller, OperationError  # noqa: E402
 
 CONFIG = """\
@@ -32,11 +31,11 @@ USAGE = "@usage in=100000 out=30000 cache_read=200000 cache_write=8000\n@reply d
 
 @pytest.mark.trio
 async def test_scripted_usage_is_priced_and_the_ceiling_refuses_then_admits_after_the_window(
-        write_config, make_kernel):
+        write_config, make_kernel, wall, mock_clock):
     write_config(CONFIG)
-    clock = FakeClock("2026-03-01T12:00:00Z")
+    clock = wall("2026-03-01T12:00:00Z")
     async with make_kernel() as kernel:
-        kernel.extensions["budget"].clock = clock
+        clock.attach(kernel)
         rt = kernel.extensions["queue"]
 
         async def run_one() -> object:

@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from .approvals import ApprovalBroker
+from .clock import Clock
 from .config import Config, load_config, raw_plugins_disabled
 from .project import resolve_project_dir
 from .delivery import Delivery, Envelope, Receipt
@@ -94,6 +95,7 @@ class Kernel:
         self.project_dir = project_dir
         self.plugins = plugins
         self.config = config
+        self.clock = Clock()  # wall + trio time; tests replace it or drive it with trio's MockClock
         self.hooks = Hooks(plugins)
         self.state = StateDir(project_dir / ".aegis" / "state")
         self.operations = OperationRegistry()

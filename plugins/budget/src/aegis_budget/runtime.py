@@ -31,7 +31,7 @@ from attrs import define
 from aegis_kernel.operations import OperationError
 from aegis_kernel.state import Ledger
 
-from .clock import SystemClock, iso
+from .clock import iso
 from .prices import PriceTable, PriceTableError
 
 log = logging.getLogger("aegis.budget")
@@ -64,7 +64,7 @@ def fmt(constraint: str, value: Decimal) -> str:
 class BudgetRuntime:
     def __init__(self, kernel: Any, *, clock: Any = None, prices: PriceTable | None = None) -> None:
         self.kernel = kernel
-        self.clock = clock or SystemClock()
+        self._clock = clock  # None: the kernel's clock, looked up on each use (tests replace kernel.clock)
         self.price_problem: str | None = None
         if prices is None:
             try:
@@ -77,6 +77,11 @@ class BudgetRuntime:
         self.spend: dict[str, list[Spend]] = {}
         self.unpriced: dict[str, int] = {}
         self._ledgers: dict[str, Ledger] = {}
+
+    @property
+    def clock(self) -> Any:
+        """What windows are measured with: ``now()`` in epoch seconds (the kernel clock by default)."""
+        return self._clock if self._clock is not None else self.kernel.clock
 
     # --- persistence ------------------------------------------------------------------------------
 
