@@ -219,3 +219,72 @@ def test_read_json_corrupt_names_the_file(tmp_path):
     with pytest.raises(StateError, match="workspace.json") as info:
         read_json(path, {})
     assert "corrupt JSON" in str(info.value)
+
+
+# --- a failed append (disk full) ---------------------------------------------------------------------
+
+
+def test_failed_append_is_cut_off_raised_and_the_ledger_stays_appendable(tmp_path, monkeypatch):
+    """A short write followed by ENOSPC (what a full disk does): the caller gets a clear error naming
+    the file, nothing of the record stays, and the next append is a whole line that replay keeps."""
+    import errno
+
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path)
+    ledger.append({"n": 1})
+    real_write = os.write
+    calls = []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:5]))  # part of the line reaches the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(state.os, "write", full_disk)
+    with pytest.raises(state.LedgerWriteError, match=r"disk full writing .*l\.jsonl") as info:
+        ledger.append({"n": 2})
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == b'{"v":1,"n":1}\n'  # the torn bytes are gone
+    monkeypatch.setattr(state.os, "write", real_write)
+    ledger.append({"n": 3})
+    ledger.close()
+    result = Ledger.replay(path)
+    assert [r["n"] for r in result.records] == [1, 3] and result.problems == []
+
+
+def test_failed_append_that_cannot_be_cut_off_starts_the_next_record_on_a_fresh_line(tmp_path, monkeypatch):
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path)
+    ledger.append({"n": 1})
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if len(data) > 5:
+            return real_write(fd, bytes(data[:5]))
+        raise OSError(28, "No space left on device")
+
+    def no_truncate(fd, size):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(state.os, "write", full_disk)
+    monkeypatch.setattr(state.os, "ftruncate", no_truncate)
+    with pytest.raises(state.LedgerWriteError):
+        ledger.append({"n": 2})
+    monkeypatch.setattr(state.os, "write", real_write)
+    ledger.append({"n": 3})
+    ledger.close()
+    result = Ledger.replay(path)
+    assert [r["n"] for r in result.records] == [1, 3]
+    assert [p.line_no for p in result.problems] == [2]
+
+
+def test_replay_keeps_a_record_glued_to_a_torn_one(tmp_path):
+    """Ledgers written before appends cut off their failures: a torn record with the next record glued
+    to it on one line costs only the torn record."""
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n{"v":1,"n":2,"te{"v":1,"n":3}\n{"v":1,"n":4}\n{"v":1,"n"{"v":1,"n":5}')
+    result = Ledger.replay(path)
+    assert [r["n"] for r in result.records] == [1, 3, 4, 5]
+    assert [(p.line_no, p.reason.split(" (")[0]) for p in result.problems] == [(2, "torn record"),
+                                                                               (4, "torn record")]

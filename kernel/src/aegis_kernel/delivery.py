@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import asdict, frozen
 
-from .state import Ledger
+from .state import Ledger, LedgerWriteError
 
 if TYPE_CHECKING:
     from .sessions import Session
@@ -115,14 +115,20 @@ class Delivery:
         self._ledger(handle).append({"op": op, "id": envelope_id, "ts": utc_now()})
 
     def deliver(self, session: Session, envelope: Envelope) -> Receipt:
-        """Persist, then hand to ``session``. Returns a receipt; never loses an accepted envelope."""
+        """Persist, then hand to ``session``. Returns a receipt; never loses an accepted envelope.
+
+        Raises :class:`DeliveryError` when the session is closed or failed, or when the envelope could
+        not be persisted (``"not accepted: disk full writing <file>: …"``): nothing was accepted then."""
         if session.state == "closed":
             raise DeliveryError(f"session '{session.handle}' is closed")
         if session.state == "error":
             raise DeliveryError(f"session '{session.handle}' has failed ({(session.error or 'error').splitlines()[0]}); "
                                 f"close it, or bring it back with: aegis spawn --resume {session.handle}")
         if session.restorable:
-            self.hold(session.handle, envelope)
+            try:
+                self.hold(session.handle, envelope)
+            except LedgerWriteError as exc:  # not persisted, so not accepted: the sender must know
+                raise DeliveryError(f"not accepted: {exc}") from exc
         position = session.enqueue(envelope)
         return Receipt(envelope.id, session.handle, "queued" if position else "delivered", position)
 

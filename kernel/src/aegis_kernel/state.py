@@ -6,8 +6,10 @@ Layout (ARCHITECTURE §5): ``sessions/<log_id>.jsonl``, ``inboxes/<handle>.jsonl
 Contracts:
 
 - :class:`Ledger` appends one whole line per record with a single ``os.write`` on an ``O_APPEND`` fd,
-  so a crash leaves at most a torn *last* line; :meth:`Ledger.replay` skips and reports such lines
-  (and any other corrupt line) and never raises on bad content.
+  so a crash leaves at most a torn *last* line; a failed write (disk full) is cut off again and
+  raised as :class:`LedgerWriteError`. :meth:`Ledger.replay` parses line by line, skips and reports
+  torn or corrupt lines (a torn line costs only itself, even with a record glued to it) and never
+  raises on bad content.
 - :func:`write_bytes_atomic` / :func:`write_text_atomic` / :func:`write_json_atomic` replace a file
   atomically (temp file in the same folder, fsync, ``os.replace``, fsync of the folder) and keep the
   replaced file's permission bits. Readers see the old or the new content, never a mix.
@@ -17,6 +19,7 @@ Single trio thread: nothing here is thread-safe, and nothing here imports trio.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -30,6 +33,7 @@ from attrs import field, frozen
 __all__ = [
     "LEDGER_VERSION",
     "Ledger",
+    "LedgerWriteError",
     "Problem",
     "ReplayResult",
     "StateDir",
@@ -51,6 +55,18 @@ EXCERPT_CHARS = 80
 
 class StateError(Exception):
     """A state file cannot be read or written; the message names the file."""
+
+
+class LedgerWriteError(StateError, OSError):
+    """An append failed (disk full, quota, I/O error): the record was **not** written and must not be
+    acknowledged. The ledger is left appendable. Also an ``OSError`` (``errno`` is the cause's)."""
+
+    @classmethod
+    def of(cls, path: Path, exc: OSError) -> LedgerWriteError:
+        what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "I/O error"
+        err = cls(f"{what} writing {path}: {exc.strerror or exc}")
+        err.errno = exc.errno
+        return err
 
 
 # --- layout ------------------------------------------------------------------------------------------
@@ -147,7 +163,10 @@ class Ledger:
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` (JSON-serialisable; ``"v"`` if present must be 1) as one line.
 
-        Serialisation errors (``TypeError``/``ValueError``) are raised before anything is written.
+        Serialisation errors (``TypeError``/``ValueError``) are raised before anything is written. A
+        write that fails (disk full…) raises :class:`LedgerWriteError` ("disk full writing <file>: …")
+        after cutting off what it wrote: the record is not in the ledger, must not be acknowledged, and
+        the ledger stays appendable (the next append is a whole line of its own).
         """
         if "v" in record and (type(record["v"]) is not int or record["v"] != LEDGER_VERSION):
             raise ValueError(f"ledger records are version {LEDGER_VERSION}, got v={record['v']!r}")
@@ -156,13 +175,30 @@ class Ledger:
         fd = self._fd if self._fd is not None else self._open()
         if self._needs_newline:
             data = b"\n" + data
-        view = memoryview(data)
-        while view:  # one write in practice; a short write (disk full…) is finished, not duplicated
-            view = view[os.write(fd, view):]
+        view, written = memoryview(data), 0
+        try:
+            while view:  # one write in practice; a short write is finished, not duplicated
+                n = os.write(fd, view)
+                written += n
+                view = view[n:]
+        except OSError as exc:
+            self._undo_partial(fd, written)
+            raise LedgerWriteError.of(self.path, exc) from exc
         self._needs_newline = False
         self._dirty = True
         if self.fsync == "always" or (self.fsync == "batch" and time.monotonic() - self._last_sync >= BATCH_INTERVAL):
             self.sync()
+
+    def _undo_partial(self, fd: int, written: int) -> None:
+        """A failed append wrote ``written`` bytes of its line: cut them off again, so the ledger ends
+        where the last good record ended. If that fails too, the next append starts on a fresh line
+        (replay then skips only the torn bytes)."""
+        if not written:
+            return
+        try:
+            os.ftruncate(fd, os.fstat(fd).st_size - written)
+        except OSError:
+            self._needs_newline = True
 
     def sync(self) -> None:
         """fsync pending appends now (any policy)."""
@@ -226,12 +262,12 @@ class Ledger:
         torn = lines.pop()  # b"" when the file ends with a newline
         for no, raw in enumerate(lines, 1):
             if raw.strip():
-                yield _parse_line(no, raw)
+                yield from _parse_salvaging(no, raw)
         if torn.strip():
-            item = _parse_line(len(lines) + 1, torn)
-            if isinstance(item, Problem):
-                item = Problem(item.line_no, f"torn last line ({item.reason})", item.text_excerpt)
-            yield item
+            for item in _parse_salvaging(len(lines) + 1, torn):
+                if isinstance(item, Problem) and not item.reason.startswith("torn record"):
+                    item = Problem(item.line_no, f"torn last line ({item.reason})", item.text_excerpt)
+                yield item
 
     @staticmethod
     def records(path: Path | str) -> Iterator[dict[str, Any]]:
@@ -239,8 +275,34 @@ class Ledger:
         return (item for item in Ledger.iter_replay(path) if not isinstance(item, Problem))
 
 
+_RECORD_START = b'{"v":1,'  # how every record Ledger.append writes begins
+
+
+def _parse_salvaging(no: int, raw: bytes) -> Iterator[dict[str, Any] | Problem]:
+    """Line ``no``: its record, or its problem. A bad line that holds, after torn bytes, the start of
+    a whole record (an older writer glued a record to a torn one) yields the torn part as a problem
+    and the record: a torn record costs only itself."""
+    item = _parse_line(no, raw)
+    if not isinstance(item, Problem):
+        yield item
+        return
+    at = raw.find(_RECORD_START, 1)
+    while at > 0:
+        rest = _parse_line(no, raw[at:])
+        if not isinstance(rest, Problem):
+            yield Problem(no, "torn record (a whole record follows it on the same line)", _excerpt(raw[:at]))
+            yield rest
+            return
+        at = raw.find(_RECORD_START, at + 1)
+    yield item
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
 def _parse_line(no: int, raw: bytes) -> dict[str, Any] | Problem:
-    excerpt = raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+    excerpt = _excerpt(raw)
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
