@@ -12,6 +12,7 @@ Every session/prompt's *last* text block is a JSON list of steps, run in order:
                                  report it like ``request`` does
 - ``{"echo_prompt": true}``      report the prompt's blocks as an agent_message_chunk (JSON)
 - ``{"wait_cancel": true}``      read stdin until session/cancel arrives
+- ``{"hang": true}``             read stdin until EOF, answering nothing (an agent that lost the turn)
 - ``{"result": {...}}``          the prompt's result (default {"stopReason": "end_turn"})
 - ``{"error": [code, msg]}``     answer the prompt with an error instead
 - ``{"stderr": "text"}``         write to stderr
@@ -90,6 +91,9 @@ def run_prompt(msg):
                 if got.get("method") == "session/cancel":
                     break
                 pending.append(got)
+        elif "hang" in step:
+            while True:
+                pending.append(read())
         elif "result" in step:
             result = step["result"]
         elif "error" in step:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from aegis_acp.agent import AcpAgentProcess
 from aegis_acp.driver import AcpConfigError, AcpDriver, AcpStartError
 from aegis_kernel.drivers import McpEndpoint, SpawnSpec
 from aegis_kernel.events import (
@@ -113,7 +114,7 @@ async def test_garbage_unknown_updates_and_a_20mb_frame(tmp_path):
             {"raw": "[1, 2, 3]"},
             {"update": {"sessionUpdate": "brand_new_kind", "x": 1}},
             {"send": {"jsonrpc": "2.0", "method": "_vendor/ext", "params": {}}},
-            {"send": {"jsonrpc": "2.0", "id": 999, "result": {}}},
+            {"send": {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}},
             {"update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": big}}},
         )
     kinds = [type(e).__name__ for e in events]
@@ -121,8 +122,44 @@ async def test_garbage_unknown_updates_and_a_20mb_frame(tmp_path):
     assert events[0].reason == "not JSON" and events[0].raw == "this is not json"
     assert events[1].reason == "not a JSON object"
     assert "brand_new_kind" in events[2].reason
-    assert "no pending request" in events[3].reason
+    assert "error reply without an id" in events[3].reason
     assert len(events[4].text) == len(big)
+
+
+@pytest.mark.trio
+async def test_a_reply_to_an_id_never_sent_is_a_protocol_error_that_stops_the_agent(tmp_path):
+    """Issue 12 finding 10: the agent answers our session/prompt under a wrong id. Nothing could ever
+    end that turn, so it is an AgentError naming the id (the session fails, resumable), not a turn
+    stuck in working."""
+    async with running(make_spec(tmp_path)) as proc:
+        await proc.prompt(json.dumps([{"send": {"jsonrpc": "2.0", "id": 999, "result": {"stopReason": "end_turn"}}},
+                                      {"hang": True}]))
+        events = await events_until(proc.events())
+        with trio.fail_after(15):
+            assert [e async for e in proc.events()] == []  # the stream ends: the agent was stopped
+        assert proc.proc.returncode is not None
+    error = events[-1]
+    assert isinstance(error, AgentError)
+    assert "protocol error" in error.message and "request id 999" in error.message
+    assert not proc.turn_running
+
+
+@pytest.mark.trio
+async def test_interrupt_ends_a_turn_the_agent_never_ends(tmp_path):
+    """An agent that ignores session/cancel (or lost the turn) still gets out of working: after the
+    grace Aegis ends the turn as cancelled, a late reply is ignored and the next turn works."""
+    driver = AcpDriver()
+
+    class Impatient(AcpAgentProcess):
+        interrupt_grace = 0.2
+
+    driver.process_class = Impatient
+    async with running(make_spec(tmp_path), driver) as proc:
+        await proc.prompt(json.dumps([{"hang": True}]))
+        await proc.interrupt()
+        [result] = [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]
+        assert result.stop_reason == "cancelled" and "did not end its turn" in result.error
+        assert not proc.turn_running
 
 
 @pytest.mark.trio

@@ -200,3 +200,48 @@ async def test_bad_cwd_raises_spawn_failed(tmp_path):
     async with trio.open_nursery() as nursery:
         with pytest.raises(SpawnFailed, match="cwd"):
             await open_agent_process(nursery, [PY, "-c", "pass"], {}, tmp_path / "missing")
+
+
+@pytest.mark.trio
+async def test_a_frame_over_the_cap_ends_the_stream_and_stops_the_agent(tmp_path, monkeypatch):
+    """An agent that writes more than the frame cap without a newline (issue 12 finding 9) is not read
+    into memory: the lines before it arrive, the stream ends, the agent is stopped, and its death event
+    names the limit."""
+    monkeypatch.setattr("aegis_kernel.process.MAX_FRAME_BYTES", 1024 * 1024)
+    code = """
+        import sys
+        out = sys.stdout.buffer
+        out.write(b"x" * (1024 * 1024) + b"\\n")  # exactly the cap: one line
+        out.write(b"before\\n")
+        out.flush()
+        while True:  # endless output without a newline
+            out.write(b"y" * 65536)
+            out.flush()
+    """
+    async with trio.open_nursery() as nursery:
+        proc = await open_agent_process(nursery, _script(code), {}, tmp_path)
+        got = [line async for line in proc.lines()]
+        await proc.settle_after_eof()
+        death = proc.death_event(during_turn=True)
+        await proc.close(grace=0.5)
+    assert [len(x) for x in got] == [1024 * 1024, 6]
+    assert proc.frame_overflow is not None
+    assert "larger than the 1 MiB limit" in death.message
+    assert proc.returncode is not None
+
+
+@pytest.mark.trio
+async def test_the_cap_counts_bytes_across_chunks_and_within_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("aegis_kernel.process.MAX_FRAME_BYTES", 100)
+    code = """
+        import sys
+        out = sys.stdout.buffer
+        out.write(b"a" * 100 + b"\\n" + b"b" * 50 + b"\\n" + b"c" * 101 + b"\\nnever\\n")
+        out.flush()
+    """
+    async with trio.open_nursery() as nursery:
+        proc = await open_agent_process(nursery, _script(code), {}, tmp_path)
+        got = [line async for line in proc.lines()]
+        await proc.close(grace=0.5)
+    assert got == [b"a" * 100, b"b" * 50]
+    assert "100 bytes limit" in (proc.frame_overflow or "")

@@ -5,8 +5,12 @@ pipes and returns an :class:`AgentSubprocess`:
 
 - :meth:`AgentSubprocess.send_line` writes one line (a ``\\n`` is appended); concurrent senders are
   serialised; a closed or broken stdin raises :class:`AgentStdinClosed` naming the process.
-- :meth:`AgentSubprocess.lines` yields stdout lines (without the ``\\n``) with **no line-length limit**
-  (a 20 MB frame is one line); a truncated last line at EOF is yielded as-is. One consumer only.
+- :meth:`AgentSubprocess.lines` yields stdout lines (without the ``\\n``), read in bounded chunks, up to
+  :attr:`AgentSubprocess.max_frame_bytes` each (default :data:`MAX_FRAME_BYTES`, 64 MiB: a 20 MB
+  frame is one line). A longer frame ends the stream at once, without holding more than the cap:
+  :attr:`AgentSubprocess.frame_overflow` says so and :meth:`AgentSubprocess.death_event` names the limit,
+  so the session fails with that clear error. A truncated last line at EOF is yielded as-is. One consumer
+  only.
 - stderr is drained by a background task (in the nursery given to :func:`open_agent_process`) into a
   64 KiB ring buffer: :meth:`AgentSubprocess.stderr_tail`.
 - :meth:`AgentSubprocess.close` is polite (stdin EOF) → SIGTERM to the group → SIGKILL to the group,
@@ -30,11 +34,12 @@ from .events import AgentError
 
 STDERR_RING_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # one stdout line of an agent; read when a process starts (tests lower it)
 
 __all__ = [
     "AgentProcessError", "SpawnFailed", "AgentStdinClosed", "AgentSubprocess", "SubprocessAgent",
     "open_agent_process",
-    "STDERR_RING_BYTES",
+    "STDERR_RING_BYTES", "MAX_FRAME_BYTES",
 ]
 
 
@@ -59,6 +64,14 @@ class AgentStdinClosed(AgentProcessError):
     """Writing to the agent failed: its stdin is closed (it exited, or we closed it)."""
 
 
+def _size(n: int) -> str:
+    """``64 MiB`` / ``512 KiB`` / ``100 bytes``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
+
+
 def _shell(argv: Sequence[str]) -> str:
     import shlex
 
@@ -79,6 +92,8 @@ class AgentSubprocess:
         self._drain_scope = trio.CancelScope()
         self._closing = False
         self._closed = trio.Event()
+        self.max_frame_bytes: int = MAX_FRAME_BYTES
+        self.frame_overflow: str | None = None  # why lines() stopped early (a frame over the cap)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -134,9 +149,14 @@ class AgentSubprocess:
     # --- stdout -----------------------------------------------------------------------------------
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """Yield stdout lines (no trailing ``\\n``) until EOF; the unterminated tail is yielded last."""
+        """Yield stdout lines (no trailing ``\\n``) until EOF; the unterminated tail is yielded last.
+
+        A line longer than :attr:`max_frame_bytes` is never accumulated: the stream ends there (as if
+        at EOF) with :attr:`frame_overflow` set, and the process is asked to stop (SIGTERM to its group).
+        """
         stdout = self._proc.stdout
         assert stdout is not None
+        cap = self.max_frame_bytes
         buf = bytearray()
         while True:
             try:
@@ -148,6 +168,9 @@ class AgentSubprocess:
                     yield bytes(buf)
                 return
             nl = chunk.find(b"\n")
+            if len(buf) + (len(chunk) if nl < 0 else nl) > cap:
+                self._overflow(len(buf) + (len(chunk) if nl < 0 else nl))
+                return
             if nl < 0:
                 buf += chunk
                 continue
@@ -163,10 +186,23 @@ class AgentSubprocess:
                 nl = chunk.find(b"\n", start)
                 if nl < 0:
                     break
+                if nl - start > cap:
+                    self._overflow(nl - start)
+                    return
                 yield chunk[start:nl]
                 start = nl + 1
             if start < len(chunk):
+                if len(chunk) - start > cap:
+                    self._overflow(len(chunk) - start)
+                    return
                 buf += chunk[start:]
+
+    def _overflow(self, seen: int) -> None:
+        self.frame_overflow = (
+            f"agent {self.describe} (pid {self.pid}) wrote an output frame larger than the "
+            f"{_size(self.max_frame_bytes)} limit (more than {_size(seen)} without a newline); "
+            "the session was stopped")
+        self._signal_group(signal.SIGTERM)
 
     # --- stderr -----------------------------------------------------------------------------------
 
@@ -201,12 +237,15 @@ class AgentSubprocess:
 
     async def settle_after_eof(self) -> None:
         """Stdout ended: give the process a moment to exit and its stderr to drain (bounded)."""
-        with trio.move_on_after(2):
+        with trio.move_on_after(0.5 if self.frame_overflow else 2):
             await self.wait()
         await self.stderr_settled(0.5)
 
     def death_event(self, *, during_turn: bool, tail_bytes: int = 8192) -> AgentError:
         """The ``AgentError`` for an agent that ended without being asked to: argv, pid, exit, stderr tail."""
+        if self.frame_overflow:
+            return AgentError(message=self.frame_overflow, exit_code=self.returncode,
+                              stderr_tail=self.stderr_tail(tail_bytes))
         what = self.exit_description() if self.returncode is not None else "closed its output but is still running"
         during = " during a turn" if during_turn else ""
         return AgentError(message=f"agent {self.describe} (pid {self.pid}) ended unexpectedly{during}: {what}",

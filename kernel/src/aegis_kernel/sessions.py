@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from . import events as ev
@@ -37,6 +38,19 @@ PRIMER = (
     "Your tools prefixed aegis_ reach the other agents (call aegis_meta for a short briefing). "
     "Messages from others arrive as turns starting with '✉ from <sender>'."
 )
+
+
+HISTORY_TEXT_KEEP = 64 * 1024  # characters of a tool result kept in memory (the transcript keeps them all)
+
+
+def _bounded(event: Any) -> Any:
+    """``event`` as kept in :attr:`Session.history`: a huge tool result keeps only its tail (after a
+    line saying how much was cut); the transcript file has the whole text."""
+    if isinstance(event, ev.ToolResult) and len(event.text) > HISTORY_TEXT_KEEP:
+        cut = len(event.text) - HISTORY_TEXT_KEEP
+        return attrs.evolve(event, text=f"… ({cut} characters cut here; the transcript file has them)\n"
+                                        + event.text[cut:])
+    return event
 
 
 _REPLAYED = (ev.UserEcho, ev.AssistantText, ev.Thinking, ev.ToolUse, ev.ToolResult, ev.Plan)
@@ -94,7 +108,7 @@ class Session:
         else:
             log_path = kernel.state.path("sessions", f"{self.log_id}.jsonl")
             if log_id is not None:  # a resumed session: its transcript continues
-                self.history = [ev.event_from_dict(r["event"]) for r in Ledger.replay(log_path).records
+                self.history = [_bounded(ev.event_from_dict(r["event"])) for r in Ledger.replay(log_path).records
                                 if isinstance(r.get("event"), dict)]
             self._log = Ledger(log_path, fsync="never")
 
@@ -314,7 +328,7 @@ class Session:
     def _record(self, event: Any) -> None:
         # streaming previews (partial deltas) go to live listeners only: the whole text follows them
         if not getattr(event, "partial", False):
-            self.history.append(event)
+            self.history.append(_bounded(event))
             try:
                 record = {"ts": time.time(), "event": ev.event_to_dict(event)}
                 if self._transcript_name is not None:

@@ -42,15 +42,20 @@ def _model_from_session(result: Any) -> str | None:
 
 
 class _Turn:
-    __slots__ = ("started", "cancelled")
+    __slots__ = ("started", "cancelled", "rid", "ended")
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.cancelled = False
+        self.rid: int | None = None  # the session/prompt request id, once sent
+        self.ended = trio.Event()
 
 
 class AcpAgentProcess(SubprocessAgent, AgentProcess):
     """A running ACP agent with one session. See :class:`aegis_kernel.drivers.AgentProcess`."""
+
+    #: seconds an agent gets to end its turn after ``session/cancel``; then Aegis ends it itself
+    interrupt_grace: float = 10.0
 
     def __init__(self, driver: AcpDriver, spec: SpawnSpec, launch: Launch, proc: AgentSubprocess) -> None:
         self.driver = driver
@@ -87,7 +92,8 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
         turn = self._turn = _Turn()
         params = {"sessionId": self.session_id, "prompt": codec.prompt_blocks(text, system)}
         try:
-            await self.client.start_request("session/prompt", params, lambda reply: self._end_turn(turn, reply))
+            turn.rid = await self.client.start_request("session/prompt", params,
+                                                       lambda reply: self._end_turn(turn, reply))
         except ConnectionLost as exc:
             # The process is going away; its AgentError follows. End the turn so nobody waits.
             self._turn = None
@@ -95,6 +101,7 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
 
     def _end_turn(self, turn: _Turn, reply: Reply | ConnectionLost) -> None:
         """Runs in the reader: emits the turn's last events in wire order."""
+        turn.ended.set()
         if self._turn is turn:
             self._turn = None
         if isinstance(reply, ConnectionLost):
@@ -116,7 +123,13 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
                                               cancelled=turn.cancelled))
 
     async def interrupt(self) -> None:
-        """``session/cancel`` and answer pending permission requests ``cancelled``; no-op when idle."""
+        """``session/cancel`` and answer pending permission requests ``cancelled``; no-op when idle.
+
+        Returns once the turn has ended. An agent that does not end it within :attr:`interrupt_grace`
+        seconds (it lost track of it, or ignores the cancel) has the turn ended for it: Aegis stops
+        waiting for the ``session/prompt`` reply and emits ``TurnResult(stop_reason="cancelled")``, so
+        an interrupt always gets the session out of ``working``.
+        """
         turn = self._turn
         if turn is None:
             return
@@ -125,7 +138,20 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
         try:
             await self.client.notify("session/cancel", {"sessionId": self.session_id})
         except ConnectionLost:
-            pass
+            return  # the process is going away; its AgentError ends the turn
+        with trio.move_on_after(self.interrupt_grace):
+            await turn.ended.wait()
+        if not turn.ended.is_set() and self._turn is turn and turn.rid is not None:
+            self.client.abandon(turn.rid)
+            turn.ended.set()
+            self._turn = None
+            for event in self.client.translator.flush():
+                self.client.emit(event)
+            duration_ms = int((time.monotonic() - turn.started) * 1000)
+            self.client.emit(TurnResult(
+                stop_reason="cancelled", duration_ms=duration_ms,
+                error=f"the agent did not end its turn within {self.interrupt_grace:g} s of session/cancel; "
+                      "Aegis stopped waiting for it"))
 
     async def answer_permission(self, request_id: str, allow: bool, *, always: bool = False) -> None:
         """Pick the option whose kind matches (allow_always / allow_once / reject_once), never option 0."""
@@ -151,7 +177,8 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
         try:
             await self.client.run()
             if not self._closing:
-                await self.proc.settle_after_eof()
+                if self.client.protocol_error is None:
+                    await self.proc.settle_after_eof()
                 if not self._closing:
                     self.client.emit(self._death_event())
                 if self.proc.returncode is None:
@@ -161,6 +188,9 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
             self._ended.set()
 
     def _death_event(self) -> AgentError:
+        if self.client.protocol_error is not None:
+            return AgentError(message=self.client.protocol_error, exit_code=self.proc.returncode,
+                              stderr_tail=self.proc.stderr_tail(STDERR_TAIL_BYTES))
         return self.proc.death_event(during_turn=self._turn_lost or self._turn is not None, tail_bytes=STDERR_TAIL_BYTES)
 
     async def _start_session(self) -> None:

@@ -12,9 +12,14 @@
 - turns ``session/update`` notifications into kernel events (:class:`~aegis_acp.codec.UpdateTranslator`)
   on the :attr:`events` channel; an unreadable line becomes an ``Unknown`` event, never an exception.
 
-When stdout ends, :meth:`run` fails every pending request with :class:`ConnectionLost` and returns;
-the owner decides what the end means (``AgentError`` or a deliberate close) and then calls
-:meth:`close_events`.
+A reply to an id we never sent (nor gave up on, see :meth:`abandon`) is a **protocol error**: nothing
+could ever end the request it was meant for, so :meth:`run` stops reading at once with
+:attr:`protocol_error` saying why (the owner reports it as the agent's ``AgentError``). A late reply to a
+request we stopped waiting for is only an ``Unknown`` event.
+
+When stdout ends (or after a protocol error), :meth:`run` fails every pending request with
+:class:`ConnectionLost` and returns; the owner decides what the end means (``AgentError`` or a
+deliberate close) and then calls :meth:`close_events`.
 """
 
 from __future__ import annotations
@@ -99,7 +104,9 @@ class AcpClient:
         self._pending: dict[RequestId, _Pending] = {}
         self._serving: dict[RequestId, trio.CancelScope] = {}
         self._permissions: dict[str, _Permission] = {}
+        self._abandoned: set[RequestId] = set()  # ids we stopped waiting for (a late reply is harmless)
         self._eof = False
+        self.protocol_error: str | None = None
         self.handlers: dict[str, Callable[[Request], Any]] = {
             "session/request_permission": self._on_permission,
             "fs/read_text_file": self._on_read,
@@ -141,7 +148,8 @@ class AcpClient:
             await self._send(encode_request(rid, method, params))
             await pending.done.wait()
         finally:
-            self._pending.pop(rid, None)
+            if self._pending.pop(rid, None) is not None:
+                self._abandoned.add(rid)  # cancelled while waiting: its reply may still come
         reply = pending.reply
         if isinstance(reply, Response):
             return reply.result
@@ -164,6 +172,11 @@ class AcpClient:
             raise
         return rid
 
+    def abandon(self, rid: RequestId) -> None:
+        """Stop waiting for the reply to ``rid`` (its callback never runs; a late reply is ignored)."""
+        if self._pending.pop(rid, None) is not None:
+            self._abandoned.add(rid)
+
     async def notify(self, method: str, params: Any = None) -> None:
         await self._send(encode_notification(method, params))
 
@@ -176,10 +189,13 @@ class AcpClient:
                 async for line in self.proc.lines():
                     if line.strip():
                         self._on_line(line, nursery)
+                        if self.protocol_error is not None:
+                            break
                 nursery.cancel_scope.cancel()
         finally:
             self._eof = True
-            self._fail_pending(ConnectionLost(f"agent output ended ({self.proc.exit_description()})"))
+            why = self.protocol_error or f"agent output ended ({self.proc.exit_description()})"
+            self._fail_pending(ConnectionLost(why))
 
     def _on_line(self, line: bytes, nursery: trio.Nursery) -> None:
         msg = parse_line(line)
@@ -206,11 +222,18 @@ class AcpClient:
             self.emit(Unknown(raw=msg.raw, reason=msg.reason))
 
     def _on_reply(self, reply: Reply) -> None:
-        pending = self._pending.pop(reply.id, None) if reply.id is not None else None
-        if pending is None:
-            self.emit(Unknown(raw=repr(reply)[:4096], reason="reply to no pending request"))
-            return
-        self._settle(pending, reply)
+        rid = reply.id
+        pending = self._pending.pop(rid, None) if rid is not None else None
+        if pending is not None:
+            self._settle(pending, reply)
+        elif rid is None or rid in self._abandoned:
+            self._abandoned.discard(rid)  # type: ignore[arg-type]
+            why = "late reply to a request we stopped waiting for" if rid is not None else "error reply without an id"
+            self.emit(Unknown(raw=repr(reply)[:4096], reason=why))
+        else:
+            self.protocol_error = (
+                f"ACP protocol error: agent (pid {self.proc.pid}) answered request id {rid!r}, which Aegis never "
+                "sent; the reply meant for a pending request can never come, so the agent was stopped")
 
     def _settle(self, pending: _Pending, reply: Reply | ConnectionLost) -> None:
         pending.reply = reply
