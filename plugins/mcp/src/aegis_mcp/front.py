@@ -21,6 +21,12 @@ Everything else — the 2026-07-28 per-request-envelope era (``MCP-Protocol-Vers
 unknown protocol versions — goes to the ``mcp`` SDK's streamable-HTTP app, built on first need
 (its ~1 s import runs in a worker thread so the event loop keeps serving meanwhile).
 
+Hostile input: bodies are parsed by :func:`aegis_mcp.wirejson.loads` on both paths (the SDK path
+gets the same body after the check): malformed, non-UTF-8, nested deeper than
+:data:`~aegis_mcp.wirejson.MAX_DEPTH` or holding lone surrogates → ``400`` with a JSON-RPC error
+(``-32700`` / ``-32600``), never a ``500``. Should anything in this app still fail unexpectedly, the
+answer is a ``500`` carrying a JSON-RPC ``-32603 Internal error`` (the traceback goes to the log only).
+
 Why: from another process a raw JSON-RPC tool call takes ~0.5 ms through the fast path (our code is
 ~30 µs of it, the ledger line ~20 µs; the rest is HTTP) and ~1.15 ms through the SDK app (pydantic
 models, a memory-stream dispatcher and a server task per request); and the plane starts without
@@ -29,9 +35,10 @@ importing ``mcp`` (~1 s, ~40 MB) at all. See ``contrib/bench/bench_mcp.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 from . import __version__
+from .wirejson import BadJson, dumps, loads
 
 log = logging.getLogger("aegis_mcp")
 
@@ -60,10 +68,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 ALLOWED_HOSTS = tuple(p for h in LOOPBACK_HOSTS for p in (h, f"{h}:*"))
 ALLOWED_ORIGINS = tuple(p for s in ("http", "https") for h in LOOPBACK_HOSTS for p in (f"{s}://{h}", f"{s}://{h}:*"))
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 FORBIDDEN = -32001
+#: bodies larger than this are parsed and checked in a worker thread (the event loop keeps serving)
+THREAD_PARSE_BYTES = 256 * 1024
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _JSON = b"application/json"
 
 
@@ -106,7 +115,48 @@ def _error_body(code: int, message: str, id: Any = None, data: Any = None) -> by
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return _dumps({"jsonrpc": "2.0", "id": id, "error": error}).encode()
+    return dumps({"jsonrpc": "2.0", "id": id, "error": error})
+
+
+async def _parse(body: bytes) -> Any:
+    """:func:`~aegis_mcp.wirejson.loads`, off the event loop for large bodies; raises ``BadJson``."""
+    if len(body) > THREAD_PARSE_BYTES:
+        return await trio.to_thread.run_sync(loads, body)
+    return loads(body)
+
+
+class _TooLarge(Exception):
+    """The request body is over ``MAX_BODY``."""
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None when the client went away; raises ``_TooLarge`` over ``MAX_BODY``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # client went away
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Tracked:
+    """``send`` that remembers whether a response has begun (so a failure can still be answered)."""
+
+    def __init__(self, send: Send):
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 class FrontApp:
@@ -124,7 +174,14 @@ class FrontApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            tracked = _Tracked(send)
+            try:
+                await self._http(scope, receive, tracked)
+            except Exception:
+                log.exception("mcp: failed on %s %s", scope["method"], scope["path"][:5])  # no token in logs
+                if tracked.started:
+                    raise
+                await _respond(tracked, 500, _error_body(INTERNAL_ERROR, "Internal error"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":  # not part of MCP: refuse the handshake
@@ -181,7 +238,33 @@ class FrontApp:
         if path != "/mcp/" + token:  # the SDK's route would answer a 307 to the canonical path
             canonical = "/mcp/" + token
             scope = {**scope, "path": canonical, "raw_path": canonical.encode()}
+        if method == "POST":  # the SDK gets only bodies the fast path would parse too
+            receive = await self._checked_body(receive, send)
+            if receive is None:
+                return
         await self._delegate(scope, receive, send)
+
+    async def _checked_body(self, receive: Receive, send: Send) -> Receive | None:
+        """Read and check a POST body for the SDK; answer the refusal (and return None) when it is
+        not acceptable JSON, else return a ``receive`` that hands the SDK the same body."""
+        try:
+            body = await _read_body(receive)
+        except _TooLarge:
+            await _respond(send, 413, b"Request body too large", b"text/plain; charset=utf-8")
+            return None
+        if body is None:
+            return None
+        try:
+            await _parse(body)
+        except BadJson as bad:
+            await _respond(send, 400, _error_body(bad.code, bad.message, bad.id))
+            return None
+        replay: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replayed() -> dict[str, Any]:
+            return replay.pop() if replay else await receive()
+
+        return replayed
 
     async def _delegate(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -199,21 +282,17 @@ class FrontApp:
         if content_type is None or not content_type.lower().startswith("application/json"):
             await _respond(send, 400, b"Invalid Content-Type header", b"text/plain; charset=utf-8")
             return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY:
-                await _respond(send, 413, b"Request body too large", b"text/plain; charset=utf-8")
-                return
-            if not message.get("more_body", False):
-                break
         try:
-            msg = json.loads(body)
-        except ValueError as exc:
-            await _respond(send, 400, _error_body(PARSE_ERROR, f"Parse error: {exc}"))
+            body = await _read_body(receive)
+        except _TooLarge:
+            await _respond(send, 413, b"Request body too large", b"text/plain; charset=utf-8")
+            return
+        if body is None:
+            return
+        try:
+            msg = await _parse(body)
+        except BadJson as bad:
+            await _respond(send, 400, _error_body(bad.code, bad.message, bad.id))
             return
         if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
             await _respond(send, 400, _error_body(INVALID_REQUEST, "Invalid Request: expected one JSON-RPC 2.0 message"))
@@ -242,17 +321,17 @@ class FrontApp:
                 result_body = _error_body(INVALID_PARAMS, "Invalid request parameters", id_, "")
             else:
                 result = await self.bridge.call(handle, name, arguments)
-                result_body = _dumps({"jsonrpc": "2.0", "id": id_, "result": result}).encode()
+                result_body = _result_body(id_, result)
         elif rpc_method == "tools/list":
-            result_body = _dumps({"jsonrpc": "2.0", "id": id_, "result": {"tools": self.bridge.list_tools()}}).encode()
+            result_body = _result_body(id_, {"tools": self.bridge.list_tools()})
         elif rpc_method == "ping":
-            result_body = b'{"jsonrpc":"2.0","id":%s,"result":{}}' % _dumps(id_).encode()
+            result_body = b'{"jsonrpc":"2.0","id":%s,"result":{}}' % dumps(id_)
         elif rpc_method == "initialize":
             requested = params.get("protocolVersion") if params else None
             if not isinstance(requested, str):
                 result_body = _error_body(INVALID_PARAMS, "Invalid request parameters", id_, "")
             else:
-                result_body = _dumps({"jsonrpc": "2.0", "id": id_, "result": self.initialize_result(requested)}).encode()
+                result_body = _result_body(id_, self.initialize_result(requested))
         else:
             result_body = _error_body(METHOD_NOT_FOUND, "Method not found", id_, rpc_method)
         await _respond(send, 200, result_body)
@@ -266,3 +345,12 @@ class FrontApp:
         if self.bridge.has_tool("aegis_meta"):
             result["instructions"] = INSTRUCTIONS
         return result
+
+
+def _result_body(id_: Any, result: Any) -> bytes:
+    """A JSON-RPC result; a result that cannot be serialized becomes a ``-32603`` error for ``id_``."""
+    try:
+        return dumps({"jsonrpc": "2.0", "id": id_, "result": result})
+    except (ValueError, TypeError, RecursionError):
+        log.exception("mcp: a result could not be serialized")
+        return _error_body(INTERNAL_ERROR, "Internal error: the result is not serializable", id_)

@@ -15,6 +15,11 @@ Requests refused before any tool runs (unknown token, bad ``Origin``) are logged
 Appending is one ``os.write`` of one line to a file opened with ``O_APPEND``: a few microseconds,
 atomic with respect to other appenders for lines this short, no fsync per call (the ledger is an
 audit trail, not a source of truth). The file descriptor is kept open and swapped at midnight.
+Files are created ``0600`` (they name who talked to whom).
+
+:meth:`CommsLedger.record` never raises: text that is not valid Unicode (a lone surrogate in a tool
+name or target) is written with U+FFFD in its place, a value that cannot be serialized is written
+with ``str()``, and a failing disk is logged once while calls go on.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: Arguments whose value names the call's target, in order of preference.
 TARGET_ARGUMENTS: tuple[str, ...] = ("target_handle", "handle", "queue")
@@ -40,7 +48,12 @@ def call_target(arguments: Mapping[str, Any] | None) -> str | None:
     for name in TARGET_ARGUMENTS:
         value = arguments.get(name)
         if value is not None and value != "":
-            return value if isinstance(value, str) else str(value)
+            if isinstance(value, str):
+                return value
+            try:
+                return str(value)[:200]
+            except (ValueError, RecursionError):  # an absurd value: name its type only
+                return f"<{type(value).__name__}>"
     return None
 
 
@@ -78,9 +91,13 @@ class CommsLedger:
             rec["code"] = code
         try:
             line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-            os.write(self._fd_for(date), line.encode())
+            try:
+                data = line.encode()
+            except UnicodeEncodeError:  # a lone surrogate: keep the record, replace the character
+                data = _SURROGATE.sub("\ufffd", line).encode()
+            os.write(self._fd_for(date), data)
             self._broken = False
-        except OSError as exc:
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
             if not self._broken:
                 log.warning("comms ledger: cannot append (%s); further failures are not logged", exc)
             self._broken = True
@@ -91,7 +108,7 @@ class CommsLedger:
             self.close()
             path = self._path_for(date)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             self._date = date
         return self._fd
 
