@@ -225,9 +225,9 @@ def test_plan_archive_keeps_the_last_records_task_and_needs_enough_finished():
     recs += [{"event": "completed", "task_id": f"t{i}"} for i in (1, 2, 3)]
     recs.append({"event": "failed", "task_id": "t0"})  # t0 finished last: its callback may be unsent
     assert plan_archive(recs, archive_at=5, keep=0) is None
-    archived, kept, counts = plan_archive(recs, archive_at=4, keep=1)
-    assert {r["task_id"] for r in archived} == {"t1", "t2"} and counts == {"completed": 2}
-    assert {r["task_id"] for r in kept} == {"t0", "t3"}
+    plan = plan_archive(recs, archive_at=4, keep=1)
+    assert {r["task_id"] for r in plan.archived} == {"t1", "t2"} and plan.summary["counts"] == {"completed": 2}
+    assert {r["task_id"] for r in plan.kept} == {"t0", "t3"} and plan.summary["tasks"] == 2
     summaries = [{"event": "archived", "counts": {"completed": 2, "bogus": 9}},
                  {"event": "archived", "counts": {"failed": 1, "completed": 1}}]
     assert archived_counts(summaries) == {"completed": 3, "failed": 1}
@@ -296,11 +296,11 @@ async def test_a_lost_callback_to_a_transient_producer_is_not_resent(qdriver, ma
 
 @pytest.mark.trio
 async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel, archivable, monkeypatch):
-    import aegis_queue.runtime as qruntime
+    import aegis_kernel.journal as journal
 
     path = archivable
     text = path.read_text()
-    real, calls = qruntime.write_text_atomic, []
+    real, calls = journal.write_text_atomic, []
 
     def failing_second_write(target, data):
         calls.append(target)
@@ -308,7 +308,7 @@ async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel
             raise OSError(28, "No space left on device")
         real(target, data)
 
-    monkeypatch.setattr(qruntime, "write_text_atomic", failing_second_write)
+    monkeypatch.setattr(journal, "write_text_atomic", failing_second_write)
     async with make_kernel() as kernel:
         assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
     assert path.read_text() == text

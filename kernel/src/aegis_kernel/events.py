@@ -3,11 +3,21 @@
 Every driver turns its wire protocol into these frozen attrs records; everything above the driver
 (sessions, metrics, transcript, TUI, queue results) sees only these. A turn always ends with exactly
 one :class:`TurnResult`. Events are serialised into session logs with :func:`event_to_dict` /
-:func:`event_from_dict` (tag ``"t"`` = class name).
+:func:`event_from_dict` (tag ``"t"`` = class name, or the name it was registered under).
+
+The set is open: a plugin registers its own frozen attrs event classes
+(``aegis_register_event_types(register)`` → ``register(cls, name=None)``, or
+:func:`register_event_type`), and its events then round-trip through transcripts like the kernel's.
+A record whose type nobody registered (its plugin was uninstalled or disabled) is never dropped: it
+is read as :class:`UnknownEvent` holding the record verbatim, and written back unchanged.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import types
+import typing
 from typing import Any
 
 import attrs
@@ -240,6 +250,22 @@ class StateChanged:
     reason: str = ""
 
 
+@frozen
+class UnknownEvent:
+    """A recorded event of a type no installed plugin registered (tag ``type``), kept verbatim.
+
+    ``data`` is the record without its tag, exactly as read; :func:`event_to_dict` writes it back
+    unchanged, so replaying and rewriting a transcript never loses a plugin's events. Shown as
+    :meth:`describe` says (e.g. ``canvas.Stroke event (not understood: its plugin is not installed)``).
+    """
+
+    type: str
+    data: dict[str, Any] = field(factory=dict, hash=False)
+
+    def describe(self) -> str:
+        return f"{self.type or '(untagged)'} event (not understood: its plugin is not installed)"
+
+
 DriverEvent = (
     SystemInit
     | UserEcho
@@ -256,45 +282,146 @@ DriverEvent = (
     | Unknown
 )
 
-EVENT_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        SystemInit, UserEcho, AssistantText, Thinking, ToolUse, ToolResult, Plan, UsageUpdate,
-        CompactBoundary, PermissionRequest, ApprovalAnswered, TurnResult, AgentError, Unknown, UserTurn,
-        EnvelopeReceived, StateChanged,
-    )
-}
+KERNEL_EVENT_TYPES: tuple[type, ...] = (
+    SystemInit, UserEcho, AssistantText, Thinking, ToolUse, ToolResult, Plan, UsageUpdate,
+    CompactBoundary, PermissionRequest, ApprovalAnswered, TurnResult, AgentError, Unknown, UserTurn,
+    EnvelopeReceived, StateChanged,
+)
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in KERNEL_EVENT_TYPES}
+"""Every event type serialisable by tag: the kernel's and the ones plugins registered (process-wide)."""
+_TAGS: dict[type, str] = {cls: name for name, cls in EVENT_TYPES.items()}
 _NESTED = {"usage": TokenUsage, "diff": Diff}
+log = logging.getLogger("aegis.events")
+_TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]*$")
+
+
+class EventTypeError(ValueError):
+    """A refused event-type registration: not an attrs class, a bad tag, or a tag another class owns."""
+
+
+def register_event_type(cls: type, name: str | None = None) -> str:
+    """Make ``cls`` (an attrs class, frozen by convention) serialisable under tag ``name`` (default: the
+    class name; plugins should prefix theirs, e.g. ``"canvas.Stroke"``). Returns the tag.
+
+    Registering the same class under the same tag again is a no-op (kernels are built many times per
+    process); a tag owned by another class, a kernel tag, a bad tag or a non-attrs class raises
+    :class:`EventTypeError`. Nested attrs records and tuples in the class's fields are rebuilt on
+    replay from the field annotations.
+    """
+    if not (isinstance(cls, type) and attrs.has(cls)):
+        raise EventTypeError(f"event type {cls!r} is not an attrs class (decorate it with @attrs.frozen)")
+    tag = cls.__name__ if name is None else name
+    if not isinstance(tag, str) or not _TAG_RE.match(tag):
+        raise EventTypeError(f"invalid event tag {tag!r}: letters, digits, '_', '.', ':' or '-', starting with a letter")
+    owner = EVENT_TYPES.get(tag)
+    if owner is cls:
+        return tag
+    if owner is not None:
+        where = "the kernel" if owner in KERNEL_EVENT_TYPES else f"{owner.__module__}.{owner.__qualname__}"
+        raise EventTypeError(f"event tag {tag!r} is already taken by {where}")
+    if cls in _TAGS:
+        raise EventTypeError(f"event type {cls.__qualname__} is already registered as {_TAGS[cls]!r}")
+    EVENT_TYPES[tag] = cls
+    _TAGS[cls] = tag
+    return tag
+
+
+def collect_event_types(hook: Any) -> list[str]:
+    """Register every plugin's event types: calls ``aegis_register_event_types`` through pluggy (``hook``
+    is ``pm.hook``). A refused type is logged and returned as a problem; ``register`` never raises, so
+    one plugin's mistake never stops another's types (the kernel calls this when it is built)."""
+    caller = getattr(hook, "aegis_register_event_types", None)
+    if caller is None:
+        return []
+    problems: list[str] = []
+
+    def register(cls: type, name: str | None = None) -> None:
+        try:
+            register_event_type(cls, name)
+        except EventTypeError as exc:
+            where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', repr(cls))}"
+            problems.append(f"event type {where} refused: {exc}")
+            log.error("%s", problems[-1])
+
+    try:
+        caller(register=register)
+    except Exception as exc:  # noqa: BLE001 - a broken registration hook must not stop the kernel
+        problems.append(f"aegis_register_event_types failed: {type(exc).__name__}: {exc}")
+        log.exception("aegis_register_event_types failed")
+    return problems
 
 
 def event_to_dict(event: Any) -> dict[str, Any]:
-    """Serialise an event to a JSON-ready dict tagged with ``"t"``."""
+    """Serialise an event to a JSON-ready dict tagged with ``"t"`` (an :class:`UnknownEvent` as it was read)."""
+    if isinstance(event, UnknownEvent):
+        return {"t": event.type, **event.data} if event.type else dict(event.data)
     data = attrs.asdict(event, recurse=True)
-    return {"t": type(event).__name__, **data}
+    return {"t": _TAGS.get(type(event), type(event).__name__), **data}
 
 
 def event_from_dict(data: dict[str, Any]) -> Any:
-    """Inverse of :func:`event_to_dict`; an unknown tag becomes :class:`Unknown`."""
+    """Inverse of :func:`event_to_dict`. A tag nobody registered, or a record its registered class can no
+    longer be built from, becomes an :class:`UnknownEvent` holding the record verbatim. Never raises on
+    content."""
     data = dict(data)
-    cls = EVENT_TYPES.get(data.pop("t", ""))
+    tag = data.pop("t", "")
+    cls = EVENT_TYPES.get(tag) if isinstance(tag, str) else None
     if cls is None:
-        return Unknown(raw=repr(data), reason="unknown event tag")
+        return UnknownEvent(type=tag if isinstance(tag, str) else str(tag), data=data)
+    try:
+        return _build(cls, data, kernel=cls in KERNEL_EVENT_TYPES)
+    except (TypeError, ValueError, AttributeError, NameError):
+        return UnknownEvent(type=tag, data=data)
+
+
+def _build(cls: type, data: dict[str, Any], *, kernel: bool) -> Any:
+    fields = {a.name: a for a in attrs.fields(cls)}
+    if not kernel:
+        attrs.resolve_types(cls)
     kwargs: dict[str, Any] = {}
-    names = {a.name for a in attrs.fields(cls)}
     for key, value in data.items():
-        if key not in names:
+        if key not in fields:
             continue
-        if key in _NESTED and isinstance(value, dict):
-            value = _NESTED[key](**value)
-        elif key == "entries":
-            value = tuple(PlanEntry(**e) for e in value)
-        elif isinstance(value, list):
-            value = tuple(value)
+        if kernel:
+            if key in _NESTED and isinstance(value, dict):
+                value = _NESTED[key](**value)
+            elif key == "entries":
+                value = tuple(PlanEntry(**e) for e in value)
+            elif isinstance(value, list):
+                value = tuple(value)
+        else:
+            value = _structure(fields[key].type, value)
         kwargs[key] = value
     return cls(**kwargs)
 
 
+def _structure(annotation: Any, value: Any) -> Any:
+    """Rebuild nested attrs records and tuples of a plugin event's field from their JSON form."""
+    if isinstance(value, dict):
+        for candidate in _candidates(annotation):
+            if isinstance(candidate, type) and attrs.has(candidate):
+                attrs.resolve_types(candidate)
+                return _build(candidate, value, kernel=False)
+        return value
+    if isinstance(value, (list, tuple)):
+        for candidate in _candidates(annotation):
+            if candidate is tuple or typing.get_origin(candidate) is tuple:
+                args = [a for a in typing.get_args(candidate) if a is not Ellipsis]
+                inner = args[0] if args else Any
+                return tuple(_structure(inner, item) for item in value)
+        return value
+    return value
+
+
+def _candidates(annotation: Any) -> tuple[Any, ...]:
+    """``X | None`` → ``(X, NoneType)``; anything else → ``(annotation,)``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
 __all__ = [name for name in EVENT_TYPES] + [
-    "TokenUsage", "PlanEntry", "Diff", "DriverEvent", "event_to_dict", "event_from_dict",
+    "TokenUsage", "PlanEntry", "Diff", "DriverEvent", "UnknownEvent", "EventTypeError", "KERNEL_EVENT_TYPES",
+    "event_to_dict", "event_from_dict", "register_event_type", "collect_event_types",
 ]
 _ = field  # re-exported for plugin authors who define events of their own

@@ -91,6 +91,21 @@ def aegis_register_cli(register: Any) -> None:
 
 
 @hookspec
+def aegis_register_event_types(register: Any) -> None:
+    """Contribute event types the plugin writes to transcripts or journals.
+
+    Call ``register(cls, name=None)`` with a frozen attrs class; ``name`` is its tag in records
+    (default: the class name; prefix it with your plugin, e.g. ``"canvas.Stroke"``). Called when the
+    kernel is built, all results collected. A refused type (a tag another class owns, a non-attrs
+    class) is logged naming the class and skipped; ``register`` never raises, so the plugin's other
+    types and other plugins' types still register. A record whose type is not registered (its plugin
+    is uninstalled) is kept verbatim as ``aegis_kernel.events.UnknownEvent``, never dropped.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
 def aegis_register_reducers(register: Any) -> None:
     """Contribute group reducers: ``register(name, fn)``, ``fn(replies: dict[str, str]) -> Any``.
 

@@ -24,6 +24,7 @@ from .clock import Clock
 from .config import Config, load_config, raw_plugins_disabled
 from .project import resolve_project_dir
 from .delivery import Delivery, Envelope, Receipt
+from .events import collect_event_types
 from .operations import OperationRegistry, load_ref
 from .plugins import PluginHost, load_plugins
 from .sessions import SessionError, SessionManager
@@ -97,6 +98,7 @@ class Kernel:
         self.config = config
         self.clock = Clock()  # wall + trio time; tests replace it or drive it with trio's MockClock
         self.hooks = Hooks(plugins)
+        self.event_type_problems = collect_event_types(plugins.pm.hook)  # plugins' events replay typed
         self.state = StateDir(project_dir / ".aegis" / "state")
         self.operations = OperationRegistry()
         for op in plugins.registry.objects("operations").values():

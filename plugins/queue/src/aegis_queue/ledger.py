@@ -21,8 +21,11 @@ Diagnostics: ``callback_on`` (a timed-out ``aegis_delegate`` asks for the result
 
 Exactly one terminal record per task: the fold keeps the first and ignores later ones.
 
-Archiving (:func:`plan_archive`, at start): once the ledger holds :data:`ARCHIVE_AT` finished tasks,
-every record of all but the newest :data:`KEEP_FINISHED` of them moves, whole, to
+The ledger is a kernel :class:`~aegis_kernel.journal.Journal` (keyed by ``task_id``): replay tolerates a
+torn last line, and :func:`fold` is the journal's fold with the queue's :func:`apply`.
+
+Archiving (:func:`plan_archive`, at start, by the journal): once the ledger holds :data:`ARCHIVE_AT`
+finished tasks, every record of all but the newest :data:`KEEP_FINISHED` of them moves, whole, to
 ``queues/archive/<q>-<first task>-<last task>.jsonl``, and the live ledger keeps an ``archived``
 record ``{archive, tasks, counts}`` in their place, so totals survive and start-up stays fast.
 """
@@ -31,6 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+from aegis_kernel.journal import ArchivePlan, Journal
+from aegis_kernel.journal import fold as journal_fold
+from aegis_kernel.journal import plan_archive as journal_plan_archive
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIFECYCLE = ("enqueued", "dispatched", *TERMINAL)
@@ -44,63 +51,63 @@ def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     Each task dict has ``status`` (pending | dispatched | completed | failed | cancelled) and the
     fields of its records; ``terminal_records`` counts terminal records seen (1 when healthy).
     """
-    tasks: dict[str, dict[str, Any]] = {}
-    for rec in records:
-        kind = rec.get("event")
-        task_id = rec.get("task_id")
-        if not isinstance(task_id, str) or not isinstance(kind, str):
-            continue
-        if kind == "enqueued":
-            if task_id in tasks:
-                continue
-            tasks[task_id] = {
-                "task_id": task_id, "queue": rec.get("queue"), "payload": rec.get("payload", ""),
-                "producer": rec.get("producer"), "enqueued_by": rec.get("enqueued_by", "user"),
-                "callback": bool(rec.get("callback")), "enqueued_at": rec.get("at"), "base": rec.get("base"),
-                "worktree": rec.get("worktree"), "status": "pending", "terminal_records": 0,
-                "resume": bool(rec.get("resume")), "resume_id": None, "resumed": 0,
-            }
-            continue
-        task = tasks.get(task_id)
-        if task is None:
-            continue
-        if kind == "dispatched":
-            if task["status"] == "pending":
-                task["status"] = "dispatched"
-                task["worker"] = rec.get("worker")
-                task["transcript"] = rec.get("transcript")
-                task["dispatched_at"] = rec.get("at")
-                if rec.get("worktree"):
-                    task["worktree"] = rec["worktree"]
-        elif kind in TERMINAL:
-            task["terminal_records"] += 1
-            if task["status"] in TERMINAL:
-                continue
-            task["status"] = kind
-            task["finished_at"] = rec.get("at")
-            for key in ("result", "error", "usage", "cost", "callback_envelope"):
-                if key in rec:
-                    task[key] = rec[key]
-        elif kind == "worker_session":
-            if isinstance(rec.get("resume_id"), str):
-                task["resume_id"] = rec["resume_id"]
-        elif kind == "resumed":
-            if task["status"] == "dispatched":
-                task["status"] = "pending"
-                task["resumed"] += 1
-        elif kind == "callback_on":
-            task["callback"] = True
-            if rec.get("producer"):
-                task["producer"] = rec["producer"]
-        elif kind == "callback":
-            task["callback_outcome"] = rec.get("outcome")
-        elif kind in ("worktree_kept", "worktree_removed"):
-            wt = dict(task.get("worktree") or {}) if isinstance(task.get("worktree"), dict) else {}
-            wt["state"] = "kept" if kind == "worktree_kept" else "removed"
-            if rec.get("reason"):
-                wt["reason"] = rec["reason"]
-            task["worktree"] = wt
-    return tasks
+    return journal_fold(records, apply, key="task_id")
+
+
+def apply(task: dict[str, Any] | None, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """One record's effect on its task (None before ``enqueued``: a record about no task is ignored)."""
+    kind = rec.get("event")
+    if not isinstance(kind, str):
+        return task
+    if kind == "enqueued":
+        if task is not None:
+            return task
+        return {
+            "task_id": rec["task_id"], "queue": rec.get("queue"), "payload": rec.get("payload", ""),
+            "producer": rec.get("producer"), "enqueued_by": rec.get("enqueued_by", "user"),
+            "callback": bool(rec.get("callback")), "enqueued_at": rec.get("at"), "base": rec.get("base"),
+            "worktree": rec.get("worktree"), "status": "pending", "terminal_records": 0,
+            "resume": bool(rec.get("resume")), "resume_id": None, "resumed": 0,
+        }
+    if task is None:
+        return None
+    if kind == "dispatched":
+        if task["status"] == "pending":
+            task["status"] = "dispatched"
+            task["worker"] = rec.get("worker")
+            task["transcript"] = rec.get("transcript")
+            task["dispatched_at"] = rec.get("at")
+            if rec.get("worktree"):
+                task["worktree"] = rec["worktree"]
+    elif kind in TERMINAL:
+        task["terminal_records"] += 1
+        if task["status"] in TERMINAL:
+            return task
+        task["status"] = kind
+        task["finished_at"] = rec.get("at")
+        for key in ("result", "error", "usage", "cost", "callback_envelope"):
+            if key in rec:
+                task[key] = rec[key]
+    elif kind == "worker_session":
+        if isinstance(rec.get("resume_id"), str):
+            task["resume_id"] = rec["resume_id"]
+    elif kind == "resumed":
+        if task["status"] == "dispatched":
+            task["status"] = "pending"
+            task["resumed"] += 1
+    elif kind == "callback_on":
+        task["callback"] = True
+        if rec.get("producer"):
+            task["producer"] = rec["producer"]
+    elif kind == "callback":
+        task["callback_outcome"] = rec.get("outcome")
+    elif kind in ("worktree_kept", "worktree_removed"):
+        wt = dict(task.get("worktree") or {}) if isinstance(task.get("worktree"), dict) else {}
+        wt["state"] = "kept" if kind == "worktree_kept" else "removed"
+        if rec.get("reason"):
+            wt["reason"] = rec["reason"]
+        task["worktree"] = wt
+    return task
 
 
 def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -123,8 +130,8 @@ def transcript_path(name: str) -> str:
 def archived_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
     """Totals per terminal status of the tasks earlier starts archived (from ``archived`` records)."""
     counts: dict[str, int] = {}
-    for rec in records:
-        if rec.get("event") == "archived" and isinstance(rec.get("counts"), dict):
+    for rec in Journal.archived_summaries(records):
+        if isinstance(rec.get("counts"), dict):
             for status, n in rec["counts"].items():
                 if status in TERMINAL and isinstance(n, int):
                     counts[status] = counts.get(status, 0) + n
@@ -132,24 +139,11 @@ def archived_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def plan_archive(records: list[dict[str, Any]], *, archive_at: int | None = None,
-                 keep: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]] | None:
-    """``(archived records, kept records, counts of the archived tasks)``, or None when fewer than
-    ``archive_at`` tasks are finished. Tasks move whole, in ledger order; the task of the ledger's
-    last record always stays (a crash may have cut its callback, which the replay resends)."""
-    archive_at = ARCHIVE_AT if archive_at is None else archive_at
-    keep = KEEP_FINISHED if keep is None else keep
-    tasks = fold(records)
-    finished = [tid for tid, t in tasks.items() if t["status"] in TERMINAL]
-    if len(finished) < archive_at:
-        return None
-    last_task = records[-1].get("task_id") if records else None
-    moving = {tid for tid in finished[: max(0, len(finished) - keep)] if tid != last_task}
-    if not moving:
-        return None
-    archived = [r for r in records if r.get("task_id") in moving]
-    kept = [r for r in records if r.get("task_id") not in moving]
-    counts: dict[str, int] = {}
-    for tid in moving:
-        status = tasks[tid]["status"]
-        counts[status] = counts.get(status, 0) + 1
-    return archived, kept, counts
+                 keep: int | None = None) -> ArchivePlan | None:
+    """The archive plan for :meth:`Journal.archive <aegis_kernel.journal.Journal.archive>`: None when
+    fewer than ``archive_at`` tasks are finished. Tasks move whole, in ledger order; the task of the
+    ledger's last record always stays (a crash may have cut its callback, which the replay resends);
+    the summary is ``{tasks, counts}``."""
+    return journal_plan_archive(
+        records, lambda recs: {tid: t["status"] for tid, t in fold(recs).items()}, finished=TERMINAL,
+        archive_at=ARCHIVE_AT if archive_at is None else archive_at, keep=KEEP_FINISHED if keep is None else keep)

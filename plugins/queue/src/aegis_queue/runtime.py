@@ -17,7 +17,6 @@ new worker process reopens that agent session and is given the payload again, ah
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -34,7 +33,8 @@ from aegis_kernel.delivery import DeliveryError, Envelope, new_id, utc_now
 from aegis_kernel.names import generate_handle
 from aegis_kernel.operations import OperationError
 from aegis_kernel.sessions import SessionError
-from aegis_kernel.state import Ledger, ReplayResult, write_text_atomic
+from aegis_kernel.journal import Journal
+from aegis_kernel.state import Ledger, ReplayResult
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
@@ -144,7 +144,7 @@ class Task:
 class QueueState:
     name: str
     spec: QueueSpec
-    ledger: Ledger
+    ledger: Journal  # queues/<q>.jsonl
     pending: deque[Task] = field(factory=deque)
     inflight: dict[str, Task] = field(factory=dict)
     counts: dict[str, int] = field(factory=lambda: {"completed": 0, "failed": 0, "cancelled": 0})
@@ -243,9 +243,9 @@ class QueueRuntime:
                 log.error("queue %s ignored: %s", name, exc)
                 continue
             path = self.kernel.state.path("queues", f"{name}.jsonl")
-            qs = QueueState(name=name, spec=spec, ledger=Ledger(path, fsync=LEDGER_FSYNC))
+            qs = QueueState(name=name, spec=spec, ledger=Journal(path, fsync=LEDGER_FSYNC))
             self.queues[name] = qs
-            self._replay(qs, path, await trio.to_thread.run_sync(self._archive, qs, path), saved)
+            self._replay(qs, path, await trio.to_thread.run_sync(self._archive, qs), saved)
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -257,32 +257,12 @@ class QueueRuntime:
         for qs in self.queues.values():
             self._pump(qs)
 
-    def _archive(self, qs: QueueState, path: Path) -> ReplayResult:
-        """Move the older finished tasks to ``queues/archive/`` (see :mod:`.ledger`). The archive is
-        written (and synced) before the live ledger is replaced, and its name is fixed by its first
-        and last task, so a crash in between leaves a ledger the next start archives identically.
-        A ledger with unreadable lines is left as it is. Returns the ledger's records, as replayed.
-        Runs in a worker thread (file work only: no kernel state is touched)."""
-        result = Ledger.replay(path)
-        plan = None if result.problems else plan_archive(result.records)
-        if plan is None:
-            return result
-        archived, kept, counts = plan
-        name = f"{qs.name}-{archived[0]['task_id']}-{archived[-1]['task_id']}.jsonl"
-        summary = {"v": 1, "event": "archived", "at": utc_now(), "archive": f"archive/{name}",
-                   "tasks": sum(counts.values()), "counts": counts}
-        earlier = [r for r in kept if r.get("event") == "archived"]
-        live = [*earlier, summary, *(r for r in kept if r.get("event") != "archived")]
-        archive = path.parent / "archive" / name
-        try:
-            write_text_atomic(archive, _jsonl(archived))
-            write_text_atomic(path, _jsonl(live))
-        except OSError as exc:
-            log.error("queue %s: could not archive finished tasks (the ledger is unchanged): %s", qs.name, exc)
-            archive.unlink(missing_ok=True)  # the tasks are still in the ledger: no second copy
-            return result
-        log.info("queue %s: archived %d finished tasks to %s", qs.name, summary["tasks"], name)
-        return ReplayResult(records=live)
+    @staticmethod
+    def _archive(qs: QueueState) -> ReplayResult:
+        """Move the older finished tasks to ``queues/archive/`` (the kernel journal's archive, with the
+        queue's :func:`~.ledger.plan_archive`); returns the ledger's records as they now stand. Runs in
+        a worker thread (file work only: no kernel state is touched)."""
+        return qs.ledger.archive(plan_archive, at=utc_now())
 
     def _replay(self, qs: QueueState, path: Path, result: ReplayResult, saved: set[Any]) -> None:
         qs.problems = [str(p) for p in result.problems]
@@ -803,10 +783,6 @@ def _init_model(session: Any) -> str | None:
         if isinstance(event, SystemInit) and event.model:
             return event.model
     return None
-
-
-def _jsonl(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
 
 
 def _preview(text: str, n: int = 80) -> str:
