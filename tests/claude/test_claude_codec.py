@@ -536,3 +536,17 @@ def test_writers():
     assert denied["response"]["response"] == {"behavior": "deny", "message": "not on my watch"}
     assert codec.permission_response("r3", False)["response"]["response"]["message"]
     assert codec.control_error("r4", "no")["response"] == {"subtype": "error", "request_id": "r4", "error": "no"}
+
+
+@pytest.mark.parametrize("over", [
+    {"subtype": None}, {"subtype": ""}, {"subtype": 7}, {"is_error": None}, {"is_error": "false"}])
+def test_a_malformed_result_frame_never_counts_as_a_successful_turn(over):
+    """Issue 12 finding 15: a ``result`` frame without a string subtype and a boolean is_error ends
+    the turn as an error naming the frame, not as another successful turn."""
+    frame = json.loads(result_frame(**over))
+    frame = {k: v for k, v in frame.items() if v is not None}
+    [r] = ClaudeParser().feed(json.dumps(frame))
+    assert r.is_error and r.stop_reason == "error"
+    assert r.error.startswith("malformed result frame") and r.cost_usd is None
+    [bare] = ClaudeParser().feed('{"type": "result"}')
+    assert bare.is_error and bare.stop_reason == "error"

@@ -510,12 +510,17 @@ class ClaudeParser:
           process (captured: two identical turns report 0.00113 then 0.00225), so the parser
           reports the difference from the previous ``result`` (a total that went down — a
           restarted counter — is taken as is).
+        - A malformed frame (``subtype`` not a non-empty string, ``is_error`` not a boolean: every
+          real one has both) ends the turn as an error saying so, never as a success.
         """
         subtype = obj.get("subtype")
         terminal = obj.get("terminal_reason")
         interrupted = self._interrupted
         self._interrupted = False
         self._streaming.clear()
+        if not isinstance(subtype, str) or not subtype or not isinstance(obj.get("is_error"), bool):
+            return TurnResult(stop_reason="error", is_error=True,
+                              error=f"malformed result frame from the agent: {_unknown(obj, '').raw[:300]}")
         cancelled = terminal in ("aborted_streaming", "aborted_tools") or (
             subtype == "error_during_execution" and interrupted
         )
