@@ -388,6 +388,86 @@ async def test_idle_connection_times_out():
         await c.aclose()
 
 
+# -- slow and many clients (issue 12, finding 13) -------------------------------------------------
+
+
+async def drip(c: RawClient, pieces: list[bytes], every: float) -> bytes:
+    """Send ``pieces`` one every ``every`` seconds, reading meanwhile; returns what the server sent
+    before closing (or, if it never closes, what it sent until ``every`` seconds after the last piece)."""
+    out = b""
+    for piece in [*pieces, b""]:
+        with trio.move_on_after(every):
+            while data := await c.stream.receive_some(65536):
+                out += data
+            return out  # the server closed the connection
+        if piece:
+            await c.send(piece)
+    return out
+
+
+async def test_a_header_line_every_250_seconds_does_not_keep_a_connection(autojump_clock):
+    # each line arrives well within the 300 s idle timeout; the request as a whole takes 1250 s
+    async with serving(echo_app) as (server, port, _):
+        c = await RawClient.open(port)
+        await c.send(b"POST /slow HTTP/1.1\r\nHost: x\r\n")
+        lines = [b"X-Drip-%d: y\r\n" % i for i in range(4)] + [b"Content-Length: 0\r\n\r\n"]
+        t0 = trio.current_time()
+        answer = await drip(c, lines, every=250)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert trio.current_time() - t0 < 250  # answered at the request deadline, before the next line
+        await c.aclose()
+        await wait_for(lambda: server.connections == 0)
+
+
+async def test_a_body_trickling_in_is_answered_408(autojump_clock):
+    async with serving(echo_app, request_timeout=60) as (server, port, _):
+        c = await RawClient.open(port)
+        await c.send(b"POST /slow-body HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        answer = await drip(c, [b"a", b"b", b"c", b"d", b"e", b"f"], every=25)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        await c.aclose()
+
+
+async def test_a_request_within_its_deadline_is_served_after_a_long_idle(autojump_clock):
+    async with serving(echo_app, request_timeout=60, keep_alive_timeout=300) as (_, port, _):
+        c = await RawClient.open(port)
+        await trio.sleep(290)  # idle, but under the keep-alive timeout
+        await c.send(b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+        await trio.sleep(50)  # the body 50 s later: within the request deadline
+        await c.send(b"ok")
+        response, body = await c.response()
+        assert response.status_code == 200 and json.loads(body)["body"] == "ok"
+        await c.aclose()
+
+
+async def wait_for(predicate, timeout: float = 10) -> bool:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+    return True
+
+
+async def test_connections_over_the_cap_get_503_and_the_others_keep_being_served():
+    async with serving(echo_app, max_connections=2) as (server, port, _):
+        first, second = await RawClient.open(port), await RawClient.open(port)
+        await wait_for(lambda: server.connections == 2)
+        third = await RawClient.open(port)
+        answer = await third.read_all()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in answer.lower()
+        assert server.refused == 1 and server.connections == 2
+        await first.send(b"POST /still HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        response, body = await first.response()
+        assert response.status_code == 200 and json.loads(body)["path"] == "/still"
+        await second.aclose()
+        await wait_for(lambda: server.connections == 1)
+        fourth = await RawClient.open(port)
+        await fourth.send(b"POST /room HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        response, _ = await fourth.response()
+        assert response.status_code == 200
+        for c in (first, third, fourth):
+            await c.aclose()
+
+
 # -- shutdown ------------------------------------------------------------------------------------
 
 

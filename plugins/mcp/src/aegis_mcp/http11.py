@@ -10,11 +10,22 @@ It serves exactly what :class:`aegis_mcp.front.FrontApp` and the ``mcp`` SDK's S
 * ``Expect: 100-continue``; ``HEAD`` (body dropped);
 * ``400`` for malformed HTTP (``431`` for oversized heads), ``413`` for bodies over ``max_body`` —
   then the connection is closed;
+* ``408`` when a request (head and body) has not fully arrived ``request_timeout`` seconds after its
+  first byte — whatever the pace of its bytes — then the connection is closed;
+* ``503`` (``Retry-After: 1``, then close) for a connection beyond ``max_connections`` open ones;
 * no lifespan, no websockets, no TLS, no HTTP/2.
 
 Why not hypercorn: importing it cost ~170 ms here (h2, hpack, wsproto, …; ~40 ms with bytecode
 caches) before the first request could be answered; this module with ``h11`` costs ~18 ms (~8 ms),
 and a round trip is faster too (``contrib/bench/bench_mcp.py`` raw call ~0.47 → ~0.35 ms).
+
+Slow and many clients are bounded: an idle keep-alive connection is closed after
+``keep_alive_timeout`` seconds without a byte of a new request; from the first byte of a request its
+head and body must arrive within ``request_timeout`` (a whole-request deadline, not a per-read
+timeout: a client sending a header line every few minutes is answered ``408`` and dropped); at most
+``max_connections`` connections are served at once, and the ones beyond are answered ``503`` at once
+(the refusal itself is bounded: it writes ~100 bytes and lingers at most ``LINGER_SECONDS``). The time
+an app takes to answer is the app's business (the plane's tools have their own deadlines).
 
 Connections: each has its own task. A client that goes away never disturbs the service: a request
 already handed to the app runs to completion (its writes are dropped). Shutdown (the ``serve`` task
@@ -52,8 +63,13 @@ _ACCEPT_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.E
 _ACCEPT_RESOURCE = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Content Too Large", 421: b"Misdirected Request",
-            431: b"Request Header Fields Too Large", 500: b"Internal Server Error"}
+            405: b"Method Not Allowed", 408: b"Request Timeout", 413: b"Content Too Large",
+            421: b"Misdirected Request", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+            503: b"Service Unavailable"}
+#: defaults of :class:`H11Server` (the plane's)
+REQUEST_TIMEOUT = 60.0
+MAX_CONNECTIONS = 256
+_TIMEOUT_TEXT = "Request Timeout: the request did not arrive in time"
 
 
 def _reason(status: int) -> bytes:
@@ -69,11 +85,11 @@ def _reason(status: int) -> bytes:
     return reason
 
 
-def _plain_response(status: int, text: str) -> bytes:
+def _plain_response(status: int, text: str, extra: bytes = b"") -> bytes:
     """A complete ``Connection: close`` error response, written outside h11 (whatever its state)."""
     body = text.encode()
     return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, _reason(status), len(body), body))
+            b"%sconnection: close\r\n\r\n%s" % (status, _reason(status), len(body), extra, body))
 
 
 async def _lingering_close(stream: trio.SocketStream) -> None:
@@ -97,6 +113,10 @@ class _Closing(Exception):
     """The connection must be closed (after an error answer, or the peer went away)."""
 
 
+class _RequestTimeout(Exception):
+    """The request in progress missed its whole-request deadline."""
+
+
 class H11Server:
     """Serves ``app`` (ASGI, ``http`` scope only) on an already listening stdlib TCP socket.
 
@@ -108,22 +128,31 @@ class H11Server:
         sock: a bound, listening ``socket.socket`` (left non-inheritable: accepted sockets are too).
         max_body: request bodies larger than this get ``413`` and the connection is closed.
         graceful_timeout: on cancel, seconds a request in flight may still take.
-        keep_alive_timeout: an idle connection (or a request head or body stalling that long) is closed.
+        keep_alive_timeout: an idle connection (no byte of a next request for that long) is closed.
+        request_timeout: a request's head and body must have arrived this many seconds after its
+            first byte, else ``408`` and the connection is closed.
+        max_connections: connections beyond this many open ones get ``503`` and are closed.
     """
 
     def __init__(self, app: ASGIApp, sock: socket.socket, *, max_body: int = MAX_BODY,
-                 graceful_timeout: float = 0.5, keep_alive_timeout: float = 300.0):
+                 graceful_timeout: float = 0.5, keep_alive_timeout: float = 300.0,
+                 request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
         self.app = app
         self.sock = sock
         self.max_body = max_body
         self.graceful_timeout = graceful_timeout
         self.keep_alive_timeout = keep_alive_timeout
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
         addr = sock.getsockname()
         self.server_addr: tuple[str, int] = (addr[0], addr[1])
         self._inflight: set[trio.CancelScope] = set()
         self._closing_deadline: float | None = None
         #: open connections (diagnostics, tests)
         self.connections = 0
+        #: connections answered 503 because ``max_connections`` were open (diagnostics, tests)
+        self.refused = 0
+        self._refusing = 0
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         listener = trio.socket.from_stdlib_socket(self.sock)
@@ -143,7 +172,17 @@ class H11Server:
                             log.warning("mcp http: accept failed (%s); retrying", exc)
                             await trio.sleep(0.1)  # out of descriptors or memory: wait, keep serving
                             continue
-                        nursery.start_soon(self._connection, trio.SocketStream(conn))
+                        stream = trio.SocketStream(conn)
+                        if self.connections >= self.max_connections:
+                            self.refused += 1
+                            if self._refusing < self.max_connections:
+                                self._refusing += 1
+                                nursery.start_soon(self._refuse, stream)
+                            else:  # refusals pile up too: drop without a word
+                                await trio.aclose_forcefully(stream)
+                            continue
+                        self.connections += 1  # counted here: the cap holds before the task runs
+                        nursery.start_soon(self._connection, stream)
                 finally:
                     # stop accepting now; requests in flight get the grace period, idle ones none
                     listener.close()
@@ -153,8 +192,20 @@ class H11Server:
         finally:
             listener.close()
 
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        """Answer ``503`` to a connection over the cap and close it (bounded: ~1 s at most)."""
+        try:
+            with trio.move_on_after(LINGER_SECONDS):
+                await stream.send_all(_plain_response(503, "Service Unavailable: too many connections",
+                                                      b"retry-after: 1\r\n"))
+                await _lingering_close(stream)
+        except _BROKEN:
+            pass
+        finally:
+            self._refusing -= 1
+            await trio.aclose_forcefully(stream)
+
     async def _connection(self, stream: trio.SocketStream) -> None:
-        self.connections += 1
         connection = _Connection(self, stream)
         try:
             await connection.run()
@@ -186,13 +237,35 @@ class _Connection:
         self.peer_closed = False
         self.responding = False  # a response has begun on the wire (no error answer possible then)
         self.linger = False  # close with a lingering close (an error answer went out early)
+        #: when the request in progress must have arrived in full (None: no byte of it yet)
+        self.request_deadline: float | None = None
 
     async def _read(self) -> None:
-        with trio.fail_after(self.server.keep_alive_timeout):
+        """Read more input for h11. Waiting for a new request: closes (``_Closing``) after
+        ``keep_alive_timeout``; once a request has begun: ``_RequestTimeout`` at its deadline."""
+        deadline = self.request_deadline
+        if deadline is None:
+            deadline = trio.current_time() + self.server.keep_alive_timeout
+        with trio.move_on_at(deadline):
             data = await self.stream.receive_some(READ_SIZE)
-        if not data:
-            self.peer_closed = True
-        self.conn.receive_data(data)
+            if not data:
+                self.peer_closed = True
+            elif self.request_deadline is None:
+                self._request_begins()
+            self.conn.receive_data(data)
+            return
+        if self.request_deadline is None:
+            raise _Closing  # idle too long
+        raise _RequestTimeout
+
+    def _request_begins(self) -> None:
+        self.request_deadline = trio.current_time() + self.server.request_timeout
+
+    async def _timed_out(self) -> None:
+        """The request missed its deadline: ``408`` unless a response has begun; then close."""
+        if not self.responding:
+            await self._abort(408, _TIMEOUT_TEXT)
+        raise _Closing
 
     async def _abort(self, status: int, text: str) -> None:
         """Answer an error outside the app and close the connection."""
@@ -215,8 +288,8 @@ class _Connection:
                     raise _Closing
                 try:
                     await self._read()
-                except trio.TooSlowError:
-                    raise _Closing from None
+                except _RequestTimeout:
+                    await self._timed_out()
                 continue
             return event
 
@@ -229,6 +302,10 @@ class _Connection:
     async def run(self) -> None:
         conn = self.conn
         while True:
+            # a new request: its deadline starts with its first byte (now, when pipelined bytes wait)
+            self.request_deadline = None
+            if conn.trailing_data[0]:
+                self._request_begins()
             event = await self._next_event()
             if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return
@@ -387,7 +464,13 @@ class _Exchange:
                 else:  # ConnectionClosed mid-body
                     self.closed = True
                     return dict(_DISCONNECT)
-        except (_Closing, trio.TooSlowError, *_BROKEN):
+        except _RequestTimeout:  # the body did not arrive in time
+            if not self.c.responding:
+                self.c.responding = self.c.linger = True
+                await self._write(_plain_response(408, _TIMEOUT_TEXT))
+            self.closed = True
+            return dict(_DISCONNECT)
+        except (_Closing, *_BROKEN):
             self.closed = True
             return dict(_DISCONNECT)
 
