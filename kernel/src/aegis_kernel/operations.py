@@ -4,6 +4,13 @@ The MCP plane exposes every operation as a tool; the control socket and the CLI 
 operations. A handler is ``async def handler(ctx: CallContext, **arguments) -> JSON-able``; it
 raises :class:`OperationError` for a refusal the caller should read. Arguments are validated against
 ``params`` (a JSON-schema object) before the handler runs, so handlers see well-typed values.
+
+Authorization is enforced here, once, for every transport. Every call carries a principal
+(:class:`Caller`): ``user`` (the owner-only control socket, the TUI), ``agent:<handle>`` (an MCP
+token), ``peer:<name>`` (the remote plane) or ``telegram:<chat>``. Each operation declares which
+kinds may call it (``callers``, default user and agents) and, optionally, a relational ``check`` — e.g.
+"an agent may close only the sessions it spawned" — run before the handler. A refused call is an
+:class:`OperationError` with code ``forbidden`` naming the operation and the principal.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from attrs import field, frozen
+from attrs import Factory, field, frozen
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -38,16 +45,56 @@ class OperationError(Exception):
         return out
 
 
+PRINCIPAL_KINDS = ("user", "agent", "peer", "telegram")
+DEFAULT_CALLERS = frozenset({"user", "agent"})
+
+
+def _default_kind(caller: Caller) -> str:
+    return "agent" if caller.handle else "user"
+
+
 @frozen
 class Caller:
-    """Who is calling: an agent session (``handle``) or the user (``handle=None``)."""
+    """The principal of a call: an agent session (``handle``), the user, a peer or a Telegram chat.
+
+    ``Caller()`` is the user, ``Caller("brisk-curie", via="mcp")`` an agent; the remote plane and the
+    Telegram bot build theirs with :meth:`peer` and :meth:`telegram`. ``via`` names the transport
+    (mcp | socket | tui | user | remote | telegram) and never grants anything by itself.
+    """
 
     handle: str | None = None
-    via: str = "user"  # mcp | socket | tui | user | remote
+    via: str = "user"
+    kind: str = field(default=Factory(_default_kind, takes_self=True))
+    name: str | None = None  # the peer's name or the chat id, for peer/telegram principals
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in PRINCIPAL_KINDS:
+            raise ValueError(f"unknown principal kind {self.kind!r} (one of {', '.join(PRINCIPAL_KINDS)})")
+        if (self.kind == "agent") != bool(self.handle):
+            raise ValueError("an agent principal has a handle, and only an agent principal has one")
+
+    @classmethod
+    def peer(cls, name: str, via: str = "remote") -> Caller:
+        return cls(None, via=via, kind="peer", name=name)
+
+    @classmethod
+    def telegram(cls, chat: str | int, via: str = "telegram") -> Caller:
+        return cls(None, via=via, kind="telegram", name=str(chat))
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
 
     @property
     def tag(self) -> str:
-        return f"agent:{self.handle}" if self.handle else "user"
+        if self.kind == "agent":
+            return f"agent:{self.handle}"
+        if self.kind in ("peer", "telegram"):
+            return f"{self.kind}:{self.name}"
+        return "user"
+
+
+Principal = Caller  # the name the docs use
 
 
 @frozen
@@ -72,14 +119,41 @@ def load_ref(ref: str) -> Any:
     return obj
 
 
+Check = Callable[["CallContext", Mapping[str, Any]], "str | None"]
+
+
+def _callers(value: Any) -> frozenset[str]:
+    kinds = frozenset([value] if isinstance(value, str) else value)
+    unknown = kinds - set(PRINCIPAL_KINDS)
+    if unknown or not kinds:
+        raise ValueError(f"callers must be a non-empty subset of {PRINCIPAL_KINDS}, got {sorted(value)!r}")
+    return kinds
+
+
 @frozen
 class Operation:
-    """``handler`` is an async callable or a lazy ``"module:function"`` reference, imported on first call."""
+    """One operation.
+
+    ``handler`` is an async callable or a lazy ``"module:function"`` reference, imported on first call.
+    ``callers``: the principal kinds that may call it (``user``, ``agent``, ``peer``, ``telegram``).
+    ``check``: an optional relational rule ``check(ctx, arguments) -> refusal reason | None`` (or a lazy
+    reference to one), run after validation and before the handler, for every caller.
+    """
 
     name: str
     handler: Handler | str
     description: str
     params: Mapping[str, Any] = field(factory=lambda: {"type": "object", "properties": {}})
+    callers: frozenset[str] = field(default=DEFAULT_CALLERS, converter=_callers)
+    check: Check | str | None = None
+
+    def allows(self, caller: Caller) -> bool:
+        return caller.kind in self.callers
+
+    def resolve_check(self) -> Check | None:
+        if isinstance(self.check, str):
+            object.__setattr__(self, "check", load_ref(self.check))
+        return self.check  # type: ignore[return-value]
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -214,6 +288,8 @@ class OperationRegistry:
         op = self._ops.get(name)
         if op is None:
             raise OperationError(f"unknown operation '{name}' (see aegis_meta)", code="unknown_operation")
+        if not op.allows(caller):
+            raise forbidden(op.name, caller, f"it is for {' and '.join(sorted(op.callers))} callers")
         arguments = dict(arguments or {})
         if "from_handle" in op.properties and caller.handle is not None:
             claimed = arguments.get("from_handle")
@@ -222,4 +298,26 @@ class OperationRegistry:
                                      code="forbidden", param="from_handle")
             arguments["from_handle"] = caller.handle  # identity comes from the token, never the argument
         args = validate_arguments(op.params, arguments)
-        return await op.resolve()(CallContext(kernel, caller), **args)
+        ctx = CallContext(kernel, caller)
+        check = op.resolve_check()
+        if check is not None:
+            reason = check(ctx, args)
+            if reason:
+                raise forbidden(op.name, caller, reason)
+        from .delivery import DeliveryError
+        from .sessions import SessionError
+
+        try:
+            return await op.resolve()(ctx, **args)
+        except (SessionError, DeliveryError) as exc:  # the kernel's own refusals, structured for every transport
+            raise OperationError(str(exc), code="refused") from None
+
+    def visible_to(self, caller: Caller) -> list[Operation]:
+        """The operations ``caller`` may call (what the MCP plane lists as tools for an agent)."""
+        return [op for op in self if op.allows(caller)]
+
+
+def forbidden(operation: str, caller: Caller, reason: str) -> OperationError:
+    """The one structured refusal: code ``forbidden``, naming the operation and the principal."""
+    return OperationError(f"{operation} is not allowed for {caller.tag}: {reason}", code="forbidden",
+                          operation=operation, principal=caller.tag)

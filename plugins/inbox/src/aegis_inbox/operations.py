@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aegis_kernel.delivery import DeliveryError, Envelope
@@ -25,7 +26,7 @@ async def meta(ctx: CallContext) -> str:
         "Messages from others arrive as turns headed '✉ from <sender> · <time>'.",
         "Tools:",
     ]
-    for op in kernel.operations:
+    for op in kernel.operations.visible_to(ctx.caller):
         if op.name == "aegis_meta":
             continue
         args = ", ".join(n for n in op.properties if n != "from_handle")
@@ -83,13 +84,19 @@ async def spawn(ctx: CallContext, agent: str, prompt: str, handle: str | None = 
     return {"handle": session.handle, "agent": session.profile_name, "state": session.state}
 
 
+def may_close(ctx: CallContext, args: Mapping[str, Any]) -> str | None:
+    """The rule of ``aegis_close``: the user closes any session, an agent only the ones it spawned."""
+    if ctx.caller.is_user:
+        return None
+    session = ctx.kernel.sessions.get(args["handle"])
+    if session is None or session.spawned_by == ctx.caller.handle:
+        return None  # an unknown handle is the handler's clear error, not a refusal
+    who = f"'{session.spawned_by}'" if session.spawned_by else "the user"
+    return f"'{args['handle']}' was spawned by {who}; only its spawner or the user may close it"
+
+
 async def close(ctx: CallContext, handle: str) -> dict[str, Any]:
     session = _session(ctx, handle, "handle")
-    caller = ctx.caller.handle
-    if caller is not None and session.spawned_by != caller:
-        who = f"'{session.spawned_by}'" if session.spawned_by else "the user"
-        raise OperationError(f"close refused: '{handle}' was spawned by {who}; only its spawner or the user may "
-                             "close it", code="forbidden", param="handle")
     await session.close(f"closed by {ctx.caller.tag}")
     return {"closed": True, "handle": handle}
 

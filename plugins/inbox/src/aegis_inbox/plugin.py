@@ -31,7 +31,8 @@ def aegis_register_operations(register: Any) -> None:
              "Start a new agent session of a profile with an opening prompt; returns its handle.",
              params(("agent", "prompt"), agent=_STR, prompt=_STR, handle={"type": ["string", "null"], "default": None},
                     from_handle=_FROM))
-    register("aegis_close", _OPS + "close", "Close a session you spawned.", params(("handle",), handle=_STR))
+    register("aegis_close", _OPS + "close", "Close a session you spawned.", params(("handle",), handle=_STR),
+             check=_OPS + "may_close")
     register("aegis_read_peer", _OPS + "read_peer", "Read the last turns of a peer's transcript.",
              params(("handle",), handle=_STR, turns={"type": "integer", "minimum": 1, "maximum": 200, "default": 12}))
     register("aegis_view_file", _OPS + "view_file", "Open a file view for the user in the TUI.",

@@ -1,0 +1,115 @@
+"""The kernel's own operations: what a person does to sessions, as operations every transport carries.
+
+The control socket, the TUI, ``aegis call`` and (later) the remote plane and Telegram call these;
+none of them implements the action itself. Agents have their own verbs (``aegis_handoff``,
+``aegis_spawn``, ``aegis_close`` in aegis-inbox) and never reach these: answering approvals,
+renaming, resuming, stopping and reading whole transcripts are for people (declared through
+``callers``; the registry enforces it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .delivery import Envelope
+from .operations import CallContext, OperationError, params
+
+#: the principals that act for the person who owns the project
+PEOPLE = ("user", "telegram")
+_STR = {"type": "string", "minLength": 1}
+_HANDLE = {"type": "string", "minLength": 1, "description": "the session's handle"}
+
+
+def register_session_operations(register: Any) -> None:
+    """Register the kernel's session operations (called by the kernel's builtin plugin)."""
+    ops = "aegis_kernel.session_ops:"
+    register("aegis_sessions", ops + "sessions", "Every session with its state, metrics and transcript path.",
+             params(), callers=(*PEOPLE, "peer"))
+    register("aegis_send", ops + "send",
+             "Send text to a session as the caller; an idle session is woken, a busy one gets it at its turn end "
+             "unless interrupt=true.",
+             params(("handle", "text"), handle=_HANDLE, text=_STR, interrupt={"type": "boolean", "default": False}),
+             callers=(*PEOPLE, "peer"))
+    register("aegis_interrupt", ops + "interrupt", "Interrupt a session's current turn.",
+             params(("handle",), handle=_HANDLE), callers=(*PEOPLE, "peer"))
+    register("aegis_approve", ops + "approve",
+             "Allow a session's pending permission request (always=true: for the rest of the session).",
+             params(("handle",), handle=_HANDLE, always={"type": "boolean", "default": False}), callers=PEOPLE)
+    register("aegis_deny", ops + "deny", "Deny a session's pending permission request.",
+             params(("handle",), handle=_HANDLE), callers=PEOPLE)
+    register("aegis_rename", ops + "rename", "Give a session a new handle.",
+             params(("handle", "new_handle"), handle=_HANDLE, new_handle=_STR), callers=("user",))
+    register("aegis_resume", ops + "resume",
+             "Start a saved session again in its agent's own conversation (driver session id).",
+             params(("handle",), handle=_HANDLE, new_handle={"type": ["string", "null"], "default": None},
+                    prompt={"type": ["string", "null"], "default": None}),
+             callers=("user",))
+    register("aegis_transcript", ops + "transcript",
+             "A page of a session's transcript events, oldest first: offset/limit, and the total.",
+             params(("handle",), handle=_HANDLE, offset={"type": "integer", "minimum": 0, "default": 0},
+                    limit={"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}),
+             callers=(*PEOPLE, "peer"))
+    register("aegis_stop", ops + "stop", "Stop this Aegis: close every agent and exit.", params(), callers=("user",))
+
+
+async def sessions(ctx: CallContext) -> list[dict[str, Any]]:
+    return [s.info() for s in ctx.kernel.sessions]
+
+
+async def send(ctx: CallContext, handle: str, text: str, interrupt: bool = False) -> dict[str, Any]:
+    receipt = ctx.kernel.deliver(handle, Envelope.new(ctx.caller.tag, text, interrupt=interrupt))
+    return receipt.to_dict()
+
+
+async def interrupt(ctx: CallContext, handle: str) -> dict[str, Any]:
+    ctx.kernel.sessions.require(handle).interrupt()
+    return {"interrupted": handle}
+
+
+async def approve(ctx: CallContext, handle: str, always: bool = False) -> dict[str, Any]:
+    return await _answer(ctx, handle, True, always)
+
+
+async def deny(ctx: CallContext, handle: str) -> dict[str, Any]:
+    return await _answer(ctx, handle, False, False)
+
+
+async def _answer(ctx: CallContext, handle: str, allow: bool, always: bool) -> dict[str, Any]:
+    session = ctx.kernel.sessions.require(handle)
+    await session.answer_permission(allow, always=always)
+    return {"handle": session.handle, "allowed": allow}
+
+
+async def rename(ctx: CallContext, handle: str, new_handle: str) -> dict[str, Any]:
+    return {"handle": ctx.kernel.sessions.rename(handle, new_handle).handle, "was": handle}
+
+
+async def resume(ctx: CallContext, handle: str, new_handle: str | None = None,
+                 prompt: str | None = None) -> dict[str, Any]:
+    manager = ctx.kernel.sessions
+    saved = {r["handle"]: r for r in manager.saved_all()}
+    record = saved.get(handle)
+    if record is None:
+        known = ", ".join(sorted(saved)) or "none"
+        raise OperationError(f"no saved session '{handle}' to resume (saved: {known})", code="not_found",
+                             param="handle")
+    session = await manager.spawn(record.get("agent"), handle=new_handle or handle,
+                                  resume_id=record.get("driver_session_id"), log_id=record.get("log_id"),
+                                  prompt=prompt)
+    return session.info()
+
+
+async def transcript(ctx: CallContext, handle: str, offset: int = 0, limit: int = 500) -> dict[str, Any]:
+    from .events import event_to_dict
+
+    history = list(ctx.kernel.sessions.require(handle).history)
+    page = history[offset:offset + limit]
+    end = offset + len(page)
+    return {"handle": handle, "offset": offset, "total": len(history), "events": [event_to_dict(e) for e in page],
+            "next_offset": end if end < len(history) else None}
+
+
+async def stop(ctx: CallContext) -> dict[str, Any]:
+    if not ctx.kernel.request_stop():
+        raise OperationError("nothing owns this kernel that could stop it", code="unavailable")
+    return {"stopping": True}
