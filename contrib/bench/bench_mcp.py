@@ -132,7 +132,7 @@ def bench_calls(args) -> dict:
             kernel = make_kernel(Path(tmp))
             for mode in ("fast", "sdk"):
                 async with trio.open_nursery() as nursery:
-                    plane = McpPlane(fast_path=(mode == "fast"))
+                    plane = McpPlane(fast_path=(mode == "fast"), identities=kernel.identities)
                     base = await nursery.start(plane.run, kernel)
                     url = base + TOKEN
                     await plane.serving.wait()
@@ -168,7 +168,7 @@ async def main():
     with tempfile.TemporaryDirectory() as tmp:
         kernel = make_kernel(Path(tmp))
         async with trio.open_nursery() as n:
-            plane = McpPlane(fast_path={fast}, listen_first={listen_first})
+            plane = McpPlane(fast_path={fast}, listen_first={listen_first}, identities=kernel.identities)
             t1 = time.perf_counter()
             await n.start(plane.run, kernel)
             t2 = time.perf_counter()

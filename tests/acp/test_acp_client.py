@@ -51,6 +51,22 @@ async def turn(proc, *steps) -> list:
     return [e for e in await events_until(proc.events()) if not isinstance(e, SystemInit)]
 
 
+async def turn_deciding(proc, decide, *steps) -> list:
+    """Like :func:`turn`, answering each ``PermissionRequest`` with ``decide(request)`` (as the
+    session's approval broker would); the requests stay in the returned events."""
+    await proc.prompt(json.dumps(list(steps)))
+    out = []
+    with trio.fail_after(15):
+        async for event in proc.events():
+            if isinstance(event, PermissionRequest):
+                await proc.answer_permission(event.request_id, decide(event))
+            if not isinstance(event, SystemInit):
+                out.append(event)
+            if isinstance(event, (TurnResult, AgentError)):
+                break
+    return out
+
+
 def replies(events) -> list[dict]:
     return [json.loads(e.text) for e in events if isinstance(e, AssistantText)]
 
@@ -186,8 +202,8 @@ async def test_fs_read_and_write_confined_to_cwd(tmp_path):
                             "params": {"sessionId": sid, "path": path, "content": content}}}
 
     async with running(spec) as proc:
-        events = await turn(
-            proc,
+        events = await turn_deciding(
+            proc, lambda req: True,
             read(str(spec.cwd / "notes.txt")),
             read(str(spec.cwd / "notes.txt"), line=2, limit=1),
             read(str(tmp_path / "secret.txt")),
@@ -208,6 +224,61 @@ async def test_fs_read_and_write_confined_to_cwd(tmp_path):
     assert r[7]["error"]["code"] == -32602 and not (tmp_path / "outside.txt").exists()
     assert r[8]["error"]["code"] == -32602 and "unknown session" in r[8]["error"]["message"]
     assert (tmp_path / "secret.txt").read_text() == "top secret"
+
+
+@pytest.mark.trio
+async def test_fs_requests_ask_the_approval_policy_first(tmp_path):
+    """Issue 12 finding 8: every fs request is a PermissionRequest (method, kind, path relative to cwd)
+    before it is served; a refused write is a -32001 error the agent reads and the file is unchanged;
+    paths outside cwd are refused without asking anyone."""
+    spec = make_spec(tmp_path)
+    (spec.cwd / "notes.txt").write_text("original")
+
+    def write(path, content):
+        return {"request": {"method": "fs/write_text_file",
+                            "params": {"sessionId": "fake-1", "path": path, "content": content}}}
+
+    read = {"request": {"method": "fs/read_text_file", "params": {"sessionId": "fake-1", "path": "notes.txt"}}}
+    async with running(spec) as proc:
+        events = await turn_deciding(proc, lambda req: req.kind == "read",
+                                     read, write("notes.txt", "clobbered"), write("../outside.txt", "x"))
+    asked = [e for e in events if isinstance(e, PermissionRequest)]
+    assert [(e.tool_name, e.kind, e.summary) for e in asked] == [
+        ("fs/read_text_file", "read", "notes.txt"), ("fs/write_text_file", "edit", "notes.txt")]
+    assert asked[1].raw_input == {"path": "notes.txt", "content": "clobbered", "chars": 9}
+    r = replies(events)
+    assert r[0]["result"] == {"content": "original"}
+    assert r[1]["error"]["code"] == -32001 and "permission denied" in r[1]["error"]["message"]
+    assert r[2]["error"]["code"] == -32602 and "outside the session directory" in r[2]["error"]["message"]
+    assert (spec.cwd / "notes.txt").read_text() == "original"
+
+
+@pytest.mark.trio
+async def test_an_allowed_edit_tool_call_may_write_its_locations_once(tmp_path):
+    """The agent asked (session/request_permission) to edit notes.txt and was allowed: its write of
+    that file is not asked about a second time; a second write, or another file, is."""
+    spec = make_spec(tmp_path)
+    edit = {"sessionId": "fake-1",
+            "toolCall": {"toolCallId": "e1", "title": "Edit notes", "kind": "edit", "status": "pending",
+                         "locations": [{"path": str(spec.cwd / "notes.txt")}]},
+            "options": [{"optionId": "ok", "name": "Allow", "kind": "allow_once"},
+                        {"optionId": "no", "name": "No", "kind": "reject_once"}]}
+
+    def write(path):
+        return {"request": {"method": "fs/write_text_file",
+                            "params": {"sessionId": "fake-1", "path": path, "content": "new"}}}
+
+    async with running(spec) as proc:
+        events = await turn_deciding(proc, lambda req: req.tool_name == "Edit notes",
+                                     {"request": {"method": "session/request_permission", "params": edit}},
+                                     write("notes.txt"), write("notes.txt"), write("other.txt"))
+    asked = [e.tool_name for e in events if isinstance(e, PermissionRequest)]
+    assert asked == ["Edit notes", "fs/write_text_file", "fs/write_text_file"]
+    r = replies(events)
+    assert r[0]["result"] == {"outcome": {"outcome": "selected", "optionId": "ok"}}
+    assert r[1]["result"] == {}
+    assert r[2]["error"]["code"] == -32001 and r[3]["error"]["code"] == -32001
+    assert (spec.cwd / "notes.txt").read_text() == "new" and not (spec.cwd / "other.txt").exists()
 
 
 PERMISSION = {

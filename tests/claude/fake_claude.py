@@ -8,13 +8,17 @@ It speaks the frames of the real captures (tests/claude/data) in answer to user 
 - ``SLOW`` → starts streaming, then waits for the interrupt control_request → ack, interrupted
   echo, ``error_during_execution`` result (``aborted_streaming``);
 - ``HOOK`` → sends an unsupported control_request and reports the reply it got;
-- ``DIE`` → writes to stderr and exits 3 mid-turn.
+- ``DIE`` → writes to stderr and exits 3 mid-turn;
+- ``MCP`` → ``mcp <server> sha256=<hex of its url> mode=<octal mode of the --mcp-config file>``;
+- ``LEAK`` → prints its argv and its MCP URL to stderr and exits 4 (what a crashing CLI may do).
 ``--resume <id>`` keeps that session id; ``--model`` is echoed in system/init; EOF → exit 0.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import uuid
 
@@ -125,6 +129,15 @@ def turn(text: str) -> bool:
         say(f"hook reply: {reply['response']['subtype'] if reply else 'none'}")
         result(1, "hook")
         return True
+    if text == "MCP":
+        name, server, mode = mcp_server()
+        say(f"mcp {name} sha256={hashlib.sha256(server['url'].encode()).hexdigest()} mode={mode}")
+        result(1, text)
+        return True
+    if text == "LEAK":
+        sys.stderr.write(f"fatal: argv {ARGV}; cannot reach MCP at {mcp_server()[1]['url']}\n")
+        sys.stderr.flush()
+        sys.exit(4)
     if text == "DIE":
         say("dying")
         sys.stderr.write("fatal: the fake claude fell over\n")
@@ -133,6 +146,19 @@ def turn(text: str) -> bool:
     say(f"FAKE_REPLY to: {text}")
     result(1, text)
     return True
+
+
+def mcp_server() -> tuple[str, dict, str]:
+    """(name, server, file mode) of the one server in ``--mcp-config`` (a file path, or inline JSON)."""
+    arg = ARGV[ARGV.index("--mcp-config") + 1]
+    if arg.lstrip().startswith("{"):
+        config, mode = json.loads(arg), "argv"
+    else:
+        with open(arg) as fh:
+            config = json.load(fh)
+        mode = oct(os.stat(arg).st_mode & 0o777)
+    [(name, server)] = config["mcpServers"].items()
+    return name, server, mode
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from aegis_claude.codec import brokers_permissions, build_argv, build_env
+from aegis_claude.codec import brokers_permissions, build_argv, build_env, mcp_config_argv, mcp_config_json
 from aegis_kernel.drivers import McpEndpoint, SpawnSpec
 from aegis_kernel.profiles import AgentProfile
 
@@ -60,16 +60,18 @@ def test_resume_model_effort():
                     "--permission-mode", "bypassPermissions"]
 
 
-def test_mcp_config_and_strict():
-    mcp = McpEndpoint(url="http://127.0.0.1:41234/mcp/tok3n", headers={"Authorization": "Bearer tok3n"})
+def test_mcp_config_is_a_private_file_never_argv():
+    """The MCP URL holds the session's secret token: build_argv never carries it (the agent writes
+    mcp_config_json to a 0600 file and passes mcp_config_argv(path))."""
+    mcp = McpEndpoint(url="http://127.0.0.1:41234/mcp/tok3n-secret", headers={"Authorization": "Bearer tok3n"})
     argv = build_argv(spec(mcp=mcp, permission="full"))
-    config = json.loads(flag(argv, "--mcp-config"))
-    assert config == {"mcpServers": {"aegis": {"type": "http", "url": "http://127.0.0.1:41234/mcp/tok3n",
-                                               "headers": {"Authorization": "Bearer tok3n"}}}}
-    assert argv[argv.index("--mcp-config") + 2] == "--strict-mcp-config"
-    bare = json.loads(flag(build_argv(spec(mcp=McpEndpoint(url="http://h/mcp", name="plane"))), "--mcp-config"))
+    assert "--mcp-config" not in argv and not any("tok3n" in a for a in argv)
+    assert json.loads(mcp_config_json(mcp)) == {"mcpServers": {"aegis": {
+        "type": "http", "url": "http://127.0.0.1:41234/mcp/tok3n-secret", "headers": {"Authorization": "Bearer tok3n"}}}}
+    bare = json.loads(mcp_config_json(McpEndpoint(url="http://h/mcp", name="plane")))
     assert bare == {"mcpServers": {"plane": {"type": "http", "url": "http://h/mcp"}}}
-    assert "--mcp-config" not in build_argv(spec()) and "--strict-mcp-config" not in build_argv(spec())
+    assert mcp_config_json(None) is None
+    assert mcp_config_argv("/s/private/mcp/c.json") == ["--mcp-config", "/s/private/mcp/c.json", "--strict-mcp-config"]
 
 
 def test_system_prompt():

@@ -185,12 +185,26 @@ def test_write_json_atomic_keeps_mode(tmp_path):
 
 
 def test_write_json_atomic_new_file_respects_umask(tmp_path):
+    shared = tmp_path / "shared"  # a folder others may enter (pytest's tmp_path is owner-only)
+    shared.mkdir()
+    shared.chmod(0o755)
     old = os.umask(0o027)
     try:
-        write_json_atomic(tmp_path / "new.json", [])
+        write_json_atomic(shared / "new.json", [])
     finally:
         os.umask(old)
-    assert mode_of(tmp_path / "new.json") == 0o640
+    assert mode_of(shared / "new.json") == 0o640
+
+
+def test_write_json_atomic_new_file_in_an_owner_only_folder_is_owner_only(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(private / "new.json", [])
+    finally:
+        os.umask(old)
+    assert mode_of(private / "new.json") == 0o600
 
 
 def test_failed_before_replace_leaves_file_untouched(tmp_path):

@@ -37,11 +37,12 @@ class StubIdentities:
 
 
 class StubKernel:
-    """Exactly the attributes ``aegis_kernel.kernel.Kernel`` offers the plane."""
+    """Exactly the attributes ``aegis_kernel.kernel.Kernel`` offers the plane (no ``plugins``: the
+    plane then injects no endpoints, and tests hand it :attr:`stub_identities`, the token table)."""
 
     def __init__(self, root: Path):
         self.operations = OperationRegistry()
-        self.identities = StubIdentities({TOKEN: HANDLE, OTHER_TOKEN: OTHER_HANDLE})
+        self.stub_identities = StubIdentities({TOKEN: HANDLE, OTHER_TOKEN: OTHER_HANDLE})
         self.state = StubState(root / ".aegis" / "state")
         self.mcp_base_url: str | None = None
         self.calls: list[tuple[str, str | None, dict[str, Any]]] = []
@@ -78,6 +79,7 @@ def add_default_operations(kernel: StubKernel) -> None:
 
 
 async def start_plane(nursery: trio.Nursery, kernel: StubKernel, **kwargs: Any) -> tuple[McpPlane, str]:
+    kwargs.setdefault("identities", kernel.stub_identities)
     plane = McpPlane(**kwargs)
     base = await nursery.start(plane.run, kernel)
     return plane, base

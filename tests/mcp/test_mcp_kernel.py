@@ -4,6 +4,7 @@ as a service, and serving the kernel's operations to a session token the kernel 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -27,7 +28,8 @@ async def test_plane_as_a_kernel_service(tmp_path):
         assert kernel.mcp_base_url and kernel.mcp_base_url.startswith("http://127.0.0.1:")
         assert "mcp" in kernel.services
         kernel.operations.add(Operation("aegis_whoami", whoami, "Who am I?", params(from_handle={"type": "string"})))
-        url = kernel.mcp_base_url + kernel.identities.issue("swift-otter")
+        plane = kernel.services["mcp"]
+        url = kernel.mcp_base_url + plane.identities.issue(SimpleNamespace(handle="swift-otter"))
         async with httpx.AsyncClient(timeout=10) as client:
             r = await client.post(url, headers=HEADERS, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                                               "params": {"name": "aegis_whoami", "arguments": {}}})

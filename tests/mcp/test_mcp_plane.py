@@ -210,10 +210,10 @@ async def test_shutdown_on_cancel_closes_the_port(kernel):
 
 async def test_identity_is_resolved_per_request(plane, client):
     # a renamed session keeps its token; the plane follows the identity table
-    plane.kernel.identities.tokens[TOKEN] = "renamed-otter"
+    plane.plane.identities.tokens[TOKEN] = "renamed-otter"
     await call_tool(client, plane.url, "aegis_list_sessions")
     assert plane.kernel.calls[-1][1] == "renamed-otter"
-    del plane.kernel.identities.tokens[TOKEN]
+    del plane.plane.identities.tokens[TOKEN]
     r = await rpc(client, plane.url, "tools/list")
     assert r.status_code == 403
 
@@ -230,7 +230,7 @@ async def test_two_planes_get_distinct_ports(tmp_path):
 async def test_started_before_serving_still_answers(kernel):
     """``started`` comes once the socket listens; a request sent right then is answered once serving."""
     async with trio.open_nursery() as nursery:
-        plane = McpPlane()
+        plane = McpPlane(identities=kernel.stub_identities)
         base = await nursery.start(plane.run, kernel)
         assert plane.port and kernel.mcp_base_url == base
         async with httpx.AsyncClient(timeout=10) as c:
@@ -242,7 +242,7 @@ async def test_started_before_serving_still_answers(kernel):
 
 async def test_listen_first_off_starts_serving(kernel):
     async with trio.open_nursery() as nursery:
-        plane = McpPlane(listen_first=False)
+        plane = McpPlane(listen_first=False, identities=kernel.stub_identities)
         await nursery.start(plane.run, kernel)
         assert plane.serving.is_set()
         nursery.cancel_scope.cancel()

@@ -156,8 +156,15 @@ async def test_fs_read_confined_to_cwd(tmp_path):
     (spec.cwd / "notes.txt").write_text("hello notes")
     (tmp_path / "secret.txt").write_text("secret")
     async with running(spec) as proc:
-        events = await turn(proc, f"@read notes.txt\n@read {tmp_path / 'secret.txt'}\n@read ../secret.txt\n"
-                                  "@write out/new.txt fresh\\ntext")
+        await proc.prompt(f"@read notes.txt\n@read {tmp_path / 'secret.txt'}\n@read ../secret.txt\n"
+                          "@write out/new.txt fresh\\ntext")
+        events = []
+        while not isinstance(events[-1:] and events[-1], TurnResult):
+            events += await events_until(proc.events(), stop=(TurnResult, PermissionRequest))
+            if isinstance(events[-1], PermissionRequest):  # each fs request asks first (the session's broker)
+                await proc.answer_permission(events[-1].request_id, True)
+    asked = [(e.tool_name, e.summary) for e in events if isinstance(e, PermissionRequest)]
+    assert asked == [("fs/read_text_file", "notes.txt"), ("fs/write_text_file", "out/new.txt")]
     lines = text_of(events).split("\n")
     assert lines[0] == "read notes.txt → hello notes"
     assert lines[1].startswith(f"read {tmp_path / 'secret.txt'} failed: refused:")

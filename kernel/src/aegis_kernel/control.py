@@ -4,7 +4,11 @@ Wire format: one JSON object per line each way. A request ``{"op": ..., ...}`` g
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {...}}``; ``transcript`` with
 ``follow: true`` streams ``{"event": ...}`` lines until the session closes or the client leaves.
 Unix socket paths are limited to ~107 bytes: when the state path is longer, the socket lives in a
-private ``/tmp/aegis-<uid>/`` folder and ``aegis.sock`` is a symlink to it.
+private folder — ``$XDG_RUNTIME_DIR/aegis/`` when that is set (and ours), else ``/tmp/aegis-<uid>/`` —
+and ``aegis.sock`` is a symlink to it. That folder must be a real directory (not a symlink), owned by
+us and mode 0700: one another user created first is refused with a clear error (it could read what is
+sent to the socket, or answer in Aegis's place), by the server before binding and by clients before
+connecting (:func:`private_socket_dir`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import math
 import os
 import socket as stdsocket
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,18 +45,75 @@ def socket_path(state_dir: Path) -> Path:
     return state_dir / SOCKET_NAME
 
 
+def _owner_only_dir(path: Path, *, create: bool) -> None:
+    """Make sure ``path`` is a real directory owned by us with mode 0700 (creating it 0700 when
+    ``create`` and missing; an own folder with a wider mode is narrowed). Raises :class:`ControlError`
+    naming the problem otherwise. Checked on an ``O_NOFOLLOW`` descriptor, so a symlink swapped in
+    between the check and the use is refused too."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ControlError(f"cannot create the private socket folder {path}: {exc.strerror}") from None
+    advice = ("remove it (it is not Aegis's), set XDG_RUNTIME_DIR to a folder of yours, "
+              "or use a shorter project path")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise ControlError(f"the private socket folder {path} is missing ({exc.strerror})") from None
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise ControlError(f"refusing the private socket folder {path}: it is {kind}; {advice}") from None
+    try:
+        st = os.fstat(fd)
+        uid = os.geteuid()
+        if st.st_uid != uid:
+            raise ControlError(f"refusing the private socket folder {path}: it belongs to uid {st.st_uid}, "
+                               f"not to you (uid {uid}); someone else created it first; {advice}")
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def private_socket_dir(*, create: bool = True) -> Path:
+    """The owner-only folder for a socket whose state path is too long: ``$XDG_RUNTIME_DIR/aegis``
+    when ``XDG_RUNTIME_DIR`` is an absolute folder we own, else ``<tmp>/aegis-<uid>``. Checked by
+    :func:`_owner_only_dir` (raises :class:`ControlError`)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime):
+        try:
+            st = os.stat(runtime)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            folder = Path(runtime) / "aegis"
+            _owner_only_dir(folder, create=create)
+            return folder
+    folder = Path(tempfile.gettempdir()) / f"aegis-{os.geteuid()}"
+    _owner_only_dir(folder, create=create)
+    return folder
+
+
 def _bind_path(public: Path) -> Path:
     if len(str(public)) <= _MAX_PATH:
         return public
-    private = Path(tempfile.gettempdir()) / f"aegis-{os.getuid()}"
-    private.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(private, 0o700)
     digest = hashlib.sha256(str(public).encode()).hexdigest()[:16]
-    return private / f"{digest}.sock"
+    return private_socket_dir() / f"{digest}.sock"
 
 
 def connect_path(public: Path) -> Path:
-    return Path(os.readlink(public)) if public.is_symlink() else public
+    """Where to connect for ``public``: itself, or the target of its symlink after checking that the
+    target's folder is still ours (owner-only; raises :class:`ControlError` otherwise)."""
+    if not public.is_symlink():
+        return public
+    target = Path(os.readlink(public))
+    _owner_only_dir(target.parent, create=False)
+    return target
 
 
 def _running_pid(public: Path) -> int | None:

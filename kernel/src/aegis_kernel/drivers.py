@@ -5,9 +5,14 @@ A driver is registered under a provider key (``claude-code``, ``acp``, ``gemini`
 
 1. the kernel builds a :class:`SpawnSpec` from the agent profile;
 2. ``driver.build_launch(spec)`` returns a :class:`Launch` (argv, env, cwd) — pure, no I/O;
-3. ``aegis_pre_spawn(spec, launch)`` hooks may rewrite the launch or refuse it;
+3. ``aegis_pre_spawn(spec, launch)`` hooks may rewrite the launch or refuse it (the MCP plugin sets
+   :attr:`Launch.mcp` there: the kernel itself knows no MCP endpoint);
 4. ``await driver.start(spec, launch, nursery)`` starts the process inside ``nursery`` and returns a
    running :class:`AgentProcess`.
+
+Secrets: :attr:`Launch.mcp` carries the agent's secret MCP URL. A driver hands it over without putting
+it in argv (``/proc/<pid>/cmdline`` is readable by every local user): over the protocol (ACP
+``session/new``), in the environment, or in a file of :func:`private_dir` (0600 in a 0700 folder).
 
 Above this seam every provider looks the same.
 """
@@ -39,6 +44,9 @@ class McpEndpoint:
 
 @frozen
 class SpawnSpec:
+    """What the kernel asks a driver to start. ``mcp`` is for callers driving a driver directly (the
+    kernel leaves it None; the MCP plugin puts the endpoint in :attr:`Launch.mcp`)."""
+
     handle: str
     profile_name: str
     profile: AgentProfile
@@ -51,12 +59,32 @@ class SpawnSpec:
 
 @frozen
 class Launch:
+    """How an agent process is started. ``mcp``: the MCP server the agent is to reach (a secret, never
+    to be put in ``argv``; see the module docstring), set by ``aegis_pre_spawn`` hooks."""
+
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(factory=dict)
     cwd: Path | None = None
+    mcp: McpEndpoint | None = None
 
     def with_env(self, **extra: str) -> Launch:
         return evolve(self, env={**self.env, **extra})
+
+    def with_mcp(self, mcp: McpEndpoint | None) -> Launch:
+        return evolve(self, mcp=mcp)
+
+
+def private_dir(state_dir: Path, *parts: str) -> Path:
+    """``<state_dir>/private/<parts…>``, created owner-only (0700, each level; an existing folder's
+    mode is fixed): where drivers put files holding secrets (mode 0600), e.g. an MCP config."""
+    path = Path(state_dir, "private", *parts)
+    level = Path(state_dir)
+    for part in ("private", *parts):
+        level = level / part
+        level.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if level.stat().st_mode & 0o777 != 0o700:
+            level.chmod(0o700)
+    return path
 
 
 class SpawnRefused(Exception):

@@ -11,7 +11,7 @@ cancels the nursery: every service stops and every agent process is reaped.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,39 +28,9 @@ from .events import collect_event_types
 from .operations import OperationRegistry, load_ref
 from .plugins import PluginHost, load_plugins
 from .sessions import SessionError, SessionManager
-from .state import StateDir
+from .state import StateDir, secure_tree
 
 log = logging.getLogger("aegis.kernel")
-
-
-class Identities:
-    """Secret MCP tokens ↔ session handles. An unknown token resolves to None (refused)."""
-
-    def __init__(self) -> None:
-        self._by_token: dict[str, str] = {}
-        self._by_handle: dict[str, str] = {}
-
-    def issue(self, handle: str) -> str:
-        token = self._by_handle.get(handle)
-        if token is None:
-            token = secrets.token_urlsafe(16)
-            self._by_token[token] = handle
-            self._by_handle[handle] = token
-        return token
-
-    def resolve(self, token: str) -> str | None:
-        return self._by_token.get(token)
-
-    def rename(self, old: str, new: str) -> None:
-        token = self._by_handle.pop(old, None)
-        if token is not None:
-            self._by_handle[new] = token
-            self._by_token[token] = new
-
-    def revoke(self, handle: str) -> None:
-        token = self._by_handle.pop(handle, None)
-        if token is not None:
-            self._by_token.pop(token, None)
 
 
 class Hooks:
@@ -103,11 +73,10 @@ class Kernel:
         self.operations = OperationRegistry()
         for op in plugins.registry.objects("operations").values():
             self.operations.add(op)
-        self.identities = Identities()
         self.approvals = ApprovalBroker()
         self.delivery = Delivery(self.state.path("inboxes"))
         self.sessions = SessionManager(self)
-        self.mcp_base_url: str | None = None
+        self.mcp_base_url: str | None = None  # informational (status, banner), set by the MCP plugin
         self.services: dict[str, Any] = {}
         self.extensions: dict[str, Any] = {}  # plugin-owned runtime objects by name (e.g. "queue")
         self.headless = True
@@ -164,13 +133,18 @@ def unwrap_group(group: BaseExceptionGroup) -> BaseException:
 
 
 def setup_logging(kernel: Kernel) -> None:
-    """Send logs to .aegis/state/aegis.log (never stderr: the TUI draws there)."""
+    """Send logs to .aegis/state/aegis.log (never stderr: the TUI draws there), owner-only (0600),
+    every line redacted (:class:`aegis_kernel.redact.RedactingFormatter`: no token or secret URL
+    reaches the file)."""
+    from .redact import RedactingFormatter
+
     root = logging.getLogger()
     path = kernel.state.path("aegis.log")
     if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
         return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600))
     handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     if root.level == logging.WARNING or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
@@ -187,6 +161,7 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
     agents of their own, so a worker never takes a handle a restored session needs.
     """
     kernel = kernel or build_kernel(project_dir, **build)
+    secure_tree(kernel.state.root)  # the state is the owner's only: 0700 folders, 0600 files
     setup_logging(kernel)
     try:
         async with trio.open_nursery() as nursery:
@@ -208,4 +183,4 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
         kernel._nursery = None
 
 
-__all__ = ["Kernel", "open_kernel", "build_kernel", "Identities", "SessionError"]
+__all__ = ["Kernel", "open_kernel", "build_kernel", "SessionError"]

@@ -21,9 +21,10 @@ import trio
 
 from . import events as ev
 from .delivery import Envelope, render_batch, utc_now
-from .drivers import AgentProcess, McpEndpoint, SpawnRefused, SpawnSpec
+from .drivers import AgentProcess, SpawnRefused, SpawnSpec
 from .metrics import SessionMetrics
 from .names import check_handle, generate_handle
+from .redact import redact, redact_event
 from .state import Ledger, write_json_atomic
 
 if TYPE_CHECKING:
@@ -328,6 +329,7 @@ class Session:
     def _record(self, event: Any) -> None:
         # streaming previews (partial deltas) go to live listeners only: the whole text follows them
         if not getattr(event, "partial", False):
+            event = redact_event(event)  # no secret reaches a transcript (read_peer shows it to peers)
             self.history.append(_bounded(event))
             try:
                 record = {"ts": time.time(), "event": ev.event_to_dict(event)}
@@ -353,7 +355,7 @@ class Session:
             self.kernel.sessions.release_transcript(self._transcript_name, self._log)
 
     def _fail(self, message: str) -> None:
-        self.error = message
+        self.error = message = redact(message)
         if self.metrics.streaming:
             self.metrics.end_turn(ev.TurnResult(stop_reason="error", is_error=True, error=message))
         self._set_state("error")
@@ -468,9 +470,6 @@ class SessionManager:
             raise SessionError(
                 f"unknown provider '{session.provider}' for agent '{session.profile_name}' "
                 f"(installed drivers: {', '.join(sorted(drivers)) or 'none'}; is its plugin installed and enabled?)")
-        mcp = None
-        if kernel.mcp_base_url:
-            mcp = McpEndpoint(url=kernel.mcp_base_url + kernel.identities.issue(session.handle))
         system_prompt = PRIMER.format(handle=session.handle)
         if session.profile.prompt:
             persona = Path(session.profile.prompt).expanduser()
@@ -482,7 +481,7 @@ class SessionManager:
                 raise SessionError(f"cannot read persona file {persona}: {exc.strerror}") from None
         resume = session.resume_id if getattr(driver, "supports_resume", False) else None
         spec = SpawnSpec(handle=session.handle, profile_name=session.profile_name, profile=session.profile,
-                         cwd=session.cwd, state_dir=kernel.state.root, mcp=mcp, resume_id=resume,
+                         cwd=session.cwd, state_dir=kernel.state.root, resume_id=resume,
                          system_prompt=system_prompt)
         launch = driver.build_launch(spec)
         launch = compose_hook(kernel.plugins.pm.hook.aegis_pre_spawn, "launch", launch, spec=spec,
@@ -525,7 +524,6 @@ class SessionManager:
         del self.sessions[old]
         session.handle = new
         self.sessions[new] = session
-        self.kernel.identities.rename(old, new)
         self.kernel.delivery.rename(old, new)
         self.persist()
         return session
@@ -536,7 +534,6 @@ class SessionManager:
     def _forget(self, session: Session, *, explicit: bool) -> None:
         if explicit and self.sessions.get(session.handle) is session:
             del self.sessions[session.handle]
-            self.kernel.identities.revoke(session.handle)
             self.kernel.approvals.forget(session)
             # envelopes it never got are dropped, so a later session reusing the handle never gets them
             self.kernel.delivery.drop(session, [e.id for e in session._pending])

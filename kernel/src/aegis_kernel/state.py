@@ -13,6 +13,10 @@ Contracts:
 - :func:`write_bytes_atomic` / :func:`write_text_atomic` / :func:`write_json_atomic` replace a file
   atomically (temp file in the same folder, fsync, ``os.replace``, fsync of the folder) and keep the
   replaced file's permission bits. Readers see the old or the new content, never a mix.
+- Owner-only: :class:`StateDir` creates its folders 0700, ledgers are created 0600, an atomic file new in
+  an owner-only folder is created 0600, and :func:`secure_tree` (run by the kernel at start) fixes the
+  modes of what an older version or another tool left readable (other users learn nothing: transcripts,
+  inboxes and logs quote what agents and people said).
 
 Single trio thread: nothing here is thread-safe, and nothing here imports trio.
 """
@@ -23,6 +27,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +44,7 @@ __all__ = [
     "StateDir",
     "StateError",
     "read_json",
+    "secure_tree",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -89,8 +95,10 @@ class StateDir:
         return cls(Path(project_dir) / ".aegis" / "state")
 
     def ensure(self) -> Path:
-        """Create the root folder (and its parents) if missing; return it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the root folder (and its parents; the root itself 0700) if missing; return it."""
+        if not self.root.is_dir():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, exist_ok=True)
         return self.root
 
     def path(self, *parts: str) -> Path:
@@ -100,7 +108,10 @@ class StateDir:
                 raise ValueError(f"state path part {part!r} escapes {self.root}")
         result = self.root.joinpath(*parts)
         if result.parent not in self._made:
-            result.parent.mkdir(parents=True, exist_ok=True)
+            folder = self.ensure()
+            for part in result.parent.relative_to(self.root).parts:  # each new level owner-only
+                folder = folder / part
+                folder.mkdir(mode=0o700, exist_ok=True)
             self._made.add(result.parent)
         return result
 
@@ -132,8 +143,8 @@ class ReplayResult:
 class Ledger:
     """An append-only JSONL file; every record is written as ``{"v": 1, **record}`` on one line.
 
-    The file is opened on the first :meth:`append` (``O_APPEND``, created with mode 0o666 minus the
-    umask) and kept open until :meth:`close`. If the file's last byte is not a newline (a previous
+    The file is opened on the first :meth:`append` (``O_APPEND``, created with mode 0o600: owner
+    only) and kept open until :meth:`close`. If the file's last byte is not a newline (a previous
     writer died mid-line), the first append starts with a newline so the new record is a whole line
     (replay then reports the torn line as corrupt and keeps the new record).
 
@@ -153,7 +164,7 @@ class Ledger:
         self._last_sync = 0.0
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         size = os.fstat(fd).st_size
         self._needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         self._fd = fd
@@ -319,6 +330,39 @@ def _parse_line(no: int, raw: bytes) -> dict[str, Any] | Problem:
     return obj
 
 
+# --- owner-only tree ---------------------------------------------------------------------------------
+
+
+def secure_tree(root: Path | str) -> int:
+    """Make ``root`` (created 0700 if missing) and everything under it owner-only: group and other
+    permission bits are cleared (a 0755 folder becomes 0700, a 0644 file 0600). Symlinks are neither
+    followed nor changed; entries another user owns are left alone (we could not change them).
+    Returns how many modes were fixed. Never raises for a single entry (it is skipped)."""
+    root = Path(root)
+    StateDir(root).ensure()
+    fixed = 0
+    uid = os.geteuid()
+
+    def fix(path: str, is_dir: bool) -> None:
+        nonlocal fixed
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != uid or not st.st_mode & 0o077:
+                return
+            os.chmod(path, (stat.S_IMODE(st.st_mode) & 0o700) | (0o700 if is_dir else 0))
+            fixed += 1
+        except OSError:
+            pass
+
+    fix(str(root), True)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            fix(os.path.join(folder, name), True)
+        for name in files:
+            fix(os.path.join(folder, name), False)
+    return fixed
+
+
 # --- atomic files ------------------------------------------------------------------------------------
 
 
@@ -326,8 +370,8 @@ def write_bytes_atomic(path: Path | str, data: bytes, *,
                        before_replace: Callable[[Path], object] | None = None) -> None:
     """Atomically make ``path`` contain ``data``.
 
-    Writes a hidden temp file in the same folder (created 0o666 minus the umask, or with the
-    existing file's permission bits), fsyncs it, calls ``before_replace(temp_path)`` if given (an
+    Writes a hidden temp file in the same folder (created with the existing file's permission bits;
+    a new file 0o600 in an owner-only folder — one no other user may enter — else 0o666 minus the umask), fsyncs it, calls ``before_replace(temp_path)`` if given (an
     exception there removes the temp file, leaves ``path`` untouched and propagates), then
     ``os.replace`` and fsync of the folder. A symlink at ``path`` is followed (its target is
     replaced). Parent folders are created.
@@ -339,7 +383,8 @@ def write_bytes_atomic(path: Path | str, data: bytes, *,
     except FileNotFoundError:
         mode = None
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    private = mode is None and os.stat(target.parent).st_mode & 0o077 == 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600 if private else 0o666)
     try:
         try:
             if mode is not None:

@@ -13,6 +13,7 @@ import trio
 from aegis_kernel.drivers import AgentProcess, Launch, SpawnSpec
 from aegis_kernel.events import AgentError, SystemInit, TurnResult
 from aegis_kernel.process import AgentSubprocess, SubprocessAgent, open_agent_process
+from attrs import evolve
 
 from . import codec
 from .client import AcpClient, ConnectionLost, Reply, RpcError
@@ -257,7 +258,11 @@ def _version() -> str:
 
 
 async def start_agent(driver: AcpDriver, spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> AcpAgentProcess:
-    """Spawn, open the ACP session, return the running agent (or raise a clear AcpStartError)."""
+    """Spawn, open the ACP session, return the running agent (or raise a clear AcpStartError).
+
+    The MCP endpoint (``launch.mcp``, set by the MCP plugin, else ``spec.mcp``) travels in
+    ``session/new|load|resume`` over the agent's stdin, never in argv or the environment."""
+    spec = evolve(spec, mcp=launch.mcp or spec.mcp)
     # A failed exec raises aegis_kernel.process.SpawnFailed (argv + OS error) as is.
     proc = await open_agent_process(nursery, launch.argv, launch.env, launch.cwd or spec.cwd)
     agent = (driver.process_class or AcpAgentProcess)(driver, spec, launch, proc)

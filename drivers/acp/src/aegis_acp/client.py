@@ -7,8 +7,15 @@
   ordered exactly as the frames arrived);
 - serves the agent's requests concurrently, one task each: ``session/request_permission`` (becomes a
   ``PermissionRequest`` event and waits for :meth:`answer_permission` / :meth:`cancel_permissions`),
-  ``fs/read_text_file`` and ``fs/write_text_file`` (confined to ``cwd``), anything else ``-32601``;
-  ``$/cancel_request`` cancels one of them (answered ``-32800``);
+  ``fs/read_text_file`` and ``fs/write_text_file`` (confined to ``cwd``), anything else (terminals
+  included: they are not offered) ``-32601``; ``$/cancel_request`` cancels one of them (answered
+  ``-32800``);
+- asks before it serves a capability: every ``fs/*`` request becomes a ``PermissionRequest``
+  (``tool_name`` the method, ``kind`` ``read`` or ``edit``, ``summary`` the path relative to ``cwd``)
+  that the session decides through the kernel's approval broker, i.e. the agent's ``permission``,
+  ``allow`` and ``deny`` (or a person, while the session is ``input-required``); a refusal is answered
+  :data:`PERMISSION_DENIED`. A write to a file named in the ``locations`` of an edit-kind tool call
+  whose ``session/request_permission`` was allowed is served without asking twice (once per grant);
 - turns ``session/update`` notifications into kernel events (:class:`~aegis_acp.codec.UpdateTranslator`)
   on the :attr:`events` channel; an unreadable line becomes an ``Unknown`` event, never an exception.
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,7 @@ from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    PERMISSION_DENIED,
     REQUEST_CANCELLED,
     ErrorResponse,
     Invalid,
@@ -82,6 +91,11 @@ class _Pending:
         self.callback = callback
 
 
+_ASK = [PermissionOption("allow", "Allow", "allow_once"), PermissionOption("reject", "Reject", "reject_once")]
+_GRANTING_KINDS = ("edit", "delete", "move")  # an allowed tool call of these kinds may write its locations
+_PREVIEW_CHARS = 4096  # of a write's content, shown to whoever decides
+
+
 class _Permission:
     __slots__ = ("options", "done", "outcome")
 
@@ -105,6 +119,7 @@ class AcpClient:
         self._serving: dict[RequestId, trio.CancelScope] = {}
         self._permissions: dict[str, _Permission] = {}
         self._abandoned: set[RequestId] = set()  # ids we stopped waiting for (a late reply is harmless)
+        self._granted_writes: set[Path] = set()  # files an allowed edit tool call named (one write each)
         self._eof = False
         self.protocol_error: str | None = None
         self.handlers: dict[str, Callable[[Request], Any]] = {
@@ -297,13 +312,49 @@ class AcpClient:
         if not isinstance(event, PermissionRequest):
             self.emit(event)
             raise RpcError(INVALID_PARAMS, getattr(event, "reason", "invalid permission request"))
-        waiting = self._permissions[key] = _Permission(permission_options(req.params))
+        options = permission_options(req.params)
+        outcome = await self._ask(key, event, options)
+        if event.kind in _GRANTING_KINDS and outcome.get("optionId") in {
+                o.option_id for o in options if o.kind.startswith("allow")}:
+            self._granted_writes.update(await trio.to_thread.run_sync(self._locations, req.params))
+        return {"outcome": outcome}
+
+    async def _ask(self, key: str, event: PermissionRequest, options: list[PermissionOption]) -> dict[str, Any]:
+        """Emit ``event`` and wait for its answer (:meth:`answer_permission` / :meth:`cancel_permissions`)."""
+        waiting = self._permissions[key] = _Permission(options)
         self.emit(event)
         try:
             await waiting.done.wait()
         finally:
             self._permissions.pop(key, None)
-        return {"outcome": waiting.outcome}
+        return waiting.outcome
+
+    def _locations(self, params: Any) -> set[Path]:
+        """The files (inside ``cwd``) a permission request's tool call names in ``locations``."""
+        call = params.get("toolCall") if isinstance(params, dict) else None
+        found = set()
+        for loc in (call.get("locations") if isinstance(call, dict) else None) or ():
+            if isinstance(loc, dict) and isinstance(loc.get("path"), str):
+                try:
+                    found.add(fs.confine(self.cwd, loc["path"]))
+                except fs.FsError:
+                    pass
+        return found
+
+    async def _gate(self, req: Request, kind: str, target: Path, raw_input: dict[str, Any]) -> None:
+        """Serve ``req`` only if the approval policy allows it; else raise :data:`PERMISSION_DENIED`."""
+        if kind == "edit" and target in self._granted_writes:
+            self._granted_writes.discard(target)
+            return
+        base = Path(os.path.realpath(self.cwd))
+        rel = os.path.relpath(target, base)
+        event = PermissionRequest(request_id=str(req.id), tool_name=req.method, kind=kind, summary=rel,
+                                  raw_input={"path": rel, **raw_input}, options=tuple(o.option_id for o in _ASK))
+        outcome = await self._ask(str(req.id), event, _ASK)
+        if outcome.get("optionId") != "allow":
+            verb = "write" if kind == "edit" else "read"
+            raise RpcError(PERMISSION_DENIED, f"permission denied: Aegis's approval policy for this agent does not "
+                                              f"let it {verb} {rel} ({req.method})")
 
     def answer_permission(self, request_id: str, allow: bool, *, always: bool = False) -> bool:
         """Answer a pending permission request by the *kind* of option; False if it is not pending.
@@ -339,6 +390,8 @@ class AcpClient:
             if value is not None and (type(value) is not int or value < 0):
                 raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
         try:
+            target = await trio.to_thread.run_sync(fs.confine, self.cwd, params.get("path"))
+            await self._gate(req, "read", target, {k: v for k, v in (("line", line), ("limit", limit)) if v})
             content = await trio.to_thread.run_sync(fs.read_text, self.cwd, params.get("path"), line, limit)
         except fs.FsError as exc:
             raise RpcError(exc.code, exc.message) from None
@@ -346,8 +399,14 @@ class AcpClient:
 
     async def _on_write(self, req: Request, raw: bytes) -> dict[str, Any]:
         params = self._check_session(req.params)
+        content = params.get("content")
+        if not isinstance(content, str):
+            raise RpcError(INVALID_PARAMS, "content must be a string")
         try:
-            await trio.to_thread.run_sync(fs.write_text, self.cwd, params.get("path"), params.get("content"))
+            target = await trio.to_thread.run_sync(fs.confine, self.cwd, params.get("path"))
+            preview = content if len(content) <= _PREVIEW_CHARS else content[:_PREVIEW_CHARS] + "…"
+            await self._gate(req, "edit", target, {"content": preview, "chars": len(content)})
+            await trio.to_thread.run_sync(fs.write_text, self.cwd, params.get("path"), content)
         except fs.FsError as exc:
             raise RpcError(exc.code, exc.message) from None
         return {}

@@ -27,6 +27,7 @@ INTERNAL_ERROR = -32603
 REQUEST_CANCELLED = -32800
 AUTH_REQUIRED = -32000
 RESOURCE_NOT_FOUND = -32002
+PERMISSION_DENIED = -32001  # Aegis's answer to a client capability (fs/*) its approval policy refused
 
 RAW_KEEP = 4096  # characters of a bad frame kept for diagnostics
 

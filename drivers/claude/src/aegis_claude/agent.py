@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import trio
-from aegis_kernel.drivers import AgentProcess, Launch, SpawnSpec
+from aegis_kernel.drivers import AgentProcess, Launch, McpEndpoint, SpawnSpec, private_dir
+from attrs import evolve
 from aegis_kernel.events import AgentError, SystemInit, TurnResult
 from aegis_kernel.process import AgentStdinClosed, AgentSubprocess, SubprocessAgent, open_agent_process
 
@@ -37,6 +41,7 @@ class ClaudeAgentProcess(SubprocessAgent, AgentProcess):
         self._ids = itertools.count(1)
         self._closing = False
         self._ended = trio.Event()
+        self.mcp_config: Path | None = None  # the private MCP config file, removed when the process ends
 
     # --- AgentProcess -----------------------------------------------------------------------------
 
@@ -82,6 +87,7 @@ class ClaudeAgentProcess(SubprocessAgent, AgentProcess):
 
     def _end_events(self) -> None:
         self._send.close()
+        self._remove_mcp_config()
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -121,15 +127,56 @@ class ClaudeAgentProcess(SubprocessAgent, AgentProcess):
         finally:
             self._send.close()
             self._ended.set()
+            self._remove_mcp_config()
+
+    def _remove_mcp_config(self) -> None:
+        """The CLI is done with its MCP config file (read at start): nothing secret stays on disk."""
+        if self.mcp_config is not None:
+            try:
+                self.mcp_config.unlink(missing_ok=True)
+            except OSError:
+                pass
+            self.mcp_config = None
 
     def _death_event(self) -> AgentError:
         return self.proc.death_event(during_turn=bool(self._open_turns), tail_bytes=STDERR_TAIL_BYTES)
 
 
+def write_mcp_config(spec: SpawnSpec, mcp: McpEndpoint) -> Path:
+    """Write ``mcp``'s claude config to a fresh 0600 file in ``<state>/private/mcp/`` (0700); return it.
+
+    The file name is random (not the handle), created with ``O_EXCL`` so nothing pre-placed is reused."""
+    text = codec.mcp_config_json(mcp)
+    assert text is not None
+    folder = private_dir(spec.state_dir, "mcp")
+    path = folder / f"claude-{secrets.token_hex(8)}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
 async def start_agent(spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> ClaudeAgentProcess:
-    """Spawn the CLI, write the control handshake when approvals are brokered, start the reader."""
-    proc = await open_agent_process(nursery, launch.argv, launch.env, launch.cwd or spec.cwd)
+    """Spawn the CLI, write the control handshake when approvals are brokered, start the reader.
+
+    ``launch.mcp`` (or ``spec.mcp``) is written to a private file (:func:`write_mcp_config`) named by
+    ``--mcp-config <path>``; the file is removed when the process has ended."""
+    mcp = launch.mcp or spec.mcp
+    config: Path | None = None
+    if mcp is not None:
+        config = await trio.to_thread.run_sync(write_mcp_config, spec, mcp)
+        launch = evolve(launch, argv=(*launch.argv, *codec.mcp_config_argv(str(config))))
+    try:
+        proc = await open_agent_process(nursery, launch.argv, launch.env, launch.cwd or spec.cwd)
+    except BaseException:
+        if config is not None:
+            config.unlink(missing_ok=True)
+        raise
     agent = ClaudeAgentProcess(spec, launch, proc)
+    agent.mcp_config = config
     if "--permission-prompt-tool" in launch.argv:
         try:  # the control-protocol handshake comes first; its reply needs no waiting for
             await agent._write(codec.initialize_request("aegis_initialize"))

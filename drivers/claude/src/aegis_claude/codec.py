@@ -83,12 +83,12 @@ from aegis_kernel.events import (
 )
 
 if TYPE_CHECKING:
-    from aegis_kernel.drivers import SpawnSpec
+    from aegis_kernel.drivers import McpEndpoint, SpawnSpec
 
 __all__ = [
     "ClaudeParser", "TOOL_KINDS", "PERMISSION_MODES", "tool_kind", "tool_summary",
     "user_turn", "interrupt_request", "initialize_request", "permission_response", "control_error",
-    "encode", "build_argv", "build_env", "brokers_permissions", "mcp_config_json",
+    "encode", "build_argv", "build_env", "brokers_permissions", "mcp_config_json", "mcp_config_argv",
     "INTERRUPTED_MARKER",
 ]
 
@@ -750,14 +750,22 @@ def brokers_permissions(spec: SpawnSpec) -> bool:
     return profile.permission in ("read", "write") or bool(profile.allow) or bool(profile.deny)
 
 
-def mcp_config_json(spec: SpawnSpec) -> str | None:
-    """``{"mcpServers": {"aegis": {"type": "http", "url": …, "headers": {…}}}}`` or None."""
-    if spec.mcp is None:
+def mcp_config_json(mcp: McpEndpoint | None) -> str | None:
+    """``{"mcpServers": {"aegis": {"type": "http", "url": …, "headers": {…}}}}`` or None.
+
+    Secret (the URL holds the session's token): written to a private file whose *path* goes in
+    argv (:func:`mcp_config_argv`), never put in argv itself."""
+    if mcp is None:
         return None
-    server: dict[str, Any] = {"type": "http", "url": spec.mcp.url}
-    if spec.mcp.headers:
-        server["headers"] = dict(spec.mcp.headers)
-    return json.dumps({"mcpServers": {spec.mcp.name: server}}, separators=(",", ":"))
+    server: dict[str, Any] = {"type": "http", "url": mcp.url}
+    if mcp.headers:
+        server["headers"] = dict(mcp.headers)
+    return json.dumps({"mcpServers": {mcp.name: server}}, separators=(",", ":"))
+
+
+def mcp_config_argv(path: str) -> list[str]:
+    """``--mcp-config <path> --strict-mcp-config``: the CLI reads the servers from the (0600) file."""
+    return ["--mcp-config", path, "--strict-mcp-config"]
 
 
 def build_argv(spec: SpawnSpec) -> list[str]:
@@ -765,8 +773,11 @@ def build_argv(spec: SpawnSpec) -> list[str]:
 
     ``<command or claude> -p --input-format stream-json --output-format stream-json --verbose
     --include-partial-messages [--resume ID] [--model M] [--effort E] --permission-mode MODE
-    [--permission-prompt-tool stdio] [--mcp-config JSON --strict-mcp-config]
-    [--append-system-prompt TEXT]``.
+    [--permission-prompt-tool stdio] [--append-system-prompt TEXT]``.
+
+    No MCP flags: the endpoint is a secret that arrives later (``Launch.mcp``, set by the MCP
+    plugin's ``aegis_pre_spawn``); :func:`aegis_claude.agent.start_agent` writes it to a private
+    file and appends :func:`mcp_config_argv` with that file's path.
 
     ``MODE`` follows :data:`PERMISSION_MODES` (read→plan, write→acceptEdits, full→bypassPermissions,
     auto→auto). When :func:`brokers_permissions`, ``--permission-prompt-tool stdio`` is added; a
@@ -788,9 +799,6 @@ def build_argv(spec: SpawnSpec) -> list[str]:
     argv += ["--permission-mode", mode]
     if brokered:
         argv += ["--permission-prompt-tool", "stdio"]
-    mcp = mcp_config_json(spec)
-    if mcp is not None:
-        argv += ["--mcp-config", mcp, "--strict-mcp-config"]
     if spec.system_prompt:
         argv += ["--append-system-prompt", spec.system_prompt]
     return argv

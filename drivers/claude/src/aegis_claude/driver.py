@@ -2,7 +2,9 @@
 
 - :meth:`ClaudeDriver.build_launch` — :func:`~aegis_claude.codec.build_argv` /
   :func:`~aegis_claude.codec.build_env`, cwd = the spec's; pure.
-- :meth:`ClaudeDriver.start` — spawns the CLI in its own process group (:mod:`aegis_kernel.process`),
+- :meth:`ClaudeDriver.start` — writes ``Launch.mcp`` (the secret MCP URL) to a 0600 file in the
+  state's private folder and passes only its path (``--mcp-config <path>``: never the URL in argv),
+  spawns the CLI in its own process group (:mod:`aegis_kernel.process`),
   writes the control-protocol ``initialize`` first when permission prompts are brokered, and starts
   the reader in the given nursery. Claude prints nothing until it gets a user turn, so the process
   "accepts prompts" as soon as it is spawned (the process side lives in :mod:`aegis_claude.agent`,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .front import FrontApp
+from .identities import Identities, SpawnHooks
 from .ledger import CommsLedger
 from .tools import ToolBridge
 
@@ -25,12 +26,20 @@ class McpPlane:
 
     ``await nursery.start(plane.run, kernel)`` binds ``127.0.0.1:0`` once and listens (the kernel
     picks the port; nothing is closed and re-bound), sets ``kernel.mcp_base_url`` to
-    ``http://127.0.0.1:<port>/mcp/`` and returns it; a session's MCP URL is that plus its token.
-    Cancelling the service closes the port and sets ``kernel.mcp_base_url`` back to None.
+    ``http://127.0.0.1:<port>/mcp/`` (informational: status and banner) and returns it.
+    Cancelling the service closes the port, revokes every token and sets ``kernel.mcp_base_url``
+    back to None.
 
-    The kernel object needs ``operations`` (``OperationRegistry``), ``identities.resolve(token) ->
-    handle | None``, ``state.path(*parts) -> Path`` (for ``comms/<date>.jsonl``) and a writable
-    ``mcp_base_url``.
+    Identities are the plane's own (:class:`aegis_mcp.identities.Identities`): while it serves, the
+    plane registers :class:`~aegis_mcp.identities.SpawnHooks` on ``kernel.plugins.pm``, whose
+    ``aegis_pre_spawn`` gives each agent process a fresh secret token in ``launch.mcp`` (a session's
+    MCP URL is the base URL plus that token) and which revoke it when the session fails or closes.
+    The kernel itself knows no endpoint and no token.
+
+    The kernel object needs ``operations`` (``OperationRegistry``), ``state.path(*parts) -> Path``
+    (for ``comms/<date>.jsonl``), a writable ``mcp_base_url`` and, to inject endpoints,
+    ``plugins.pm`` and ``sessions.get(handle)`` (without them — a stand-in kernel in tests — pass
+    ``identities`` and issue tokens yourself).
 
     HTTP: :class:`aegis_mcp.http11.H11Server` (HTTP/1.1 on ``h11``, a few ms to import, where
     hypercorn took ~170 ms) serves :class:`aegis_mcp.front.FrontApp` on that socket, which it never
@@ -51,11 +60,15 @@ class McpPlane:
         graceful_timeout: on cancel, seconds requests in flight may still take (idle connections
             are closed at once).
         max_body: request bodies over this many bytes are refused with ``413``.
+        identities: the token table, ``resolve(token) -> handle | None`` (default: a new, empty
+            :class:`~aegis_mcp.identities.Identities`, all of whose tokens are revoked when the plane stops).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", fast_path: bool = True, prewarm_sdk: bool = False,
                  listen_first: bool = True, graceful_timeout: float = 0.5, backlog: int = 128,
-                 max_body: int = 16 * 1024 * 1024):
+                 max_body: int = 16 * 1024 * 1024, identities: Identities | None = None):
+        self.identities = identities if identities is not None else Identities()
+        self._own_identities = identities is None  # its tokens die with the plane; a table given is the caller's
         self.host = host
         self.fast_path = fast_path
         self.prewarm_sdk = prewarm_sdk
@@ -77,7 +90,9 @@ class McpPlane:
         if self.serving.is_set():  # run again after a previous run ended
             self.serving = trio.Event()
         ledger = CommsLedger(lambda date: kernel.state.path("comms", f"{date}.jsonl"))
-        bridge = ToolBridge(kernel, ledger)
+        bridge = ToolBridge(kernel, ledger, self.identities)
+        hooks: SpawnHooks | None = None
+        pm = getattr(getattr(kernel, "plugins", None), "pm", None)
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.bind((self.host, 0))
@@ -87,7 +102,11 @@ class McpPlane:
             base_url = f"http://{host}:{self.port}/mcp/"
 
             def announce() -> None:
+                nonlocal hooks
                 self.base_url = kernel.mcp_base_url = base_url
+                if pm is not None:
+                    hooks = SpawnHooks(self.identities, base_url, getattr(kernel, "sessions", None))
+                    pm.register(hooks, name=f"aegis_mcp.plane:{id(self)}")
                 self.start_seconds = time.perf_counter() - t0
                 task_status.started(base_url)
 
@@ -114,6 +133,10 @@ class McpPlane:
                 if self.fast_path and self.prewarm_sdk:
                     nursery.start_soon(sdk.get)
         finally:
+            if hooks is not None and pm is not None:
+                pm.unregister(hooks)
+            if self._own_identities:
+                self.identities.revoke_all()
             listener.close()
             kernel.mcp_base_url = None
             self.base_url = None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis_kernel.kernel import unwrap_group
 from aegis_kernel.operations import Caller, OperationError
+from aegis_kernel.redact import redact
 
 from .ledger import CommsLedger, call_target
 
@@ -55,15 +56,17 @@ def error_result(err: OperationError) -> dict[str, Any]:
 
 
 def internal_error_result(tool: str, exc: BaseException) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": f"internal error in {tool}: {exc}"}], "isError": True}
+    return {"content": [{"type": "text", "text": redact(f"internal error in {tool}: {exc}")}], "isError": True}
 
 
 class ToolBridge:
     """The kernel's operations, seen as MCP tools. Looked up on every call: late operations appear."""
 
-    def __init__(self, kernel: Any, ledger: CommsLedger | None):
+    def __init__(self, kernel: Any, ledger: CommsLedger | None, identities: Any = None):
         self.kernel = kernel
         self.ledger = ledger
+        #: ``resolve(token) -> handle | None``: the plane's identities (default: ``kernel.identities``)
+        self.identities = identities
 
     @property
     def operations(self) -> OperationRegistry:
@@ -74,15 +77,16 @@ class ToolBridge:
         if not token:
             return None
         try:
-            return self.kernel.identities.resolve(token)
+            identities = self.identities if self.identities is not None else self.kernel.identities
+            return identities.resolve(token)
         except Exception:  # a broken identity table refuses rather than serves
             log.exception("identity lookup failed")
             return None
 
     def list_tools(self) -> list[dict[str, Any]]:
-        """Every registered operation as an MCP ``Tool`` (wire shape), sorted by name."""
+        """Every operation agents may call, as an MCP ``Tool`` (wire shape), sorted by name."""
         return [{"name": op.name, "description": op.description, "inputSchema": dict(op.params)}
-                for op in self.operations]
+                for op in self.operations if "agent" in op.callers and not op.stream]
 
     def has_tool(self, name: str) -> bool:
         return self.operations.get(name) is not None
