@@ -2,9 +2,14 @@
 
 import pytest
 
+from aegis_acp.driver import AcpDriver
+from aegis_claude.driver import ClaudeDriver
+from aegis_gemini.driver import GeminiDriver
 from aegis_kernel.approvals import ApprovalBroker
 from aegis_kernel.events import PermissionRequest
 from aegis_kernel.profiles import AgentProfile
+from aegis_kernel.testing import FakeDriver
+from aegis_opencode.driver import OpenCodeDriver
 
 
 class FakeSession:
@@ -40,16 +45,45 @@ def test_allow_patterns_open_what_the_level_would_ask():
     assert ApprovalBroker().decide(session, ask("Bash", "execute", "git push")) is None
 
 
-@pytest.mark.parametrize("name", ["aegis_handoff", "mcp__aegis__aegis_handoff", "mcp_aegis_aegis_handoff",
-                                  "aegis_aegis_list_sessions", "aegis_handoff (aegis MCP Server)"])
-def test_aegis_own_tools_are_allowed_in_every_vendor_spelling(name):
-    assert ApprovalBroker().decide(FakeSession(permission="read"), ask(name)) is True
+CLAUDE, GEMINI, OPENCODE, ACP = ClaudeDriver(), GeminiDriver(), OpenCodeDriver(), AcpDriver()
 
 
+def broker_of(driver):
+    return ApprovalBroker(driver_for={"acp": driver}.get)  # FakeSession's provider is "acp"
+
+
+@pytest.mark.parametrize("driver,name", [
+    (CLAUDE, "mcp__aegis__aegis_handoff"), (CLAUDE, "aegis_handoff"),
+    (GEMINI, "mcp_aegis_aegis_handoff"), (GEMINI, "aegis_handoff (aegis MCP Server)"), (GEMINI, "aegis_handoff"),
+    (OPENCODE, "aegis_aegis_list_sessions"),
+    *((ACP, name) for name in ("aegis_handoff", "mcp__aegis__aegis_handoff", "mcp_aegis_aegis_handoff",
+                               "aegis_aegis_list_sessions", "aegis_handoff (aegis MCP Server)")),
+])
+def test_aegis_own_tools_are_allowed_in_every_vendor_spelling(driver, name):
+    assert broker_of(driver).decide(FakeSession(permission="read"), ask(name)) is True
+
+
+@pytest.mark.parametrize("driver", [CLAUDE, GEMINI, OPENCODE, ACP, None])
 @pytest.mark.parametrize("name", ["mcp__evil__aegis_handoff", "mcp_evil_aegis_x", "aegis_x (evil MCP Server)",
                                   "evil_aegis_x", "aegisfoo"])
-def test_other_servers_tools_named_like_aegis_are_not_trusted(name):
-    assert ApprovalBroker().decide(FakeSession(permission="read"), ask(name)) is None
+def test_other_servers_tools_named_like_aegis_are_not_trusted(driver, name):
+    assert broker_of(driver).decide(FakeSession(permission="read"), ask(name)) is None
+
+
+def test_the_spelling_is_the_drivers_knowledge():
+    """The broker holds no vendor table: a driver with a spelling of its own is understood, and a
+    vendor's spelling means nothing under another vendor's driver."""
+
+    class Colons(FakeDriver):
+        def mcp_tool(self, tool_name, server):
+            return tool_name.removeprefix(f"{server}::") if tool_name.startswith(f"{server}::") else None
+
+    session = FakeSession(permission="read")
+    assert broker_of(Colons()).decide(session, ask("aegis::aegis_handoff")) is True
+    assert broker_of(ACP).decide(session, ask("aegis::aegis_handoff")) is None
+    assert broker_of(CLAUDE).decide(session, ask("mcp_aegis_aegis_handoff")) is None  # Gemini's spelling
+    assert ApprovalBroker().decide(session, ask("aegis_handoff")) is True  # no driver: the bare name only
+    assert ApprovalBroker().decide(session, ask("mcp__aegis__aegis_handoff")) is None
 
 
 def test_always_is_remembered_per_session():

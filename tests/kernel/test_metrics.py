@@ -10,7 +10,7 @@ def test_true_input_counts_cache_and_cached_pct():
 
 
 def test_context_is_the_peak_single_request_not_the_sum():
-    m = SessionMetrics(provider="claude-code")
+    m = SessionMetrics(provider="claude-code", context_size=200_000)  # the window its driver gives
     m.begin_turn()
     m.observe(UsageUpdate(usage=TokenUsage(input=10, cache_read=40_000, output=5)))
     m.observe(ToolUse("t1", "Read"))
@@ -18,7 +18,7 @@ def test_context_is_the_peak_single_request_not_the_sum():
     assert m.streaming and status_line(m).startswith("~↑41k")
     m.observe(TurnResult(usage=TokenUsage(input=20, cache_read=81_000, output=55), num_requests=2))
     assert m.context_used == 41_010
-    assert m.context_pct == 21  # of claude-code's 200k window
+    assert m.context_pct == 21  # of the 200k window
     assert m.total.true_input == 81_020 and m.tool_calls == 1
     assert status_line(m) == "↑81k (100% cached) ↓55 · ⚒ 1 · ctx 41k (21%)"
 

@@ -6,7 +6,9 @@ session goes ``input-required``). Rules, in order:
 1. the profile's ``deny`` patterns, then its ``allow`` patterns (``fnmatch`` on the tool name, or on
    ``name:summary`` — e.g. ``Bash:git *``);
 2. approvals remembered with ``--always`` for this session;
-3. Aegis's own tools (``aegis_*`` in any vendor's spelling) are always allowed;
+3. Aegis's own tools (``aegis_*`` tools of the ``aegis`` MCP server) are always allowed; how a vendor
+   spells an MCP tool's name is its driver's knowledge (:meth:`aegis_kernel.drivers.Driver.mcp_tool`),
+   asked through the ``driver_for(provider)`` lookup the broker is built with;
 4. the profile's ``permission``: ``full``/``auto`` allow everything; ``write`` allows reading,
    searching, thinking, fetching and editing; ``read`` allows reading, searching, thinking and fetching.
    Anything else is for the user. The broker never picks an option blindly.
@@ -14,10 +16,14 @@ session goes ``input-required``). Rules, in order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from .drivers import bare_tool_name
+
 if TYPE_CHECKING:
+    from .drivers import Driver
     from .events import PermissionRequest
     from .sessions import Session
 
@@ -26,22 +32,25 @@ _BY_PERMISSION = {
     "write": {"read", "search", "think", "fetch", "edit"},
 }
 
+#: The name under which agents reach the Aegis MCP plane (``McpEndpoint.name``).
+AEGIS_SERVER = "aegis"
 
-def is_aegis_tool(name: str, server: str = "aegis") -> bool:
-    """A tool of the Aegis MCP plane (named ``server`` in the agent's config), in each vendor's spelling:
-    Claude ``mcp__aegis__aegis_x``, Gemini ``mcp_aegis_aegis_x`` or the title ``aegis_x (aegis MCP Server)``,
-    OpenCode ``aegis_aegis_x``, or the bare ``aegis_x``. A tool of another server is never one."""
-    for prefix in (f"mcp__{server}__", f"mcp_{server}_", f"{server}_"):
-        if name.startswith(prefix + "aegis_"):
-            return True
-    if name.endswith(f" ({server} MCP Server)"):
-        return name.startswith("aegis_")
-    return name.startswith("aegis_") and " " not in name
+
+def is_aegis_tool(name: str, driver: Driver | None, server: str = AEGIS_SERVER) -> bool:
+    """``name`` (as ``driver``'s agent spells it) is a tool of the Aegis MCP plane named ``server``:
+    the driver says which tool of ``server`` it names, and Aegis's tools are called ``aegis_*``.
+    Without a driver only the bare spelling ``aegis_x`` counts. A tool of another server never does."""
+    tool = driver.mcp_tool(name, server) if driver is not None else bare_tool_name(name)
+    return tool is not None and tool.startswith("aegis_")
 
 
 class ApprovalBroker:
-    def __init__(self) -> None:
+    """``driver_for(provider)``: the registered driver of a provider, or None (the kernel passes its
+    driver registry); without it only bare ``aegis_x`` names count as Aegis's tools."""
+
+    def __init__(self, driver_for: Callable[[str], Driver | None] | None = None) -> None:
         self._remembered: dict[str, set[str]] = {}
+        self._driver_for = driver_for
 
     def decide(self, session: Session, request: PermissionRequest) -> bool | None:
         subject = f"{request.tool_name}:{request.summary}"
@@ -52,7 +61,8 @@ class ApprovalBroker:
             return True
         if request.tool_name in self._remembered.get(session.log_id, set()):
             return True
-        if is_aegis_tool(request.tool_name):
+        driver = self._driver_for(session.profile.provider) if self._driver_for is not None else None
+        if is_aegis_tool(request.tool_name, driver):
             return True
         if profile.permission in ("full", "auto"):
             return True

@@ -89,6 +89,21 @@ def cmd_config_validate(args: argparse.Namespace, kernel: Any) -> int:
     return 0
 
 
+def _agent_binaries(args: argparse.Namespace, kernel: Any) -> list[str]:
+    """The agent CLIs the enabled drivers run (:attr:`aegis_kernel.drivers.Driver.binary`), sorted.
+
+    With a broken config (``kernel`` None) the plugins are loaded on their own: the drivers still say."""
+    if kernel is not None:
+        host = kernel.plugins
+    else:
+        from .plugins import load_plugins
+        from .project import plugins_disabled, resolve_project_dir
+
+        host = load_plugins(disabled=plugins_disabled(resolve_project_dir(_project(args))))
+    drivers = host.registry.objects("drivers").values()
+    return sorted({d.binary for d in drivers if getattr(d, "binary", None)})
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
@@ -126,7 +141,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         enabled = [i for i in kernel.plugins.infos.values() if i.status == "enabled"]
         line(not failed, f"plugins: {len(enabled)} enabled" + "".join(f"\n    failed: {i.name}: {i.error}"
                                                                       for i in failed))
-    for binary in ("claude", "gemini", "opencode"):
+    for binary in _agent_binaries(args, kernel):
         path = shutil.which(binary)
         print(f"{'✓' if path else '·'} {binary}: {path or 'not on PATH (needed only for agents using it)'}")
     return 0 if ok else 1

@@ -87,6 +87,11 @@ def private_dir(state_dir: Path, *parts: str) -> Path:
     return path
 
 
+def bare_tool_name(tool_name: str) -> str | None:
+    """``tool_name`` when it can be an unqualified MCP tool name (non-empty, no spaces), else None."""
+    return tool_name if tool_name and " " not in tool_name else None
+
+
 class SpawnRefused(Exception):
     """Raised by an ``aegis_pre_spawn`` hook (or a driver) to refuse a spawn with a reason."""
 
@@ -125,10 +130,33 @@ class AgentProcess(abc.ABC):
 
 
 class Driver(abc.ABC):
-    """One provider. Subclass, set :attr:`name`, implement both methods."""
+    """One provider. Subclass, set :attr:`name`, implement both methods.
+
+    What only the vendor knows is asked of its driver too (each has a default, so overriding is
+    optional): :attr:`binary` (``aegis doctor``), :meth:`context_window` (the metrics' context use) and
+    :meth:`mcp_tool` (how the approval broker recognises Aegis's own tools). The kernel has no table of
+    vendors.
+    """
 
     name: str = ""
     supports_resume: bool = False
+    #: The agent CLI this driver runs (looked up on ``PATH`` by ``aegis doctor``); None when it needs no
+    #: installed binary (an embedded agent, a generic protocol whose command the user configures).
+    binary: str | None = None
+
+    def context_window(self, model: str | None) -> int:
+        """Tokens in the context window of ``model`` (None: the agent's default model); 0 when unknown.
+
+        The session's metrics show context use against it until the agent reports its own size."""
+        return 0
+
+    def mcp_tool(self, tool_name: str, server: str) -> str | None:
+        """The tool of MCP server ``server`` that ``tool_name`` names in this agent's spelling (as the
+        agent puts it in a ``PermissionRequest``), else None (a built-in tool or another server's).
+
+        The approval broker always allows Aegis's own tools: those of the Aegis server named ``aegis_*``.
+        Default: :func:`bare_tool_name` (agents that ask with the tool's own name)."""
+        return bare_tool_name(tool_name)
 
     @abc.abstractmethod
     def build_launch(self, spec: SpawnSpec) -> Launch:

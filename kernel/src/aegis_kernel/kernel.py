@@ -24,6 +24,7 @@ from .clock import Clock
 from .config import Config, load_config, raw_plugins_disabled
 from .project import resolve_project_dir
 from .delivery import Delivery, Envelope, Receipt
+from .drivers import Driver
 from .events import collect_event_types
 from .operations import OperationRegistry, load_ref
 from .plugins import PluginHost, load_plugins
@@ -73,7 +74,7 @@ class Kernel:
         self.operations = OperationRegistry()
         for op in plugins.registry.objects("operations").values():
             self.operations.add(op)
-        self.approvals = ApprovalBroker()
+        self.approvals = ApprovalBroker(driver_for=self.driver_for)
         self.delivery = Delivery(self.state.path("inboxes"))
         self.sessions = SessionManager(self)
         self.mcp_base_url: str | None = None  # informational (status, banner), set by the MCP plugin
@@ -96,6 +97,11 @@ class Kernel:
         if self._nursery is None:
             raise RuntimeError("the kernel is not running (use `async with open_kernel(...)`)")
         return self._nursery
+
+    def driver_for(self, provider: str) -> Driver | None:
+        """The registered driver of ``provider`` (an agent profile's ``provider`` key), None if none is."""
+        driver: Driver | None = self.plugins.registry.objects("drivers").get(provider)
+        return driver
 
     def deliver(self, handle: str, envelope: Envelope) -> Receipt:
         """Persist ``envelope`` for ``handle`` and hand it over (wake or buffer)."""

@@ -4,7 +4,8 @@
 - committed totals change only at turn end (from the ``TurnResult``); while a turn streams, the
   provisional figures are the max of its single requests (shown with ``~``).
 - context use = the *peak single request* true input of the last turn against the model window
-  (never the sum of a turn's requests); an agent-reported ``context_used/size`` wins.
+  (never the sum of a turn's requests); an agent-reported ``context_used/size`` wins. The window
+  (``context_size``) starts as the driver's :meth:`~aegis_kernel.drivers.Driver.context_window`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import time
 from attrs import define, field
 
 from .events import CompactBoundary, TokenUsage, ToolUse, TurnResult, UsageUpdate
-
-DEFAULT_WINDOWS = {"claude-code": 200_000, "gemini": 1_048_576, "opencode": 200_000}
 
 
 @define
@@ -36,9 +35,6 @@ class SessionMetrics:
     started_at: float = field(factory=time.monotonic)
     turn_started_at: float | None = None
     last_turn_s: float = 0.0
-
-    def __attrs_post_init__(self) -> None:
-        self.context_size = self.context_size or DEFAULT_WINDOWS.get(self.provider, 0)
 
     def begin_turn(self) -> None:
         self.streaming = True

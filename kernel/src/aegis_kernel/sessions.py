@@ -79,7 +79,9 @@ class Session:
         self.resume_id = resume_id
         self.state = "starting"
         self.error: str | None = None
-        self.metrics = SessionMetrics(provider=profile.provider)
+        driver = kernel.driver_for(profile.provider)  # the window is the vendor's knowledge, so its driver's
+        self.metrics = SessionMetrics(provider=profile.provider,
+                                      context_size=driver.context_window(profile.model) if driver else 0)
         self.history: list[Any] = []
         self.final_text = ""
         self.pending_permission: ev.PermissionRequest | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aegis_kernel.drivers import Driver, Launch, SpawnSpec
+from aegis_kernel.drivers import Driver, Launch, SpawnSpec, bare_tool_name
 
 if TYPE_CHECKING:
     import trio
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from .agent import AcpAgentProcess
 
 STDERR_TAIL_BYTES = 8192
+
+
+def title_mcp_tool(tool_name: str, server: str) -> str | None:
+    """The tool named by a permission title ``<tool> (<server> MCP Server)`` (Gemini's), else None."""
+    suffix = f" ({server} MCP Server)"
+    if tool_name.endswith(suffix):
+        return bare_tool_name(tool_name.removesuffix(suffix))
+    return None
 
 
 class AcpConfigError(ValueError):
@@ -42,6 +50,17 @@ class AcpDriver(Driver):
     supports_resume = True
     startup_timeout: float = 120.0
     process_class: type[AcpAgentProcess] | None = None  # default: aegis_acp.agent.AcpAgentProcess
+
+    def mcp_tool(self, tool_name: str, server: str) -> str | None:
+        """ACP leaves the spelling of an MCP tool's name to the agent, and this driver runs any agent:
+        each spelling known from ACP agents counts — ``mcp__<server>__<tool>``, ``mcp_<server>_<tool>``,
+        ``<server>_<tool>``, the title ``<tool> (<server> MCP Server)`` and the bare ``<tool>``. A prefixed
+        reading is taken only for an ``aegis_*`` tool (the only ones the broker asks about), since
+        ``<server>_x`` could as well be a bare name. Drivers for one agent override this with its spelling."""
+        for prefix in (f"mcp__{server}__", f"mcp_{server}_", f"{server}_"):
+            if tool_name.startswith(prefix + "aegis_"):
+                return tool_name[len(prefix):]
+        return title_mcp_tool(tool_name, server) or super().mcp_tool(tool_name, server)
 
     # --- hooks for subclasses ---------------------------------------------------------------------
 

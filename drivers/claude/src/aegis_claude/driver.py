@@ -35,6 +35,18 @@ class ClaudeDriver(Driver):
 
     name = "claude-code"
     supports_resume = True
+    binary = "claude"
+
+    def context_window(self, model: str | None) -> int:
+        """Claude's models take 200k tokens of context."""
+        return 200_000
+
+    def mcp_tool(self, tool_name: str, server: str) -> str | None:
+        """Claude names MCP tools ``mcp__<server>__<tool>``."""
+        prefix = f"mcp__{server}__"
+        if tool_name.startswith(prefix):
+            return tool_name[len(prefix):]
+        return super().mcp_tool(tool_name, server)
 
     def build_launch(self, spec: SpawnSpec) -> Launch:
         return Launch(argv=tuple(codec.build_argv(spec)), env=codec.build_env(spec), cwd=spec.cwd)

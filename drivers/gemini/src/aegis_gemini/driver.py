@@ -33,8 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis_acp.driver import AcpDriver
-from aegis_kernel.drivers import Launch, SpawnSpec
+from aegis_acp.driver import AcpDriver, title_mcp_tool
+from aegis_kernel.drivers import Launch, SpawnSpec, bare_tool_name
 
 if TYPE_CHECKING:
     from aegis_acp.agent import AcpAgentProcess
@@ -108,6 +108,7 @@ class GeminiDriver(AcpDriver):
 
     name = "gemini"
     supports_resume = True
+    binary = "gemini"
     startup_timeout = 120.0
     replay_quiet: float = 0.3
     replay_max: float = 5.0
@@ -120,6 +121,18 @@ class GeminiDriver(AcpDriver):
         from .agent import GeminiAgentProcess  # trio and the ACP client load only when spawning
 
         return GeminiAgentProcess
+
+    def context_window(self, model: str | None) -> int:
+        """Gemini's models take 1M (2**20) tokens of context."""
+        return 1_048_576
+
+    def mcp_tool(self, tool_name: str, server: str) -> str | None:
+        """Gemini names MCP tools ``mcp_<server>_<tool>``, asks with the title ``<tool> (<server> MCP
+        Server)``, and may use the bare ``<tool>``."""
+        prefix = f"mcp_{server}_"
+        if tool_name.startswith(prefix):
+            return bare_tool_name(tool_name[len(prefix):])
+        return title_mcp_tool(tool_name, server) or bare_tool_name(tool_name)
 
     # --- launch -----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import os
 from typing import Any
 
 from aegis_acp.driver import AcpConfigError, AcpDriver
-from aegis_kernel.drivers import Launch, SpawnSpec
+from aegis_kernel.drivers import Launch, SpawnSpec, bare_tool_name
 
 CONFIG_ENV = "OPENCODE_CONFIG_CONTENT"
 
@@ -50,7 +50,17 @@ class OpenCodeDriver(AcpDriver):
 
     name = "opencode"
     supports_resume = True
+    binary = "opencode"
     startup_timeout = 120.0
+
+    def context_window(self, model: str | None) -> int:
+        """200k tokens unless the agent says otherwise (OpenCode reports its model's size in ``usage_update``)."""
+        return 200_000
+
+    def mcp_tool(self, tool_name: str, server: str) -> str | None:
+        """OpenCode names MCP tools ``<server>_<tool>`` (it runs them without asking, though)."""
+        prefix = f"{server}_"
+        return bare_tool_name(tool_name[len(prefix):]) if tool_name.startswith(prefix) else None
 
     def build_launch(self, spec: SpawnSpec) -> Launch:
         profile = spec.profile
