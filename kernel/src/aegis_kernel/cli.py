@@ -307,14 +307,34 @@ CORE_VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``aegis`` command. A reader that goes away (``aegis plugins list | head``) ends any verb
+    quietly with status 141, as a tool killed by SIGPIPE does; Ctrl+C ends it with 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["--version"], ["-V"]):
-        print(_version())
-        return 0
     try:
+        if argv[:1] in (["--version"], ["-V"]):
+            print(_version())
+            return 0
         return _main(argv)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except BaseExceptionGroup as group:  # a verb running trio: the pipe broke inside a nursery
+        if group.split(BrokenPipeError)[1] is not None:
+            raise
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of the broken pipe stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _main(argv: list[str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
@@ -32,11 +33,12 @@ async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, star
                  task_status: Any) -> None:
     async with open_kernel(kernel=kernel, restore=not clean) as k:
         sock = await k.nursery.start(ControlServer(k, stop).run)
-        restored = [s for s in k.sessions if s.restorable] if not clean else []
+        restored, failed = await _restored(k) if not clean else ([], [])
         ms = (time.monotonic() - started) * 1000
         announce(f"aegis serve: {k.project_dir} · MCP {k.mcp_base_url or '(no MCP plugin)'} · control {sock}"
+        lost = max(saved - len(restored), len(failed))
                  f" · {len(restored)} session(s) restored"
-                 + (f" ({saved - len(restored)} could not be)" if saved > len(restored) and not clean else "")
+                 + (f" ({lost} could not be{': ' + ', '.join(failed) if failed else ''})" if lost else "")
                  + f" · ready in {ms:.0f} ms")
         task_status.started(k)
         await stop.wait()
@@ -44,6 +46,22 @@ async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, star
 
 
 async def _watch_signals(signals: Any, stop: trio.Event) -> None:
+RESTORE_SETTLE_S = 5.0  # how long the banner waits for restored agents to get past ``starting``
+
+
+async def _restored(kernel: Kernel) -> tuple[list[Any], list[str]]:
+    """The restored sessions that came back, and the handles of those that failed (``error``).
+
+    Waits (at most :data:`RESTORE_SETTLE_S`) for the restored agents to leave ``starting``, so a
+    session whose agent failed to start is not counted as restored; one still starting then counts."""
+    sessions = [s for s in kernel.sessions if s.restorable]
+    with trio.move_on_after(RESTORE_SETTLE_S):
+        for session in sessions:
+            await session.wait_for(lambda s: s.state != "starting", timeout=math.inf)
+    failed = [s.handle for s in sessions if s.state == "error"]
+    return [s for s in sessions if s.state != "error"], failed
+
+
     async for _ in signals:  # a second signal while stopping changes nothing: shutdown is already bounded
         stop.set()
 

@@ -1,0 +1,62 @@
+"""Issue 12 finding 15, the small ones: ``aegis … | head`` ends quietly, and the serve banner does not
+count a session restored in ``error`` as restored. (The claude ``result`` frame part is in
+tests/claude/test_claude_codec.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import trio
+
+
+
+def test_a_reader_that_goes_away_ends_any_verb_quietly(tmp_path):
+    """``aegis plugins list | head -1``: the pipe breaks under the verb; no traceback, status 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone: the first write breaks the pipe
+    try:
+        done = subprocess.run([sys.executable, "-m", "aegis_kernel.cli", "plugins", "list"], cwd=tmp_path,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 141
+
+
+pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted) is not installed")
+
+BANNER_CONFIG = """\
+default_agent: helper
+plugins:
+  disabled: [mcp]
+agents:
+  helper:
+    provider: scripted
+  broken:
+    provider: acp
+    command: [/nonexistent/aegis-test-agent]
+"""
+
+
+@pytest.mark.trio
+async def test_the_banner_counts_a_session_that_failed_to_come_back_as_not_restored(write_config, aegis_project):
+    from aegis_kernel.kernel import build_kernel
+    from aegis_kernel.serve import serve
+
+    write_config(BANNER_CONFIG)
+    state = aegis_project / ".aegis" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "sessions.json").write_text(json.dumps({"v": 1, "ended": [], "sessions": [
+        {"handle": "fine", "agent": "helper"}, {"handle": "lost", "agent": "broken"}]}))
+    kernel = build_kernel(aegis_project)
+    said: list[str] = []
+    async with trio.open_nursery() as nursery:
+        k = await nursery.start(lambda task_status: serve(kernel, announce=said.append, task_status=task_status))
+        assert k.sessions.get("lost").state == "error"
+        k.stop_handler()
+    banner = said[0]
+    assert "1 session(s) restored (1 could not be: lost)" in banner
