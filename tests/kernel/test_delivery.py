@@ -53,3 +53,33 @@ async def test_an_envelope_that_cannot_be_persisted_is_refused_not_acknowledged(
     assert pending == [first.envelope_id, third.envelope_id]
     ledger = kernel.delivery.inbox_dir / f"{session.handle}.jsonl"
     assert all(json.loads(line) for line in ledger.read_text().splitlines())  # no torn line left
+
+
+@pytest.mark.trio
+async def test_fsyncs_and_snapshot_writes_never_run_on_the_event_loop(busy, kernel, monkeypatch):
+    """Issue 10 item 7: spawn, deliver, rename and close hand every fsync to the state writer thread,
+    and spawn still returns only once the snapshot that brings the session back is on disk."""
+    import threading
+
+    loop_thread = threading.current_thread()
+    fsyncs: list[threading.Thread] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        fsyncs.append(threading.current_thread())
+        return real_fsync(fd)
+
+    monkeypatch.setattr(state, "BATCH_INTERVAL", 0.0)  # every inbox append is due an fsync
+    monkeypatch.setattr(os, "fsync", fsync)
+    session = await kernel.sessions.spawn(handle="alpha", prompt="work")
+    snapshot = json.loads(kernel.state.path("sessions.json").read_text())
+    assert [r["handle"] for r in snapshot["sessions"]] == ["alpha"]  # durable when acknowledged
+    await session.wait_for(lambda s: s.state == "working")
+    for n in range(3):
+        kernel.deliver("alpha", Envelope.new("agent:x", f"note {n}"))
+    kernel.sessions.rename("alpha", "beta")
+    await kernel.sessions.close("beta")
+    await kernel.state.writer.flush().wait()
+    assert fsyncs and loop_thread not in fsyncs
+    snapshot = json.loads(kernel.state.path("sessions.json").read_text())
+    assert snapshot["sessions"] == [] and snapshot["ended"][-1]["handle"] == "beta"

@@ -14,6 +14,7 @@ and each ledger is a file to create, which costs more than the rest of a deliver
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import asdict, frozen
 
-from .state import Ledger, LedgerWriteError
+from .state import Ledger, LedgerWriteError, Problem, StateError
 
 if TYPE_CHECKING:
     from .sessions import Session
+
+log = logging.getLogger("aegis.delivery")
 
 
 def utc_now() -> str:
@@ -71,6 +74,29 @@ class Envelope:
         return self.body if self.sender == "user" else f"{self.header()}\n{self.body}"
 
 
+_ENVELOPE_TYPES: dict[str, tuple[type, ...]] = {
+    "sender": (str,), "body": (str,), "id": (str,), "ts": (str,), "task_id": (str, type(None)),
+    "status": (str, type(None)), "interrupt": (bool,),
+}
+
+
+def envelope_from_dict(data: Any) -> tuple[Envelope | None, str]:
+    """``(envelope, note)`` from a persisted envelope, or ``(None, why)`` when it is not one: ``sender``,
+    ``body`` and ``id`` are required strings and every known key must have its type. Unknown keys (a
+    newer writer's) are left out and named in ``note`` ("" when there is nothing to say)."""
+    if not isinstance(data, dict):
+        return None, f"'envelope' is not an object ({type(data).__name__})"
+    for key in ("sender", "body", "id"):
+        if not isinstance(data.get(key), str) or (key == "id" and not data[key]):
+            return None, f"'{key}' must be a non-empty string" if key == "id" else f"'{key}' must be a string"
+    for key, types in _ENVELOPE_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            return None, f"'{key}' has the wrong type ({type(data[key]).__name__})"
+    unknown = sorted(k for k in data if k not in _ENVELOPE_TYPES)
+    env = Envelope(**{k: v for k, v in data.items() if k in _ENVELOPE_TYPES})
+    return env, f"envelope {env.id}: ignored unknown keys {', '.join(map(repr, unknown))}" if unknown else ""
+
+
 def render_batch(envelopes: list[Envelope]) -> str:
     return "\n\n".join(e.render() for e in envelopes)
 
@@ -93,8 +119,9 @@ class DeliveryError(Exception):
 class Delivery:
     """Ledgers per handle and the wake-or-buffer rule. One per kernel."""
 
-    def __init__(self, inbox_dir: Path) -> None:
+    def __init__(self, inbox_dir: Path, *, writer: Any = None) -> None:
         self.inbox_dir = inbox_dir
+        self._writer = writer  # a StateWriter: the ledgers' fsyncs run on its thread, not the event loop
         self._ledgers: dict[str, Ledger] = {}
 
     def _ledger(self, handle: str) -> Ledger:
@@ -103,7 +130,8 @@ class Delivery:
             self.inbox_dir.mkdir(parents=True, exist_ok=True)
             # batch fsync: a record is written (and survives a killed process) before it is acknowledged;
             # only a power loss can cost the last second
-            ledger = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl", fsync="batch")
+            ledger = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl", fsync="batch",
+                                                    writer=self._writer)
         return ledger
 
     def record(self, session: Session, op: str, envelope_id: str) -> None:
@@ -150,15 +178,35 @@ class Delivery:
             ledger.close()
 
     def pending(self, handle: str) -> list[Envelope]:
-        """Envelopes queued for ``handle`` and never delivered (replayed from its ledger)."""
+        """Envelopes queued for ``handle`` and never delivered (replayed from its ledger).
+
+        Each record is checked at this edge: a torn or malformed one is skipped with a warning naming
+        ``file:line`` and costs only itself; an envelope with keys this version does not know keeps its
+        known fields. An unreadable ledger (e.g. a folder in its place) raises :class:`DeliveryError`."""
         path = self.inbox_dir / f"{handle}.jsonl"
         queued: dict[str, Envelope] = {}
-        for rec in Ledger.replay(path).records:
-            if rec.get("op") == "queued" and isinstance(rec.get("envelope"), dict):
-                env = Envelope(**rec["envelope"])
+        try:
+            items = list(Ledger.iter_numbered(path))
+        except StateError as exc:
+            raise DeliveryError(f"cannot read the inbox of '{handle}': {exc}") from exc
+        for no, rec in items:
+            if isinstance(rec, Problem):
+                log.warning("%s:%d: skipped: %s", path, no, rec.reason)
+                continue
+            op = rec.get("op")
+            if op == "queued":
+                env, why = envelope_from_dict(rec.get("envelope"))
+                if env is None:
+                    log.warning("%s:%d: skipped a queued envelope: %s", path, no, why)
+                    continue
+                if why:
+                    log.warning("%s:%d: %s", path, no, why)
                 queued[env.id] = env
-            elif rec.get("op") in ("delivered", "dropped"):
-                queued.pop(rec.get("id", ""), None)
+            elif op in ("delivered", "dropped"):
+                if not isinstance(rec.get("id"), str):
+                    log.warning("%s:%d: skipped a %r record without a string 'id'", path, no, op)
+                    continue
+                queued.pop(rec["id"], None)
         return list(queued.values())
 
     def rename(self, old: str, new: str) -> None:

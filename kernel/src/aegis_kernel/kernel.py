@@ -75,7 +75,7 @@ class Kernel:
         for op in plugins.registry.objects("operations").values():
             self.operations.add(op)
         self.approvals = ApprovalBroker(driver_for=self.driver_for)
-        self.delivery = Delivery(self.state.path("inboxes"))
+        self.delivery = Delivery(self.state.path("inboxes"), writer=self.state.writer)
         self.sessions = SessionManager(self)
         self.mcp_base_url: str | None = None  # informational (status, banner), set by the MCP plugin
         self.services: dict[str, Any] = {}
@@ -186,6 +186,7 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
     finally:
         kernel.delivery.close()
         kernel.sessions.close_transcripts()
+        kernel.state.writer.close()  # what is queued reaches the disk before the kernel is gone
         kernel._nursery = None
 
 

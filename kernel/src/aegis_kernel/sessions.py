@@ -20,12 +20,14 @@ import attrs
 import trio
 
 from . import events as ev
-from .delivery import Envelope, render_batch, utc_now
+from .delivery import DeliveryError, Envelope, render_batch, utc_now
 from .drivers import AgentProcess, SpawnRefused, SpawnSpec
 from .metrics import SessionMetrics
 from .names import check_handle, generate_handle
 from .redact import redact, redact_event
-from .state import Ledger, write_json_atomic
+from .snapshot import SessionSnapshot
+from .state import Ledger
+from .writer import Ticket
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -261,8 +263,8 @@ class Session:
             self._replaying = False
             if event.session_id and event.session_id != self.driver_session_id:
                 self.driver_session_id = event.session_id
-                if self.restorable:
-                    self.kernel.sessions.persist()
+                if self.restorable:  # on disk before the agent goes on: it is what resume needs
+                    await self.kernel.sessions.persisted()
         elif isinstance(event, ev.AssistantText) and not event.partial and event.parent_tool_use_id is None:
             if event.message_id is not None and event.message_id != self._turn_message:
                 self._turn_text = []
@@ -389,12 +391,13 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self._transcripts: dict[str, Ledger] = {}  # shared transcripts by name, open while a session uses one
         self._transcript_users: dict[str, int] = {}
-        self._snapshot = kernel.state.path("sessions.json")
-        snapshot = self._read_snapshot()  # read once: the first spawn rewrites the file
-        self._saved: list[dict[str, Any]] = snapshot.get("sessions", [])
-        self._ended: list[dict[str, Any]] = snapshot.get("ended", [])
+        self._snapshot = SessionSnapshot(kernel.state.path("sessions.json"), kernel.state.writer)
+        snapshot, problems = self._snapshot.load()  # read once: the first spawn rewrites the file
+        self._saved: list[dict[str, Any]] = snapshot["sessions"]
+        self._ended: list[dict[str, Any]] = snapshot["ended"]
+        self._written: list[dict[str, Any]] = list(self._saved)  # "sessions" as the file has them
         self.restored = trio.Event()  # set once restore() ran (or the kernel started without restoring)
-        self.restore_problems: list[str] = []  # sessions restore() could not bring back, with why
+        self.restore_problems: list[str] = problems  # sessions restore() could not bring back, with why
 
     def __iter__(self):
         return iter(list(self.sessions.values()))
@@ -448,9 +451,10 @@ class SessionManager:
         session = Session(self.kernel, handle, name, profile, cwd=cwd, spawned_by=spawned_by, log_id=log_id,
                           resume_id=resume_id, restorable=restorable, transcript=transcript)
         self.sessions[handle] = session
+        persisted = None
         try:
             if restorable:
-                self.persist()
+                persisted = self.persist()
             if prompt:
                 self.kernel.deliver(handle, Envelope.new(sender, prompt))
             # start_soon, not start: run() honours a close() that comes before it begins, and start()'s
@@ -461,7 +465,14 @@ class SessionManager:
                 del self.sessions[handle]
             session._retire_log()
             raise
-        await trio.lowlevel.checkpoint()
+        if persisted is None:
+            await trio.lowlevel.checkpoint()
+        else:  # acknowledged once a restart would bring it back
+            try:
+                await persisted.wait()
+            except OSError as exc:
+                log.error("session %s: the session snapshot could not be written (a restart will not restore "
+                          "it): %s", handle, exc)
         return session
 
     async def start_process(self, session: Session, nursery: trio.Nursery) -> AgentProcess:
@@ -548,23 +559,19 @@ class SessionManager:
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def persist(self) -> None:
-        """Write the live-session snapshot (what a restart restores)."""
-        records = [_record(s) for s in self.sessions.values() if s.restorable]
-        write_json_atomic(self._snapshot, {"v": 1, "sessions": records, "ended": self._ended}, indent=None)
+    def persist(self) -> Ticket:
+        """Write the live-session snapshot (what a restart restores) on the state writer thread; the
+        returned ticket is done (``await ticket.wait()``) once it is on disk."""
+        self._written = [_record(s) for s in self.sessions.values() if s.restorable]
+        return self._snapshot.write(self._written, list(self._ended))
 
-    def _read_snapshot(self) -> dict[str, Any]:
-        from .state import StateError, read_json
-
+    async def persisted(self) -> None:
+        """:meth:`persist` and wait until the snapshot is on disk (a failure is logged: the session goes
+        on, but a restart would not find this state)."""
         try:
-            data = read_json(self._snapshot, {})
-        except StateError as exc:
-            log.warning("ignoring unreadable session snapshot: %s", exc)
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {k: [r for r in v if isinstance(r, dict) and r.get("handle")]
-                for k, v in data.items() if k in ("sessions", "ended") and isinstance(v, list)}
+            await self.persist().wait()
+        except OSError as exc:
+            log.error("the session snapshot could not be written (a restart will not find this state): %s", exc)
 
     def saved(self) -> list[dict[str, Any]]:
         """Sessions that were live when the previous run stopped (what :meth:`restore` brings back)."""
@@ -572,8 +579,7 @@ class SessionManager:
 
     def saved_all(self) -> list[dict[str, Any]]:
         """Live and recently ended sessions (what ``aegis spawn --resume`` can bring back)."""
-        snap = self._read_snapshot()
-        return snap.get("ended", []) + snap.get("sessions", [])
+        return list(self._ended) + list(self._written)
 
     async def restore(self) -> list[Session]:
         """Respawn the sessions that were live at the last stop, then re-deliver their pending envelopes."""
@@ -586,6 +592,11 @@ class SessionManager:
                     continue
                 try:
                     pending = self.kernel.delivery.pending(handle)  # before the session can take new ones
+                except DeliveryError as exc:  # its inbox is lost, the session is not
+                    log.error("session %s: restored without its pending envelopes: %s", handle, exc)
+                    self.restore_problems.append(f"{handle}: restored without its pending envelopes: {exc}")
+                    pending = []
+                try:
                     session = await self.spawn(rec.get("agent"), handle=handle, spawned_by=rec.get("spawned_by"),
                                                resume_id=rec.get("driver_session_id"), log_id=rec.get("log_id"))
                 except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
@@ -602,7 +613,7 @@ class SessionManager:
     def clear_saved(self) -> None:
         """Start fresh (``--clean``): forget the previous run's live sessions."""
         self._saved = []
-        write_json_atomic(self._snapshot, {"v": 1, "sessions": [], "ended": self._ended}, indent=None)
+        self.persist()
         self.restored.set()
 
 

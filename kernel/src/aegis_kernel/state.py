@@ -89,6 +89,7 @@ class StateDir:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._made: set[Path] = set()  # folders path() already created (a mkdir per call costs)
+        self._writer: Any = None
 
     @classmethod
     def for_project(cls, project_dir: Path | str) -> StateDir:
@@ -115,6 +116,16 @@ class StateDir:
             self._made.add(result.parent)
         return result
 
+    @property
+    def writer(self) -> Any:
+        """This state folder's :class:`~aegis_kernel.writer.StateWriter`: one thread (started on its
+        first job) for the blocking half of durable writes. The kernel closes it when it stops."""
+        if self._writer is None:
+            from .writer import StateWriter
+
+            self._writer = StateWriter()
+        return self._writer
+
     def __repr__(self) -> str:
         return f"StateDir({str(self.root)!r})"
 
@@ -136,8 +147,12 @@ class Problem:
 
 @frozen
 class ReplayResult:
+    """The valid records of a ledger, the problems met, and ``line_nos[i]``: the 1-based line of
+    ``records[i]`` (for warnings naming ``file:line``; empty when the records were not read from a file)."""
+
     records: list[dict[str, Any]] = field(factory=list)
     problems: list[Problem] = field(factory=list)
+    line_nos: list[int] = field(factory=list)
 
 
 class Ledger:
@@ -151,9 +166,14 @@ class Ledger:
     ``fsync``: ``"always"`` (default) fsyncs after every append; ``"batch"`` at most once per
     :data:`BATCH_INTERVAL` seconds from :meth:`append`, and on :meth:`sync` / :meth:`close`;
     ``"never"`` leaves it to the OS (except an explicit :meth:`sync`).
+
+    ``writer`` (a kernel's :class:`~aegis_kernel.writer.StateWriter`): the policy's fsyncs, and the
+    final one at :meth:`close`, run on the writer thread instead of the caller's (the line itself is
+    still written before :meth:`append` returns, so a killed process loses nothing); :meth:`durable`
+    gives the ticket to await for "on disk".
     """
 
-    def __init__(self, path: Path | str, fsync: FsyncPolicy = "always") -> None:
+    def __init__(self, path: Path | str, fsync: FsyncPolicy = "always", *, writer: Any = None) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync policy must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}")
         self.path = Path(path)
@@ -162,6 +182,8 @@ class Ledger:
         self._needs_newline = False
         self._dirty = False
         self._last_sync = 0.0
+        self._writer = writer
+        self._ticket: Any = None  # the writer's ticket for the latest fsync handed over
 
     def _open(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -198,7 +220,10 @@ class Ledger:
         self._needs_newline = False
         self._dirty = True
         if self.fsync == "always" or (self.fsync == "batch" and time.monotonic() - self._last_sync >= BATCH_INTERVAL):
-            self.sync()
+            if self._writer is None:
+                self.sync()
+            else:
+                self._sync_on_writer(fd)
 
     def _undo_partial(self, fd: int, written: int) -> None:
         """A failed append wrote ``written`` bytes of its line: cut them off again, so the ledger ends
@@ -211,6 +236,28 @@ class Ledger:
         except OSError:
             self._needs_newline = True
 
+    def _sync_on_writer(self, fd: int, *, close: bool = False) -> None:
+        """Hand the fsync of what is written so far to the writer thread (on a duplicate of ``fd``, so
+        closing ours never races it); ``close``: then close ``fd`` here."""
+        self._dirty = False
+        self._last_sync = time.monotonic()
+        key = (self, "fsync")
+        # an fsync still waiting to run covers this write too: no second one (and no duplicate fd)
+        self._ticket = self._writer.waiting(key) or self._writer.submit(_fsync_closing(os.dup(fd)), key=key)
+        if close:
+            os.close(fd)
+
+    def durable(self) -> Any:
+        """With a writer: a ticket (``await ticket.wait()``) done once every record appended so far is
+        on disk (it fsyncs now if the policy has not yet). Without one: None, after an inline
+        :meth:`sync`."""
+        if self._writer is None:
+            self.sync()
+            return None
+        if self._fd is not None and self._dirty:
+            self._sync_on_writer(self._fd)
+        return self._ticket if self._ticket is not None else self._writer.flush()
+
     def sync(self) -> None:
         """fsync pending appends now (any policy)."""
         if self._fd is not None and self._dirty:
@@ -222,12 +269,16 @@ class Ledger:
         """Flush per policy (``batch`` syncs here) and close the fd. Idempotent; append reopens."""
         if self._fd is None:
             return
+        fd, self._fd = self._fd, None
+        if self._writer is not None and self.fsync != "never" and self._dirty:
+            self._sync_on_writer(fd, close=True)
+            return
         try:
-            if self.fsync != "never":
-                self.sync()
+            if self.fsync != "never" and self._dirty:
+                os.fsync(fd)
+                self._dirty = False
         finally:
-            os.close(self._fd)
-            self._fd = None
+            os.close(fd)
 
     def __enter__(self) -> Ledger:
         return self
@@ -256,13 +307,22 @@ class Ledger:
         :class:`StateError`.
         """
         result = ReplayResult()
-        for item in Ledger.iter_replay(path):
-            (result.problems if isinstance(item, Problem) else result.records).append(item)
+        for no, item in Ledger.iter_numbered(path):
+            if isinstance(item, Problem):
+                result.problems.append(item)
+            else:
+                result.records.append(item)
+                result.line_nos.append(no)
         return result
 
     @staticmethod
     def iter_replay(path: Path | str) -> Iterator[dict[str, Any] | Problem]:
         """Like :meth:`replay`, yielding records and problems in file order."""
+        return (item for _, item in Ledger.iter_numbered(path))
+
+    @staticmethod
+    def iter_numbered(path: Path | str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
+        """Like :meth:`iter_replay`, each item with its 1-based line number."""
         try:
             data = Path(path).read_bytes()
         except FileNotFoundError:
@@ -273,17 +333,29 @@ class Ledger:
         torn = lines.pop()  # b"" when the file ends with a newline
         for no, raw in enumerate(lines, 1):
             if raw.strip():
-                yield from _parse_salvaging(no, raw)
+                for item in _parse_salvaging(no, raw):
+                    yield no, item
         if torn.strip():
-            for item in _parse_salvaging(len(lines) + 1, torn):
+            no = len(lines) + 1
+            for item in _parse_salvaging(no, torn):
                 if isinstance(item, Problem) and not item.reason.startswith("torn record"):
                     item = Problem(item.line_no, f"torn last line ({item.reason})", item.text_excerpt)
-                yield item
+                yield no, item
 
     @staticmethod
     def records(path: Path | str) -> Iterator[dict[str, Any]]:
         """The valid records of ``path`` only (problems are dropped)."""
         return (item for item in Ledger.iter_replay(path) if not isinstance(item, Problem))
+
+
+def _fsync_closing(fd: int) -> Callable[[], None]:
+    def job() -> None:
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return job
 
 
 _RECORD_START = b'{"v":1,'  # how every record Ledger.append writes begins
