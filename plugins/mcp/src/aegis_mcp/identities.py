@@ -52,6 +52,10 @@ class Identities:
         session = self._by_token.get(token)
         return None if session is None else session.handle
 
+    def token_of(self, session: Any) -> str | None:
+        """``session``'s live token, or None (diagnostics and tests; never log it)."""
+        return self._by_session.get(id(session))
+
     def revoke(self, session: Any) -> None:
         """``session``'s token stops working (idempotent)."""
         token = self._by_session.pop(id(session), None)
