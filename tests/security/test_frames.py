@@ -59,3 +59,49 @@ async def test_a_huge_tool_result_keeps_a_tail_in_memory_and_all_of_it_in_the_tr
     records = [json.loads(line) for line in transcript.splitlines()]
     [whole] = [r["event"] for r in records if r["event"].get("t") == "ToolResult"]
     assert whole["text"] == big
+
+
+@pytest.fixture
+def resumable_acp_fake(write_config):
+    caps = json.dumps({"sessionCapabilities": {"resume": {}}})
+    write_config(f"""\
+        default_agent: fake
+        plugins:
+          disabled: [mcp]
+        agents:
+          fake:
+            provider: acp
+            command: [{json.dumps(sys.executable)}, {json.dumps(str(FAKE))}]
+            env: {{FAKE_ACP_CAPS: {json.dumps(caps)}}}
+        """)
+
+
+@pytest.mark.trio
+async def test_a_reply_to_an_unknown_id_fails_the_session_resumably(resumable_acp_fake, kernel):
+    """Issue 12 finding 10: not stuck in ``working`` — ``error`` with a clear message, and the session
+    comes back with ``resume``."""
+    session = await kernel.sessions.spawn(handle="confused", prompt=steps(
+        {"send": {"jsonrpc": "2.0", "id": 999, "result": {"stopReason": "end_turn"}}}, {"hang": True}))
+    await session.wait_for(lambda s: s.state == "error")
+    assert "protocol error" in session.error and "request id 999" in session.error
+    saved = {"agent": session.profile_name, "resume_id": session.driver_session_id, "log_id": session.log_id}
+    await session.close()
+    again = await kernel.sessions.spawn(saved["agent"], handle="confused", resume_id=saved["resume_id"],
+                                        log_id=saved["log_id"], prompt=steps({"update": {
+                                            "sessionUpdate": "agent_message_chunk",
+                                            "content": {"type": "text", "text": "back"}}}))
+    await again.wait_for(lambda s: s.metrics.turns == 1)
+    assert again.state == "ready" and again.final_text == "back"
+
+
+@pytest.mark.trio
+async def test_interrupt_gets_a_session_out_of_a_turn_its_agent_never_ends(acp_fake, kernel, monkeypatch):
+    from aegis_acp.agent import AcpAgentProcess
+
+    monkeypatch.setattr(AcpAgentProcess, "interrupt_grace", 0.2)
+    session = await kernel.sessions.spawn(handle="stuck", prompt=steps({"hang": True}))
+    await session.wait_for(lambda s: s.state == "working")
+    session.interrupt()
+    await session.wait_for(lambda s: s.state == "ready")
+    [result] = [e for e in session.history if type(e).__name__ == "TurnResult"]
+    assert result.stop_reason == "cancelled" and "did not end its turn" in result.error
