@@ -163,7 +163,7 @@ class AegisApp(App[int]):
     def get_driver_class(self) -> Any:
         driver_class = super().get_driver_class()
         if driver_class.__name__ == "LinuxDriver":
-            from .terminal import resilient
+            from .textual_driver import resilient
 
             return resilient(driver_class)
         return driver_class

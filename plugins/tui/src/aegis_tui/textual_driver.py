@@ -1,4 +1,4 @@
-"""A Textual driver that survives losing its terminal.
+"""A Textual driver (Textual's own sense of the word: its terminal I/O back end) that survives losing its terminal.
 
 When the terminal goes away (the window closed, ``tmux kill-session``, SSH dropped) every write to it
 fails; Textual's writer thread dies on the first failure and the next write blocks forever on its full
