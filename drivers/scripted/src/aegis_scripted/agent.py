@@ -64,9 +64,9 @@ class Session:
 
     def save(self) -> None:
         path = self.state_file()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)  # owner-only, like Aegis's state
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
             fh.write(dumps({"v": 1, "session_id": self.sid, "cwd": self.cwd, "history": self.history}))
         os.replace(tmp, path)
 
