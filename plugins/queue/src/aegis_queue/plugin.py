@@ -2,7 +2,8 @@
 
 Registers the ``queues`` config section, the queue operations, the queue service (which owns the
 runtime on ``kernel.extensions["queue"]``), ``aegis queue …``, the queue strip and the Ctrl+D
-dashboard, and the observer hooks through which workers report back.
+dashboard. Workers report back through the kernel's turn primitive (``aegis_kernel.turns``), not
+through observer hooks.
 """
 
 from __future__ import annotations
@@ -70,31 +71,3 @@ def aegis_register_panels(register: Any) -> None:
 
     register("queue-strip", strip, kind="strip", title="queues")
     register("queue-dashboard", dashboard, kind="modal", key="ctrl+d", title="queue dashboard")
-
-
-# --- observers: synchronous, never start tasks; they only set the task's outcome and wake its runner --
-
-
-def _rt(session: Any) -> Any:
-    return session.kernel.extensions.get("queue")
-
-
-@hookimpl
-def aegis_turn_finished(session: Any, result: Any, final_text: str) -> None:
-    rt = _rt(session)
-    if rt is not None:
-        rt.on_turn_finished(session, result, final_text)
-
-
-@hookimpl
-def aegis_session_state_changed(session: Any, old: str, new: str) -> None:
-    rt = _rt(session)
-    if rt is not None:
-        rt.on_state_changed(session, old, new)
-
-
-@hookimpl
-def aegis_session_closed(session: Any, reason: str) -> None:
-    rt = _rt(session)
-    if rt is not None:
-        rt.on_session_closed(session, reason)

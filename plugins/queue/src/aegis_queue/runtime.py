@@ -3,9 +3,10 @@
 One :class:`QueueRuntime` per kernel lives on ``kernel.extensions["queue"]``; the queue *service*
 creates it in its own nursery before any session starts. Dispatch is event driven, with no loop:
 :meth:`QueueRuntime._pump` runs on enqueue and whenever a task's slot is released. Each dispatched
-task runs in its own small task (:meth:`_run_task`): spawn a fresh worker whose opening turn is the
-payload, wait (with the per-task timeout) for the observer hooks to report its first turn end,
-write the terminal record, call the producer back, close the worker, release the slot.
+task runs in its own small task (:meth:`_run_task`): through the kernel's turn primitive
+(:func:`aegis_kernel.turns.open_transient_turn`) spawn a fresh worker whose opening turn is the payload
+and await that turn's outcome (with the per-task timeout), write the terminal record, call the
+producer back, close the worker (however the task ends, so no process is left), release the slot.
 
 Durability: each transition is appended to ``.aegis/state/queues/<q>.jsonl`` *before* it is acted on
 (``enqueued`` before the id is returned, ``dispatched`` before the spawn, the terminal record before
@@ -22,6 +23,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,9 @@ from attrs import define, field
 from aegis_kernel.delivery import DeliveryError, Envelope, new_id, utc_now
 from aegis_kernel.names import generate_handle
 from aegis_kernel.operations import OperationError
+from aegis_kernel import turns
 from aegis_kernel.sessions import SessionError
+from aegis_kernel.turns import Turn, TurnOutcome, open_transient_turn
 from aegis_kernel.journal import Journal
 from aegis_kernel.state import Ledger, ReplayResult
 
@@ -96,8 +100,8 @@ class Task:
     resume_confirmed: bool = False  # a resumed worker's agent reported the resumed session
     started: float | None = None
     session: Any = None
+    turn: Turn | None = None  # the worker's opening turn (the kernel's turn primitive), while it runs
     outcome: Outcome | None = None
-    done: trio.Event = field(factory=trio.Event)
     finished: trio.Event = field(factory=trio.Event)
 
     @property
@@ -223,7 +227,6 @@ class QueueRuntime:
         self.tasks: dict[str, Task] = {}
         self.invalid: dict[str, str] = {}
         self._by_handle: dict[str, Task] = {}
-        self._by_session: dict[int, Task] = {}
         self._dispatch_open = False  # opens once the kernel's session restore is settled
         self._listeners: list[Callable[[str, Task | None], None]] = []
         self.version = 0
@@ -295,7 +298,6 @@ class QueueRuntime:
                 interrupted.append(task)
             else:
                 task.finished.set()
-                task.done.set()
                 qs.counts[task.status] = qs.counts.get(task.status, 0) + 1
                 qs.recent.append(task)
         # a crash between a terminal record and its callback can only hit the ledger's last record
@@ -466,7 +468,8 @@ class QueueRuntime:
             if task.outcome is None:
                 result = task.session.final_text if task.session is not None else ""
                 task.outcome = Outcome("cancelled", result=result or "", error=f"cancelled by {by}")
-            task.done.set()
+            if task.turn is not None:
+                task.turn.cancel(f"cancelled by {by}")  # its runner stops waiting, finishes it, closes the worker
             await task.finished.wait()
         return {"task_id": task.id, "status": task.status, "was": was}
 
@@ -514,23 +517,18 @@ class QueueRuntime:
 
     async def _run_task(self, qs: QueueState, task: Task) -> None:
         try:
-            session = await self._start_worker(qs, task)
-            if session is not None and task.outcome is None:
-                timeout = qs.spec.timeout_s
-                with trio.move_on_after(math.inf if timeout is None else timeout):
-                    await task.done.wait()
-                if task.outcome is None:
-                    task.outcome = Outcome(
-                        "failed", result=session.final_text or "",
-                        error=f"timeout: the worker did not finish within {_fmt_s(timeout)} (per-task timeout of "
-                              f"queue '{qs.name}')")
-            made = bool(task.worktree and task.worktree.get("created"))
-            if made:  # before the terminal record, so a kept worktree is reported in the result
-                await self._inspect_worktree(qs, task)
-            self._finish(qs, task)
-            if session is not None:
-                with trio.move_on_after(15):
-                    await session.close(f"queue {qs.name}: task {task.id} {task.status}")
+            async with AsyncExitStack() as worker:  # leaving it closes the worker (its process is gone)
+                turn = await self._start_worker(qs, task, worker)
+                if turn is not None and task.outcome is None:
+                    outcome = await turn.wait(qs.spec.timeout_s)
+                    if task.outcome is None:  # not cancelled meanwhile
+                        task.outcome = self._outcome(qs, task, outcome)
+                made = bool(task.worktree and task.worktree.get("created"))
+                if made:  # before the terminal record, so a kept worktree is reported in the result
+                    await self._inspect_worktree(qs, task)
+                self._finish(qs, task)
+                if turn is not None:
+                    turn.close_reason = f"queue {qs.name}: task {task.id} {task.status}"
             if made and task.worktree.get("state") == "clean":
                 await self._remove_worktree(qs, task)
         except BaseException:
@@ -539,8 +537,10 @@ class QueueRuntime:
         self._release(qs, task)
         self._pump(qs)
 
-    async def _start_worker(self, qs: QueueState, task: Task) -> Any:
-        """Spawn the worker (in its worktree, if any); None (and a failed outcome) when it cannot start."""
+    async def _start_worker(self, qs: QueueState, task: Task, worker: AsyncExitStack) -> Turn | None:
+        """Spawn the worker (in its worktree, if any) with the payload as its opening turn, through the
+        kernel's turn primitive entered on ``worker`` (which closes it); None (and a failed outcome) when
+        it cannot start."""
         cwd: Path | None = None
         try:
             if task.worktree is not None:
@@ -550,7 +550,12 @@ class QueueRuntime:
                 cwd = path
             if task.outcome is not None:  # cancelled while the worktree was being made
                 return None
-            session = await self._spawn(qs, task, cwd)
+            # workers are transient: never restored by a restart (an interrupted task fails, or resumes)
+            resume_id = task.resume_id if task.resumed else None
+            prompt = RESUME_NOTE + task.payload if resume_id else task.payload
+            turn = await worker.enter_async_context(open_transient_turn(
+                self.kernel, qs.spec.agent, prompt, handle=task.worker, sender=f"queue:{qs.name}", cwd=cwd,
+                transcript=task.transcript, log_id=task.worker_log, resume_id=resume_id))
         except Exception as exc:  # noqa: BLE001 - any start failure fails this task, never the queue service
             if not isinstance(exc, (SessionError, ValueError, OSError, wt.WorktreeError)):
                 log.exception("queue %s: starting the worker of task %s failed", qs.name, task.id)
@@ -558,13 +563,35 @@ class QueueRuntime:
                 task.outcome = Outcome("failed", error=self._start_error(
                     task, f"cannot start a worker of agent '{qs.spec.agent}': {exc}"))
             return None
-        task.session = session
-        self._by_session[id(session)] = task
+        task.session, task.turn = turn.session, turn
         if task.resume:
-            self._watch_agent_session(qs, task, session)
-        if session.state == "error" and task.outcome is None:
-            task.outcome = Outcome("failed", error=self._start_error(task, session.error or "the worker failed to start"))
-        return session
+            self._watch_agent_session(qs, task, turn.session)
+        return turn
+
+    def _outcome(self, qs: QueueState, task: Task, out: TurnOutcome) -> Outcome:
+        """The task's outcome from its worker's turn (the words producers and ``aegis queue`` show)."""
+        if out.status == "timed_out":
+            timeout = qs.spec.timeout_s
+            return Outcome("failed", result=out.text,
+                           error=f"timeout: the worker did not finish within {_fmt_s(timeout)} (per-task timeout of "
+                                 f"queue '{qs.name}')")
+        if out.stop_reason == turns.START_FAILED:
+            return Outcome("failed", error=self._start_error(task, out.detail or "the worker failed to start"))
+        if out.stop_reason == turns.AGENT_FAILED:
+            return Outcome("failed", result=out.text,
+                           error=self._start_error(task, f"the worker failed: {out.detail or 'unknown error'}"))
+        if out.stop_reason == turns.CLOSED:
+            return Outcome("failed", result=out.text, error=f"the worker was closed before it answered ({out.detail})")
+        usage = out.usage
+        common: dict[str, Any] = {
+            "usage": None if usage is None else {"input": usage.input, "output": usage.output,
+                                                 "cache_read": usage.cache_read, "cache_creation": usage.cache_creation},
+            "cost_usd": out.cost_usd, "model": out.model, "provider": out.provider}
+        if out.status == "ok":
+            return Outcome("completed", result=out.text, **common)
+        error = out.detail or ("the worker's turn was interrupted" if out.stop_reason == "cancelled"
+                               else f"the worker's turn ended with {out.stop_reason}")
+        return Outcome("failed", result=out.text, error=self._start_error(task, error), **common)
 
     @staticmethod
     def _start_error(task: Task, error: str) -> str:
@@ -593,22 +620,11 @@ class QueueRuntime:
 
         unsubscribe = session.subscribe(on_event)
 
-    async def _spawn(self, qs: QueueState, task: Task, cwd: Path | None) -> Any:
-        # workers are transient: never restored by a restart (an interrupted task fails, or resumes)
-        resume_id = task.resume_id if task.resumed else None
-        prompt = RESUME_NOTE + task.payload if resume_id else task.payload
-        return await self.kernel.sessions.spawn(qs.spec.agent, handle=task.worker, prompt=prompt,
-                                                spawned_by=None, sender=f"queue:{qs.name}", cwd=cwd,
-                                                restorable=False, transcript=task.transcript, log_id=task.worker_log,
-                                                resume_id=resume_id)
-
     def _release(self, qs: QueueState, task: Task) -> None:
         qs.inflight.pop(task.id, None)
         if task.worker and self._by_handle.get(task.worker) is task:
             del self._by_handle[task.worker]
-        if task.session is not None:
-            self._by_session.pop(id(task.session), None)
-        task.session = None
+        task.session = task.turn = None
         self._changed(qs.name, task)
 
     # --- finishing ----------------------------------------------------------------------------------
@@ -654,7 +670,6 @@ class QueueRuntime:
         qs.counts[task.status] = qs.counts.get(task.status, 0) + 1
         qs.recent.append(task)
         task.finished.set()
-        task.done.set()
         if envelope is not None:
             self._send_callback(qs, task, envelope, saved=saved)
         self._changed(qs.name, task)
@@ -728,61 +743,6 @@ class QueueRuntime:
             return
         info["state"] = "removed"
         qs.ledger.append({"event": "worktree_removed", "task_id": task.id, "at": utc_now(), "path": str(path)})
-
-    # --- observer hooks (synchronous; called by plugin.py) ------------------------------------------
-
-    def _task_of(self, session: Any) -> Task | None:
-        task = self._by_session.get(id(session))
-        if task is not None:
-            return task
-        task = self._by_handle.get(session.handle)
-        if task is not None and (task.session is None or task.session is session):
-            return task
-        return None
-
-    def on_turn_finished(self, session: Any, result: Any, final_text: str) -> None:
-        task = self._task_of(session)
-        if task is None or task.outcome is not None:
-            return
-        metrics = session.metrics
-        usage = result.usage if result.usage is not None else metrics.total
-        usage_d = {"input": usage.input, "output": usage.output, "cache_read": usage.cache_read,
-                   "cache_creation": usage.cache_creation}
-        cost = result.cost_usd if result.cost_usd is not None else metrics.cost_usd
-        model = getattr(session.profile, "model", None) or _init_model(session)
-        common = {"usage": usage_d, "cost_usd": cost, "model": model, "provider": session.provider}
-        if result.is_error or result.stop_reason in ("cancelled", "error"):
-            error = result.error or ("the worker's turn was interrupted" if result.stop_reason == "cancelled"
-                                     else f"the worker's turn ended with {result.stop_reason}")
-            task.outcome = Outcome("failed", result=final_text, error=self._start_error(task, error), **common)
-        else:
-            task.outcome = Outcome("completed", result=final_text, **common)
-        task.done.set()
-
-    def on_state_changed(self, session: Any, old: str, new: str) -> None:
-        task = self._task_of(session)
-        if task is None:
-            return
-        if new == "error" and task.outcome is None:
-            error = f"the worker failed: {session.error or 'unknown error'}"
-            task.outcome = Outcome("failed", result=session.final_text or "", error=self._start_error(task, error))
-            task.done.set()
-
-    def on_session_closed(self, session: Any, reason: str) -> None:
-        task = self._task_of(session)
-        if task is not None and task.outcome is None:
-            task.outcome = Outcome("failed", result=session.final_text or "",
-                                   error=f"the worker was closed before it answered ({reason})")
-            task.done.set()
-
-
-def _init_model(session: Any) -> str | None:
-    from aegis_kernel.events import SystemInit
-
-    for event in session.history[:20]:
-        if isinstance(event, SystemInit) and event.model:
-            return event.model
-    return None
 
 
 def _preview(text: str, n: int = 80) -> str:
