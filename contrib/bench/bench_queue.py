@@ -33,6 +33,7 @@ import trio
 from aegis_kernel import hookimpl
 from aegis_kernel.kernel import open_kernel
 from aegis_kernel.operations import Caller
+from aegis_queue.runtime import QueueRuntime
 
 CONFIG = """\
 default_agent: worker
@@ -58,7 +59,7 @@ class Probe:
 
     @hookimpl
     def aegis_session_started(self, session: Any) -> None:
-        rt = self.kernel.extensions.get("queue") if self.kernel else None
+        rt = self.kernel.find_service(QueueRuntime) if self.kernel else None
         task = rt._by_handle.get(session.handle) if rt is not None else None
         if task is not None and task.started is not None:
             self.ready.append(time.monotonic() - task.started)
@@ -78,7 +79,7 @@ async def run(project: Path, tasks: int, parallel: int, extra: list[tuple[str, A
               profile: bool) -> dict[str, float]:
     async with open_kernel(project, extra_plugins=extra) as kernel:
         probe.kernel = kernel
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
 
         async def batch(n: int, tag: str) -> list[Any]:
             out = []

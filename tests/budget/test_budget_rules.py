@@ -13,6 +13,8 @@ from aegis_budget.prices import PriceTable
 from aegis_kernel.events import AssistantText, SystemInit, TokenUsage, TurnResult
 from aegis_kernel.operations import Caller, OperationError
 from aegis_kernel.testing import DriverPlugin, FakeDriver, FakeProcess
+from aegis_budget.runtime import BudgetRuntime
+from aegis_queue.runtime import QueueRuntime
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -75,14 +77,14 @@ def setup(write_config, register_plugin):
 
 def prepare(kernel: Any, clock: Any) -> Any:
     clock.attach(kernel)
-    budget = kernel.extensions["budget"]
+    budget = kernel.service(BudgetRuntime)
     budget.prices.add("ufake", "u1", input="1", output="10", cache_read="0.10", cache_write="1.25", default=True)
     return budget
 
 
 async def run_task(kernel: Any, queue: str, payload: str) -> Any:
     out = await kernel.operations.call(kernel, "aegis_enqueue", {"queue": queue, "payload": payload}, Caller())
-    task = kernel.extensions["queue"].tasks[out["task_id"]]
+    task = kernel.service(QueueRuntime).tasks[out["task_id"]]
     with trio.fail_after(5):
         await task.finished.wait()
     return task
@@ -161,7 +163,7 @@ async def test_unfinished_tasks_are_reserved_so_a_burst_cannot_overshoot(setup, 
     [b] = err.value.data["blocked_by"]
     assert (b["spent"], b["in_flight"], b["estimate"], b["unblock_at"]) == ("0.00", "0.90", "0.30", None)
     assert err.value.data["unblock_at"] is None and "unfinished tasks complete" in err.value.message
-    rt = kernel.extensions["queue"]
+    rt = kernel.service(QueueRuntime)
     pending = rt.queues["burst"].pending[0]
     await kernel.operations.call(kernel, "aegis_cancel", {"task_id": pending.id}, Caller())
     assert (await enqueue(kernel, "burst", "hang"))["queued_position"] == 2
@@ -191,7 +193,7 @@ async def test_a_queue_with_budgets_refuses_work_without_the_budget_plugin(write
     write_config(CONFIG.replace("disabled: [mcp]", "disabled: [mcp, budget]"))
     register_plugin(DriverPlugin(UsageDriver(name="ufake")))
     async with make_kernel() as kernel:
-        assert "budget" not in kernel.extensions
+        assert kernel.find_service(BudgetRuntime) is None
         with pytest.raises(OperationError) as err:
             await enqueue(kernel, "paid", "x")
         assert err.value.code == "budget_unavailable"
@@ -214,6 +216,6 @@ async def test_a_malformed_price_override_falls_back_loudly(setup, aegis_project
     (aegis_project / ".aegis").mkdir(exist_ok=True)
     (aegis_project / ".aegis" / "prices.json").write_text("{not json")
     async with make_kernel() as kernel:
-        budget = kernel.extensions["budget"]
+        budget = kernel.service(BudgetRuntime)
         assert "prices.json: not a valid price table" in budget.price_problem
         assert budget.prices.providers  # the shipped table is in force

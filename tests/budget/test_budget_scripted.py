@@ -8,6 +8,7 @@ import trio
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted) is not installed")
 
 from aegis_kernel.operations import Caller, OperationError  # noqa: E402
+from aegis_queue.runtime import QueueRuntime
 
 CONFIG = """\
 default_agent: worker
@@ -36,7 +37,7 @@ async def test_scripted_usage_is_priced_and_the_ceiling_refuses_then_admits_afte
     clock = wall("2026-03-01T12:00:00Z")
     async with make_kernel() as kernel:
         clock.attach(kernel)
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
 
         async def run_one() -> object:
             out = await kernel.operations.call(kernel, "aegis_enqueue", {"queue": "paid", "payload": USAGE}, Caller())

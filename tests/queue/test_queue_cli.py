@@ -9,6 +9,7 @@ import pytest
 from aegis_queue import cli as qcli
 from aegis_queue.cli import render_transcript
 from queue_testkit import call, wait_until
+from aegis_queue.runtime import QueueRuntime
 
 
 
@@ -45,7 +46,7 @@ async def test_log_tells_apart_two_workers_that_got_the_same_handle(qdriver, ker
     import aegis_queue.runtime as qruntime
 
     monkeypatch.setattr(qruntime, "generate_handle", lambda taken: "same-worker")  # a handle reused over the day
-    rt = kernel.extensions["queue"]
+    rt = kernel.service(QueueRuntime)
     ids = []
     for payload in ("first job", "second job", "third job"):
         out = await call(kernel, "aegis_enqueue", None, queue="solo", payload=payload)

@@ -45,8 +45,8 @@ def test_strip_and_dashboard_render_in_textual():
     pytest.importorskip("textual")
     from textual.app import App
 
-    kernel = SimpleNamespace(extensions={"queue": runtime()})
-    empty = SimpleNamespace(extensions={})
+    kernel = SimpleNamespace(find_service=lambda kind, rt=runtime(): rt)
+    empty = SimpleNamespace(find_service=lambda kind: None)
 
     class Host(App):
         def compose(self):
@@ -79,7 +79,7 @@ def test_the_strip_redraws_on_every_queue_change_without_waiting_for_a_tick():
     rt = runtime()
     listeners = []
     rt.subscribe = lambda listener: listeners.append(listener) or (lambda: listeners.remove(listener))
-    kernel = SimpleNamespace(extensions={"queue": rt})
+    kernel = SimpleNamespace(find_service=lambda kind: rt)
 
     class Host(App):
         def compose(self):

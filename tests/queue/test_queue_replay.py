@@ -9,6 +9,7 @@ import trio
 from queue_testkit import LiveCounter, call, callbacks, producer, wait_until
 
 from aegis_kernel.state import Ledger
+from aegis_queue.runtime import QueueRuntime
 
 
 
@@ -35,7 +36,7 @@ async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriv
     qdriver.turns.clear()
     # the kernel restores the producer (live at the stop) before the queue may dispatch anything
     async with make_kernel(restore=True) as kernel:
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         interrupted = [rt.tasks[i] for i in ids[:2]]
         assert all(t.status == "failed" and t.error.startswith("interrupted") for t in interrupted)
         prod = kernel.sessions.get(producer_handle)
@@ -65,7 +66,7 @@ async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriv
 
     # a third start changes nothing: every task is terminal
     async with make_kernel() as kernel:
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         assert {rt.tasks[i].status for i in ids} == {"failed", "completed"}
         assert not rt.queues["tests"].pending and not rt.queues["tests"].inflight
 
@@ -76,7 +77,7 @@ async def test_a_callback_lost_between_terminal_record_and_delivery_is_resent_on
     async with make_kernel() as kernel:
         prod = await producer(kernel)
         out = await call(kernel, "aegis_enqueue", prod.handle, queue="solo", payload="hello")
-        await kernel.extensions["queue"].tasks[out["task_id"]].finished.wait()
+        await kernel.service(QueueRuntime).tasks[out["task_id"]].finished.wait()
         await wait_until(lambda: len(callbacks(prod)) == 1)
         handle = prod.handle
     # simulate a crash right after the terminal record: drop the callback from the producer's inbox
@@ -114,7 +115,7 @@ async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdr
         ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p, resume=r))["task_id"]
                for p, r in (("hang-once A", True), ("hang B", False), ("p1", False), ("hang C", True))]
         await wait_until(lambda: len(counter.live) == 2)
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         first_worker = rt.tasks[ids[0]].worker
         producer_handle = prod.handle
     recs = records(aegis_project, "tests")
@@ -122,7 +123,7 @@ async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdr
     assert [r.get("resume", False) for r in recs if r["event"] == "enqueued"] == [True, False, False, True]
 
     async with make_kernel(restore=True) as kernel:
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         a, b, p1, c = (rt.tasks[i] for i in ids)
         assert b.status == "failed" and b.error.startswith("interrupted")  # did not ask to resume
         with trio.fail_after(5):
@@ -141,13 +142,13 @@ async def test_a_task_that_asked_to_resume_resumes_in_its_agent_session_once(qdr
         await wait_until(lambda: c.status == "dispatched" and c.worker in counter.live)  # hangs
 
     async with make_kernel(restore=True) as kernel:  # C is resumed (and hangs again)
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         c = rt.tasks[ids[3]]
         assert c.resumed == 1
         await wait_until(lambda: c.status == "dispatched" and c.worker in counter.live)
 
     async with make_kernel(restore=True) as kernel:  # interrupted again after its one resume: it fails
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         c = rt.tasks[ids[3]]
         assert c.status == "failed" and c.error.startswith("interrupted") and c.resumed == 1
     counts: dict[str, int] = {}
@@ -187,7 +188,7 @@ async def test_older_finished_tasks_are_archived_whole_and_totals_survive(qdrive
     before = Ledger.replay(path).records
 
     async with make_kernel() as kernel:
-        rt = kernel.extensions["queue"]
+        rt = kernel.service(QueueRuntime)
         info = rt.queue_info("tests")
         # 39 finished before this start (35 archived + 4 kept), + t003 failed as interrupted now
         assert (info["completed"], info["failed"]) == (35, 5)
@@ -211,7 +212,7 @@ async def test_older_finished_tasks_are_archived_whole_and_totals_survive(qdrive
         "archive/tests-t000-t034.jsonl", 34, {"completed": 30, "failed": 4})
 
     async with make_kernel() as kernel:  # below the threshold now: nothing more moves; totals still whole
-        info = kernel.extensions["queue"].queue_info("tests")
+        info = kernel.service(QueueRuntime).queue_info("tests")
         assert (info["completed"], info["failed"], info["pending"]) == (37, 5, 0)
     assert len(list((path.parent / "archive").iterdir())) == 1
 
@@ -252,7 +253,7 @@ async def test_a_ledger_with_unreadable_lines_is_not_archived(qdriver, make_kern
         f.write("{not json\n")
     text = path.read_text()
     async with make_kernel() as kernel:
-        assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
+        assert kernel.service(QueueRuntime).queue_info("tests")["completed"] == 3
     assert path.read_text() == text and not (path.parent / "archive").exists()
 
 
@@ -265,10 +266,10 @@ async def test_a_resume_the_agent_refuses_fails_the_task_as_interrupted_saying_w
         task_id = (await call(kernel, "aegis_enqueue", None, queue="tests", payload="hang-once A",
                               resume=True))["task_id"]
         await wait_until(lambda: len(counter.live) == 1)
-        resume_id = f"qfake-{kernel.extensions['queue'].tasks[task_id].worker}"
+        resume_id = f"qfake-{kernel.service(QueueRuntime).tasks[task_id].worker}"
     qdriver.refuse_resume = refusal
     async with make_kernel() as kernel:
-        task = kernel.extensions["queue"].tasks[task_id]
+        task = kernel.service(QueueRuntime).tasks[task_id]
         with trio.fail_after(5):
             await task.finished.wait()
         assert task.status == "failed" and task.error.startswith("interrupted: aegis restarted")
@@ -288,7 +289,7 @@ async def test_a_lost_callback_to_a_transient_producer_is_not_resent(qdriver, ma
              "at": "2026-11-01T00:00:02Z"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     async with make_kernel() as kernel:
-        task = kernel.extensions["queue"].tasks["t1"]
+        task = kernel.service(QueueRuntime).tasks["t1"]
         assert task.status == "completed" and task.callback_outcome is None
     # a worker keeps no inbox ledger, so nothing says whether it got the callback: nothing is claimed
     assert [r["event"] for r in records(aegis_project, "tests")] == ["enqueued", "dispatched", "completed"]
@@ -310,6 +311,6 @@ async def test_an_archive_that_cannot_finish_leaves_no_copy(qdriver, make_kernel
 
     monkeypatch.setattr(journal, "write_text_atomic", failing_second_write)
     async with make_kernel() as kernel:
-        assert kernel.extensions["queue"].queue_info("tests")["completed"] == 3
+        assert kernel.service(QueueRuntime).queue_info("tests")["completed"] == 3
     assert path.read_text() == text
     assert not any((path.parent / "archive").iterdir())

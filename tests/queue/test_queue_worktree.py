@@ -11,6 +11,7 @@ from queue_testkit import CONFIG, QDriver, call, callbacks, wait_until
 
 from aegis_kernel.testing import DriverPlugin
 from aegis_queue import worktree as wt
+from aegis_queue.runtime import QueueRuntime
 
 WT_CONFIG = CONFIG + """\
   isolated:
@@ -45,7 +46,7 @@ async def test_each_worker_gets_a_worktree_removed_when_clean_kept_with_commits(
     base = git(aegis_project, "rev-parse", "HEAD")
     prod = await kernel.sessions.spawn("producer")
     await prod.wait_for(lambda s: s.state == "ready")
-    rt = kernel.extensions["queue"]
+    rt = kernel.service(QueueRuntime)
     clean = await call(kernel, "aegis_enqueue", prod.handle, queue="isolated", payload="sleep 0.05 clean done")
     busy = await call(kernel, "aegis_enqueue", prod.handle, queue="isolated", payload="sleep 0.6 committed")
     t_clean, t_busy = rt.tasks[clean["task_id"]], rt.tasks[busy["task_id"]]
@@ -77,7 +78,7 @@ async def test_each_worker_gets_a_worktree_removed_when_clean_kept_with_commits(
 async def test_a_kept_worktree_is_reported_in_the_callback(repo, aegis_project, kernel):
     prod = await kernel.sessions.spawn("producer")
     await prod.wait_for(lambda s: s.state == "ready")
-    rt = kernel.extensions["queue"]
+    rt = kernel.service(QueueRuntime)
     out = await call(kernel, "aegis_enqueue", prod.handle, queue="isolated", payload="sleep 0.4 edited")
     task = rt.tasks[out["task_id"]]
     await wait_until(lambda: task.worktree.get("created"))

@@ -20,6 +20,7 @@ import pytest
 from aegis_kernel import events as ev
 from aegis_kernel.delivery import Envelope
 from aegis_testkit.fakemodel import FakeModelServer
+from aegis_queue.runtime import QueueRuntime
 
 CLIS = ("claude", "gemini", "opencode")
 REQUIRE_ENV = "AEGIS_REQUIRE_REAL_CLIS"
@@ -347,7 +348,7 @@ async def scenario_queue_workers(kernel: Any, fm: FakeModelServer, api: str) -> 
     await first.wait_for(lambda s: s.state in SETTLED, TURN_TIMEOUT)
     assert first.state == "ready", first.error
     await first.close()
-    rt = kernel.extensions["queue"]
+    rt = kernel.service(QueueRuntime)
     mark = len(fm.requests)
     tasks = []
     for payload in ("CALL_TOOL aegis_list_sessions {}", "summarise the queue"):

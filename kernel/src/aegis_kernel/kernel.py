@@ -12,54 +12,60 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
+from . import reaper
 from .approvals import ApprovalBroker
+from .bus import EventBus
 from .clock import Clock
-from .config import Config, load_config, raw_plugins_disabled
+from .config import Config, ConfigError, load_config, raw_plugins_disabled
+from .config_sections import schema_of
+from .config_watch import ConfigWatcher, apply_config
 from .project import resolve_project_dir
 from .delivery import Delivery, Envelope, Receipt
 from .drivers import Driver
 from .events import collect_event_types
 from .operations import OperationRegistry, load_ref
 from .plugins import PluginHost, load_plugins
+from .serviceruntime import ServiceRunner
+from .services import ServiceError
 from .sessions import SessionError, SessionManager
 from .state import StateDir, secure_tree
 
 log = logging.getLogger("aegis.kernel")
+T = TypeVar("T")
 
 
 class Hooks:
-    """Typed façade over observer hooks: an observer that raises is logged, never fatal."""
+    """Typed façade over the observer hooks. Each call is one ``pm.hook`` call in which every
+    implementation runs; one that raises is logged with its plugin's name, never fatal
+    (:func:`aegis_kernel.hookcall.notify`)."""
 
     def __init__(self, host: PluginHost) -> None:
-        self._hook = host.pm.hook
-
-    def _call(self, name: str, **kwargs: Any) -> None:
-        try:
-            getattr(self._hook, name)(**kwargs)
-        except Exception:  # noqa: BLE001
-            log.exception("observer hook %s failed", name)
+        self._host = host
 
     def aegis_session_started(self, **kw: Any) -> None:
-        self._call("aegis_session_started", **kw)
+        self._host.notify("aegis_session_started", **kw)
 
     def aegis_session_state_changed(self, **kw: Any) -> None:
-        self._call("aegis_session_state_changed", **kw)
+        self._host.notify("aegis_session_state_changed", **kw)
 
     def aegis_turn_finished(self, **kw: Any) -> None:
-        self._call("aegis_turn_finished", **kw)
+        self._host.notify("aegis_turn_finished", **kw)
 
     def aegis_envelope_delivered(self, **kw: Any) -> None:
-        self._call("aegis_envelope_delivered", **kw)
+        self._host.notify("aegis_envelope_delivered", **kw)
 
     def aegis_session_closed(self, **kw: Any) -> None:
-        self._call("aegis_session_closed", **kw)
+        self._host.notify("aegis_session_closed", **kw)
+
+    def aegis_config_changed(self, **kw: Any) -> None:
+        self._host.notify("aegis_config_changed", **kw)
 
 
 class Kernel:
@@ -71,6 +77,7 @@ class Kernel:
         self.hooks = Hooks(plugins)
         self.event_type_problems = collect_event_types(plugins.pm.hook)  # plugins' events replay typed
         self.state = StateDir(project_dir / ".aegis" / "state")
+        self.bus = EventBus()  # what happens here, for every interface that watches (aegis_subscribe)
         self.operations = OperationRegistry()
         for op in plugins.registry.objects("operations").values():
             self.operations.add(op)
@@ -78,19 +85,31 @@ class Kernel:
         self.delivery = Delivery(self.state.path("inboxes"), writer=self.state.writer)
         self.sessions = SessionManager(self)
         self.mcp_base_url: str | None = None  # informational (status, banner), set by the MCP plugin
-        self.services: dict[str, Any] = {}
-        self.extensions: dict[str, Any] = {}  # plugin-owned runtime objects by name (e.g. "queue")
+        self.services: dict[str, Any] = {}  # running services by registered name (informational)
+        self._running = ServiceRunner(self)
         self.headless = True
+        self.stop_handler: Callable[[], object] | None = None  # set by the owner: serve, TUI
+        self.config_error: ConfigError | None = None  # a config edit refused by the live reload
         self._nursery: trio.Nursery | None = None
 
     def reload_config(self) -> Config:
         """Re-read the configuration (after an edit through ``aegis_kernel.config``'s edit API).
 
-        Raises ``ConfigError`` and keeps the current config when the files on disk are invalid.
+        Raises ``ConfigError`` and keeps the current config when the files on disk are invalid; a
+        new config fires ``aegis_config_changed`` (see :mod:`aegis_kernel.config_watch`).
         """
-        sections = self.plugins.registry.objects("config_sections")
-        self.config = load_config(self.config.path or self.project_dir, sections)
+        apply_config(self, load_config(self.config.path or self.project_dir, **schema_of(self.plugins)))
         return self.config
+
+    def request_stop(self) -> bool:
+        """Ask whoever owns this kernel (``aegis serve``, the TUI) to stop it, as ``aegis_stop`` does.
+
+        The owner installs ``stop_handler`` (a plain callable); False when none is installed."""
+        handler = self.stop_handler
+        if handler is None:
+            return False
+        handler()
+        return True
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -109,13 +128,33 @@ class Kernel:
         return self.delivery.deliver(session, envelope)
 
     async def run_services(self, nursery: trio.Nursery) -> None:
+        """Start every registered service in dependency order (:mod:`aegis_kernel.services`); returns
+        once all are ready. Raises ``ServiceError`` before starting any when a dependency is missing
+        or circular."""
         self._nursery = nursery
-        for name, reg in self.plugins.registry["services"].items():
-            service = reg.obj
-            if isinstance(service, str):  # lazy "module:factory" reference
-                service = load_ref(service)()
-            await nursery.start(service.run, self)
-            self.services[name] = service
+        await self._running.start_all(nursery)
+
+    async def stop_services(self) -> None:
+        """Stop the running services one by one, in the reverse of the order they started."""
+        await self._running.stop_all()
+
+    def service(self, kind: type[T]) -> T:
+        """The running service (or the object it published with ``task_status.started(obj)``) of type
+        ``kind``. Raises ``ServiceError`` naming the type when none is running."""
+        found = self.find_service(kind)
+        if found is None:
+            raise ServiceError(f"no running service provides {kind.__module__}:{kind.__qualname__} "
+                               "(is its plugin installed and enabled, and is the kernel running?)")
+        return found
+
+    def find_service(self, kind: type[T]) -> T | None:
+        """Like :meth:`service`, None when no running service provides ``kind``."""
+        return self._running.find(kind)
+
+    def provide(self, obj: Any) -> Callable[[], None]:
+        """Publish ``obj`` for :meth:`find_service` while something that is not a service runs (the
+        TUI's ``FileViewer``). Returns the function that withdraws it."""
+        return self._running.provide(obj)
 
 
 def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
@@ -125,8 +164,7 @@ def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterab
     project = resolve_project_dir(project_dir)
     blocked = set(disabled) | set(raw_plugins_disabled(project))
     host = load_plugins(disabled=blocked, entry_points=entry_points, extra=extra_plugins)
-    sections = host.registry.objects("config_sections")
-    config = load_config(project, sections)
+    config = load_config(project, **schema_of(host))
     return Kernel(project, host, config)
 
 
@@ -169,9 +207,11 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
     kernel = kernel or build_kernel(project_dir, **build)
     secure_tree(kernel.state.root)  # the state is the owner's only: 0700 folders, 0600 files
     setup_logging(kernel)
+    pgroups = await reaper.start(kernel.state.root)  # reaps groups a killed kernel left; records ours
     try:
         async with trio.open_nursery() as nursery:
             await kernel.run_services(nursery)
+            await nursery.start(ConfigWatcher().run, kernel)  # valid config edits apply live
             if restore is True:
                 await kernel.sessions.restore()
             elif restore is False:
@@ -180,6 +220,8 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
             try:
                 yield kernel
             finally:
+                with trio.CancelScope(shield=True):
+                    await kernel.stop_services()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise unwrap_group(group) from None
@@ -187,6 +229,7 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
         kernel.delivery.close()
         kernel.sessions.close_transcripts()
         kernel.state.writer.close()  # what is queued reaches the disk before the kernel is gone
+        reaper.stop(pgroups)
         kernel._nursery = None
 
 

@@ -1,10 +1,14 @@
 """Plugin discovery and registration.
 
 Plugins are modules named by entry points in the ``aegis`` group (plus the kernel's own
-:data:`DEFAULT_PLUGINS`). Loading never fails as a whole: a plugin that cannot be imported, that
-implements an unknown hook, or whose registration hook raises is recorded as ``failed`` with its
-error and skipped; a disabled plugin (``AEGIS_DISABLE_PLUGINS=a,b`` or config ``plugins.disabled``)
-is blocked before it is imported.
+:data:`DEFAULT_PLUGINS`). Loading never fails as a whole: a plugin that cannot be imported, whose
+``aegis_add_hookspecs`` raises, that implements a hook nobody declared, or whose registration hook
+raises is recorded as ``failed`` with its error and skipped; a disabled plugin
+(``AEGIS_DISABLE_PLUGINS=a,b`` or config ``plugins.disabled``) is blocked before it is imported.
+
+Loading goes: register every plugin → ``aegis_add_hookspecs`` (plugins declare their own hooks) →
+refuse plugins implementing undeclared hooks (so load order never matters) → call the registration
+hooks plugin by plugin, through ``pm.hook`` (:func:`aegis_kernel.hookcall.call_plugin`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any
@@ -21,20 +24,18 @@ import pluggy
 from attrs import define, field, frozen
 
 from . import hookspecs
+from .hookcall import call_plugin, notify, trace_to_log
 
 DEFAULT_PLUGINS = ("aegis_kernel.builtin",)
+# the kernel's registration hooks and the registry kind each fills (plugins add theirs: registration_hook)
 REGISTRATION_HOOKS = {
     "aegis_register_config_sections": "config_sections",
     "aegis_register_drivers": "drivers",
     "aegis_register_operations": "operations",
     "aegis_register_services": "services",
     "aegis_register_cli": "cli",
-    "aegis_register_reducers": "reducers",
-    "aegis_register_panels": "panels",
-    "aegis_register_transports": "transports",
-    "aegis_register_triggers": "triggers",
-    "aegis_register_workflows": "workflows",
 }
+KERNEL_OWNER = "aegis-kernel"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _OPERATION_RE = re.compile(r"^aegis_[a-z][a-z0-9_]*$")
 
@@ -78,10 +79,11 @@ class Registry:
         self.kinds: dict[str, dict[str, Registered]] = {k: {} for k in REGISTRATION_HOOKS.values()}
 
     def __getitem__(self, kind: str) -> dict[str, Registered]:
-        return self.kinds[kind]
+        return self.kinds.setdefault(kind, {})
 
     def objects(self, kind: str) -> dict[str, Any]:
-        return {name: reg.obj for name, reg in self.kinds[kind].items()}
+        """``{name: object}`` of ``kind`` (empty when no installed plugin declares or fills it)."""
+        return {name: reg.obj for name, reg in self.kinds.get(kind, {}).items()}
 
 
 def _validate_name(kind: str, name: Any) -> None:
@@ -96,32 +98,63 @@ def _driver(driver: Any) -> tuple[str, Any]:
     return getattr(driver, "name", None), driver
 
 
-def _operation(name: str, handler: Any, description: str = "", params: Any = None) -> tuple[str, Any]:
-    from .operations import Operation, params as empty_params
+def _operation(name: str, handler: Any, description: str = "", params: Any = None, *,
+               callers: Any = None, check: Any = None, stream: bool = False) -> tuple[str, Any]:
+    from .operations import DEFAULT_CALLERS, Operation, params as empty_params
 
-    return name, Operation(name=name, handler=handler, description=description, params=params or empty_params())
+    return name, Operation(name=name, handler=handler, description=description, params=params or empty_params(),
+                           callers=callers or DEFAULT_CALLERS, check=check, stream=stream)
 
 
 def _cli(name: str, help: str, setup: Any, run: Any) -> tuple[str, Any]:
     return name, {"help": help, "setup": setup, "run": run}
 
 
-def _panel(name: str, factory: Any, kind: str = "tab", key: str | None = None, title: str = "") -> tuple[str, Any]:
-    return name, {"factory": factory, "kind": kind, "key": key, "title": title or name}
-
-
 def _named(name: str, obj: Any) -> tuple[str, Any]:
     return name, obj
 
 
+def _service(name: str, service: Any, *, requires: Iterable[Any] | None = None,
+             after: Iterable[Any] | None = None) -> tuple[str, Any]:
+    from .services import ServiceSpec
+
+    return name, ServiceSpec(service=service, requires=None if requires is None else tuple(requires),
+                             after=None if after is None else tuple(after))
+
+
+def _section(name: str, type: Any, check: Any = None) -> tuple[str, Any]:
+    from .config_sections import Section
+
+    return name, Section(type=type, check=check)
+
+
 _BUILDERS: dict[str, Callable[..., tuple[str, Any]]] = {
-    "drivers": _driver, "operations": _operation, "cli": _cli, "panels": _panel,
+    "drivers": _driver, "operations": _operation, "cli": _cli, "services": _service, "config_sections": _section,
 }
 
 
-def _make_register(kind: str, owner: str, staged: list[tuple[str, Registered]]) -> Callable[..., None]:
+def registration_hook(kind: str, build: Callable[..., tuple[str, Any]] | None = None) -> Callable[[Any], Any]:
+    """Mark a plugin's hookspec ``aegis_register_<x>(register)`` as collected into ``registry[kind]``.
+
+    ``build(*args, **kwargs) -> (name, obj)`` turns one ``register(...)`` call into the entry (default:
+    ``register(name, obj)``); names are validated and duplicates refused like the kernel's kinds::
+
+        @registration_hook("panels", build=panel_entry)
+        @hookspec
+        def aegis_register_panels(register: RegisterPanel) -> None: ...
+    """
+
+    def mark(spec: Any) -> Any:
+        spec.aegis_registration = (kind, build or _named)
+        return spec
+
+    return mark
+
+
+def _make_register(kind: str, owner: str, staged: list[tuple[str, Registered]],
+                   build: Callable[..., tuple[str, Any]] | None = None) -> Callable[..., None]:
     """The ``register`` callback handed to one plugin's registration hook (signatures: hookspecs.py)."""
-    build = _BUILDERS.get(kind, _named)
+    build = build or _BUILDERS.get(kind, _named)
 
     def register(*args: Any, **kwargs: Any) -> None:
         try:
@@ -137,34 +170,35 @@ def _make_register(kind: str, owner: str, staged: list[tuple[str, Registered]]) 
 
 
 class PluginHost:
-    """The pluggy manager plus what was found: plugin infos and the registry."""
+    """The pluggy manager plus what was found: plugin infos, the registry and who declared each hook."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("aegis")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.registry = Registry()
-        if os.environ.get("AEGIS_TRACE_PLUGINS"):
-            self._trace()
+        # hook name → the distribution that declared it (the kernel's, or a plugin's via aegis_add_hookspecs)
+        self.spec_owners: dict[str, str] = {n: KERNEL_OWNER for n in self._declared()}
+        if os.environ.get("AEGIS_TRACE_HOOKS") or os.environ.get("AEGIS_TRACE_PLUGINS"):
+            trace_to_log(self.pm)
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
 
-    def _trace(self) -> None:
-        def before(hook_name: str, impls: Any, kwargs: Any) -> None:
-            print(f"aegis hook {hook_name}({', '.join(kwargs)}) → {[i.plugin_name for i in impls]}", file=sys.stderr)
+    def _declared(self) -> set[str]:
+        return {name for name, caller in vars(self.pm.hook).items() if getattr(caller, "spec", None) is not None}
 
-        def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
-            pass
-
-        self.pm.add_hookcall_monitoring(before, after)
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call observer hook ``hook_name`` through ``pm.hook``; a raising observer is logged naming its plugin."""
+        notify(self.pm, hook_name, **kwargs)
 
     # --- loading ---------------------------------------------------------------------------------
 
     def load(self, *, disabled: Iterable[str] = (), entry_points: bool = True,
              extra: Iterable[tuple[str, Any]] = ()) -> None:
-        """Register the default plugins, entry-point plugins and ``extra`` (name, object) pairs."""
+        """Register the default plugins, entry-point plugins and ``extra`` (name, object) pairs, let
+        them add hookspecs, refuse undeclared hooks, then collect every registration hook."""
         blocked = set(disabled) | _env_disabled()
         for module_name in DEFAULT_PLUGINS:
             name = module_name.rsplit(".", 1)[-1]
@@ -178,6 +212,8 @@ class PluginHost:
         for name, obj in extra:
             self._add(name, getattr(obj, "__name__", type(obj).__name__), lambda o=obj: o, dist="(test)",
                       blocked=blocked)
+        self.add_hookspecs()
+        self.refuse_undeclared()
         self.collect()
 
     def _add(self, name: str, module: str, loader: Callable[[], Any], *, dist: str, version: str = "",
@@ -202,37 +238,71 @@ class PluginHost:
                 raise
             info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
             return
-        callers = self._impls_of(name)
-        unknown = sorted(c.name for c in callers if c.spec is None)
-        if unknown:
-            self.pm.unregister(name=name)
-            self.pm.set_blocked(name)
-            info.status = "failed"
-            info.error = f"implements unknown hook(s) {', '.join(unknown)} (see docs/hooks.md for the hook names)"
-            return
-        info.hooks = sorted(c.name for c in callers)
 
-    def _impls_of(self, name: str) -> list[Any]:
-        plugin = self.pm.get_plugin(name)
-        return [caller for caller in self.pm.get_hookcallers(plugin) or []] if plugin is not None else []
+    def _fail(self, name: str, error: str) -> None:
+        info = self.infos[name]
+        info.status, info.error, info.hooks = "failed", error, []
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self.pm.set_blocked(name)
+
+    def _enabled(self) -> list[tuple[str, Any]]:
+        return [(name, self.pm.get_plugin(name)) for name, info in self.infos.items()
+                if info.status == "enabled" and self.pm.get_plugin(name) is not None]
+
+    def add_hookspecs(self) -> None:
+        """Call each plugin's ``aegis_add_hookspecs(pm)`` (through ``pm.hook``) and record who declared what."""
+        for name, plugin in self._enabled():
+            before = self._declared()
+            try:
+                call_plugin(self.pm, "aegis_add_hookspecs", plugin, pm=self.pm)
+            except Exception as exc:  # noqa: BLE001 - one plugin's bad hookspecs never stop the others
+                self._fail(name, f"aegis_add_hookspecs: {type(exc).__name__}: {exc}")
+                continue
+            info = self.infos[name]
+            owner = info.dist if info.dist and info.dist != "(test)" else name
+            for hook_name in self._declared() - before:
+                self.spec_owners[hook_name] = owner
+
+    def refuse_undeclared(self) -> None:
+        """Fail every plugin implementing a hook no installed plugin declared (``optionalhook`` excepted),
+        then check with pluggy that nothing undeclared is left."""
+        for name, plugin in self._enabled():
+            callers = self.pm.get_hookcallers(plugin) or []
+            unknown = sorted(c.name for c in callers if c.spec is None and any(
+                i.plugin is plugin and not i.optionalhook for i in c.get_hookimpls()))
+            if unknown:
+                self._fail(name, f"implements unknown hook(s) {', '.join(unknown)} "
+                                 "(see docs/hooks.md for the hook names)")
+                continue
+            self.infos[name].hooks = sorted(c.name for c in callers)
+        self.pm.check_pending()
+
+    def registration_hooks(self) -> dict[str, tuple[str, Callable[..., tuple[str, Any]] | None]]:
+        """Hook name → (registry kind, builder) for the kernel's and the plugins' registration hooks."""
+        hooks: dict[str, tuple[str, Callable[..., tuple[str, Any]] | None]] = {
+            hook_name: (kind, None) for hook_name, kind in REGISTRATION_HOOKS.items()}
+        for hook_name, caller in vars(self.pm.hook).items():
+            marked = getattr(getattr(caller.spec, "function", None), "aegis_registration", None)
+            if marked is not None and hook_name not in hooks:
+                hooks[hook_name] = marked
+        return hooks
 
     def collect(self) -> None:
-        """Call every registration hook, plugin by plugin, and fill :attr:`registry`.
+        """Call every registration hook, plugin by plugin (through ``pm.hook``), and fill :attr:`registry`.
 
         A plugin whose hook raises (including a refused registration) is unregistered, marked failed,
         and none of its registrations are kept.
         """
-        for name, info in list(self.infos.items()):
-            if info.status != "enabled":
-                continue
-            plugin = self.pm.get_plugin(name)
+        hooks = self.registration_hooks()
+        for name, plugin in self._enabled():
+            info = self.infos[name]
             staged: list[tuple[str, Registered]] = []
             try:
-                for hook_name, kind in REGISTRATION_HOOKS.items():
-                    fn = getattr(plugin, hook_name, None)
-                    if fn is None or not hasattr(fn, "aegis_impl"):
+                for hook_name, (kind, build) in hooks.items():
+                    if hook_name not in info.hooks:
                         continue
-                    fn(register=_make_register(kind, name, staged))
+                    call_plugin(self.pm, hook_name, plugin, register=_make_register(kind, name, staged, build))
                 for kind, reg in staged:
                     owner = self.registry[kind].get(reg.name)
                     if owner is not None:
@@ -241,9 +311,7 @@ class PluginHost:
                             f"{kind[:-1]} {reg.name!r} is already registered by plugin {owner.owner!r}"
                             f" ({other.dist or other.module}); refused for plugin {name!r} ({info.dist or info.module})")
             except Exception as exc:  # noqa: BLE001
-                info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-                self.pm.unregister(name=name)
-                self.pm.set_blocked(name)
+                self._fail(name, f"{type(exc).__name__}: {exc}")
                 continue
             for kind, reg in staged:
                 self.registry[kind][reg.name] = reg

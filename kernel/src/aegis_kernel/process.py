@@ -18,6 +18,9 @@ pipes and returns an :class:`AgentSubprocess`:
   (the second call waits for the first) and reaps the process. It runs shielded from cancellation.
 - A failed exec (binary missing, not executable, bad cwd) raises :class:`SpawnFailed` with the argv
   and the OS error, at once.
+- Inside a kernel, each group is recorded (leader pid and start time) by the kernel's
+  :class:`aegis_kernel.reaper.PGroupRecorder` from spawn until :meth:`AgentSubprocess.close`, so
+  that a kernel killed with SIGKILL leaves no group the next one cannot reap.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import trio
 
+from . import reaper
 from .events import AgentError
 
 STDERR_RING_BYTES = 64 * 1024
@@ -92,6 +96,7 @@ class AgentSubprocess:
         self._drain_scope = trio.CancelScope()
         self._closing = False
         self._closed = trio.Event()
+        self._recorder: reaper.PGroupRecorder | None = None  # set by open_agent_process inside a kernel
         self.max_frame_bytes: int = MAX_FRAME_BYTES
         self.frame_overflow: str | None = None  # why lines() stopped early (a frame over the cap)
 
@@ -286,6 +291,8 @@ class AgentSubprocess:
             try:
                 await self._close(grace)
             finally:
+                if self._recorder is not None and self.returncode is not None:  # reaped: nothing left to record
+                    self._recorder.ended(self._pgid)
                 self._closed.set()
             return self.returncode
 
@@ -350,6 +357,10 @@ async def open_agent_process(
     except OSError as exc:
         raise SpawnFailed(argv, exc, cwd) from exc
     agent = AgentSubprocess(proc, argv)
+    recorder = reaper.current.get()
+    if recorder is not None:
+        recorder.started(proc.pid, argv)
+        agent._recorder = recorder
     nursery.start_soon(agent._drain_stderr)
     return agent
 

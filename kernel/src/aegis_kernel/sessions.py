@@ -21,7 +21,8 @@ import trio
 
 from . import events as ev
 from .delivery import DeliveryError, Envelope, render_batch, utc_now
-from .drivers import AgentProcess, SpawnRefused, SpawnSpec
+from .drivers import AgentProcess, Launch, SpawnRefused, SpawnSpec
+from .hookcall import HookFailed, chain
 from .metrics import SessionMetrics
 from .names import check_handle, generate_handle
 from .redact import redact, redact_event
@@ -312,7 +313,8 @@ class Session:
     async def _start_turn(self) -> None:
         assert self._proc is not None
         batch, self._pending = self._pending, []
-        text = compose_hook(self.kernel.plugins.pm.hook.aegis_pre_turn, "text", render_batch(batch), session=self)
+        text = chain(self.kernel.plugins.pm, "aegis_pre_turn", "text", render_batch(batch), fail_closed=False,
+                     session=self)
         for env in batch:
             if env.sender == "user":
                 self._record(ev.UserTurn(text=env.body))
@@ -497,8 +499,7 @@ class SessionManager:
                          cwd=session.cwd, state_dir=kernel.state.root, resume_id=resume,
                          system_prompt=system_prompt)
         launch = driver.build_launch(spec)
-        launch = compose_hook(kernel.plugins.pm.hook.aegis_pre_spawn, "launch", launch, spec=spec,
-                              refusals=(SpawnRefused,))
+        launch = pre_spawn(kernel.plugins.pm, spec, launch)
         return await driver.start(spec, launch, nursery)
 
     def _transcript(self, name: str) -> Ledger:
@@ -625,22 +626,17 @@ def _record(s: Session) -> dict[str, Any]:
             "driver_session_id": s.driver_session_id, "created_at": s.created_at}
 
 
-def compose_hook(hook: Any, name: str, value: Any, *, refusals: tuple[type[BaseException], ...] = (),
-                 **kwargs: Any) -> Any:
-    """Run a mutator hook (``aegis_pre_turn``/``aegis_pre_spawn``) in pluggy's order, each implementation
-    seeing the value as the previous one left it. A broken implementation is logged and skipped (the
-    value stays as it was); exceptions in ``refusals`` propagate (a deliberate refusal)."""
-    for impl in reversed(hook.get_hookimpls()):
-        try:
-            replaced = impl.function(**kwargs, **{name: value})
-        except refusals:
-            raise
-        except Exception:  # noqa: BLE001 - one plugin's bug must not stop a turn or a spawn
-            log.exception("%s hook of plugin %s failed; ignored", hook.name, impl.plugin_name)
-            continue
-        if replaced is not None:
-            value = replaced
-    return value
+def pre_spawn(pm: Any, spec: SpawnSpec, launch: Launch) -> Launch:
+    """Run ``aegis_pre_spawn`` (chained, through ``pm.hook``), **fail-closed**: any exception refuses
+    the spawn with ``SpawnRefused`` naming the plugin (a deliberate ``SpawnRefused`` keeps its reason)."""
+    try:
+        result: Launch = chain(pm, "aegis_pre_spawn", "launch", launch, fail_closed=True, spec=spec)
+    except HookFailed as exc:
+        if isinstance(exc.error, SpawnRefused):
+            raise SpawnRefused(f"spawn refused by plugin {exc.plugin!r}: {exc.error}") from None
+        raise SpawnRefused(f"spawn refused by plugin {exc.plugin!r}: aegis_pre_spawn failed: "
+                           f"{type(exc.error).__name__}: {exc.error}") from None
+    return result
 
 
 def transcript_lines(events: list[Any]) -> list[str]:

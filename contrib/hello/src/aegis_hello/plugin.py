@@ -69,6 +69,6 @@ def _panel(app: Any, kernel: Any) -> Any:
     return Static(_greet(kernel.config.get("hello"), "from a plugin panel"), id="hello-panel")
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # declared by aegis-tui
 def aegis_register_panels(register: Any) -> None:
     register("hello", _panel, kind="tab", key="ctrl+g", title="hello")

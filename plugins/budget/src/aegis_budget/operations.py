@@ -8,7 +8,9 @@ from aegis_kernel.operations import CallContext, OperationError, params
 
 
 async def budget_status(ctx: CallContext, queue: str | None = None) -> dict[str, Any]:
-    rt = ctx.kernel.extensions.get("budget")
+    from .runtime import BudgetRuntime
+
+    rt = ctx.kernel.find_service(BudgetRuntime)
     if rt is None:
         raise OperationError("the budget service is not running in this Aegis", code="unavailable")
     out: dict[str, Any] = {"queues": rt.status(queue)}

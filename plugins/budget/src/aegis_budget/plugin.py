@@ -2,7 +2,7 @@
 
 Ceilings are declared on queues (``queues.<q>.budgets`` — the ``queues`` section belongs to
 aegis-queue); this plugin keeps the spend ledgers, checks them when the queue asks
-(``kernel.extensions["budget"]``) and reports them (``aegis_budget_status``, ``aegis budget``).
+(``kernel.service(BudgetRuntime)``) and reports them (``aegis_budget_status``, ``aegis budget``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from aegis_kernel import hookimpl
 
 
 class BudgetService:
+    """Runs one :class:`~aegis_budget.runtime.BudgetRuntime` per kernel; the queue starts after it."""
+
+    provides = "aegis_budget.runtime:BudgetRuntime"
+
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
         import trio
 
@@ -21,13 +25,10 @@ class BudgetService:
         task_status = task_status or trio.TASK_STATUS_IGNORED
         rt = BudgetRuntime(kernel)
         rt.start()
-        kernel.extensions["budget"] = rt
         try:
             task_status.started(rt)
             await trio.sleep_forever()
         finally:
-            if kernel.extensions.get("budget") is rt:
-                del kernel.extensions["budget"]
             rt.close()
 
 

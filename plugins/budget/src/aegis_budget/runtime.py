@@ -1,6 +1,6 @@
 """Budget runtime: spend ledgers per queue, rolling-window checks, the structured rejection.
 
-The queue plugin consults ``kernel.extensions["budget"]`` (when installed):
+The queue plugin consults ``kernel.find_service(BudgetRuntime)`` (when installed):
 
 - ``admit(queue, rules, open_tasks)`` at enqueue — raises ``OperationError(code="over_budget")``
   naming every blocking rule (``constraint``, ``limit``, ``spent``, ``in_flight``, ``estimate``,
@@ -229,7 +229,7 @@ class BudgetRuntime:
         if queue is not None and queue not in rules:
             known = ", ".join(sorted(rules)) or "none configured"
             raise OperationError(f"unknown queue '{queue}' (queues: {known})", code="unknown_queue", param="queue")
-        queue_rt = self.kernel.extensions.get("queue")
+        queue_rt = _queue_runtime(self.kernel)
         out = []
         for name in ([queue] if queue is not None else list(rules)):
             open_tasks = queue_rt.open_count(name) if queue_rt is not None else 0
@@ -241,6 +241,15 @@ class BudgetRuntime:
                 "total_usd": fmt("usd", total), "now": iso(self.clock.now()),
             })
         return out
+
+
+def _queue_runtime(kernel: Any) -> Any:
+    """The running queue runtime (aegis-queue), None when it is not installed or not running."""
+    try:
+        from aegis_queue.runtime import QueueRuntime
+    except ImportError:
+        return None
+    return kernel.find_service(QueueRuntime)
 
 
 def _blocked(committed: Decimal, reserved: Decimal, estimate: Decimal, limit: Decimal) -> bool:

@@ -74,7 +74,7 @@ async def handoff(ctx: CallContext, target_handle: str, context: str, interrupt:
             "position": receipt.position}
 
 
-async def spawn(ctx: CallContext, agent: str, prompt: str, handle: str | None = None,
+async def spawn(ctx: CallContext, agent: str | None = None, prompt: str | None = None, handle: str | None = None,
                 from_handle: str | None = None) -> dict[str, Any]:
     try:
         session = await ctx.kernel.sessions.spawn(agent, handle=handle, prompt=prompt, spawned_by=ctx.caller.handle,
@@ -112,7 +112,9 @@ async def read_peer(ctx: CallContext, handle: str, turns: int = 12) -> dict[str,
 
 
 async def view_file(ctx: CallContext, path: str) -> dict[str, Any]:
-    viewer = ctx.kernel.extensions.get("file_viewer")
+    from aegis_kernel.services import FileViewer
+
+    viewer = ctx.kernel.find_service(FileViewer)
     if viewer is None:
         return {"status": "no_tui", "message": "no TUI is attached to this Aegis (headless); nothing was opened"}
-    return await viewer(path)
+    return await viewer.view_file(path)

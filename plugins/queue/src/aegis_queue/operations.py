@@ -13,7 +13,9 @@ _STR = {"type": "string", "minLength": 1}
 
 
 def runtime(ctx: CallContext) -> QueueRuntime:
-    rt = ctx.kernel.extensions.get("queue")
+    from .runtime import QueueRuntime
+
+    rt = ctx.kernel.find_service(QueueRuntime)
     if rt is None:
         raise OperationError("the queue service is not running in this Aegis", code="unavailable")
     return rt

@@ -1,6 +1,6 @@
 """TUI panels: the queue strip and the Ctrl+D queue dashboard.
 
-Both read ``kernel.extensions["queue"]`` directly (the kernel is a trio guest on Textual's thread).
+Both read the queue runtime directly (``kernel.find_service(QueueRuntime)``) (the kernel is a trio guest on Textual's thread).
 The strip redraws on every change the runtime reports (``QueueRuntime.subscribe``); the dashboard,
 open only while looked at, refreshes on a half-second tick (it shows elapsed times). Textual is
 imported inside the factories only, so the plugin stays import-light and works headless.
@@ -13,6 +13,13 @@ from typing import Any
 
 MARKS = {"completed": "✓", "failed": "✗", "cancelled": "⊘", "dispatched": "●", "pending": "○"}
 
+
+
+def _runtime(kernel: Any) -> Any:
+    """The running queue runtime, None when the queue service is not running."""
+    from .runtime import QueueRuntime
+
+    return kernel.find_service(QueueRuntime)
 
 def strip_text(runtime: Any) -> str:
     """``queues: tests ●1/2 ○0 ✓3 ✗0  last: brisk-curie``; empty when there are no queues.
@@ -95,13 +102,13 @@ def strip(app: Any, kernel: Any) -> Any:
                 self._unsubscribe = None
 
         def _follow(self) -> None:
-            rt = kernel.extensions.get("queue")
+            rt = _runtime(kernel)
             if self._unsubscribe is None and getattr(rt, "subscribe", None) is not None:
                 self._unsubscribe = rt.subscribe(lambda queue, task: self.refresh_text())
             self.refresh_text()
 
         def refresh_text(self) -> None:
-            rt = kernel.extensions.get("queue")
+            rt = _runtime(kernel)
             version = getattr(rt, "version", -1)
             if version == self._seen:
                 return
@@ -140,7 +147,7 @@ def dashboard(app: Any, kernel: Any) -> Any:
             self.action_refresh_now()
 
         def action_refresh_now(self) -> None:
-            bands = dashboard_rows(kernel.extensions.get("queue"))
+            bands = dashboard_rows(_runtime(kernel))
             for band, lines in bands.items():
                 self.query_one(f"#band-{band.lower()}", Static).update("\n".join(lines) or "  (none)")
 

@@ -1,9 +1,9 @@
 """aegis-queue plugin entry point. Import-light: heavy modules are imported inside the hooks.
 
-Registers the ``queues`` config section, the queue operations, the queue service (which owns the
-runtime on ``kernel.extensions["queue"]``), ``aegis queue …``, the queue strip and the Ctrl+D
-dashboard. Workers report back through the kernel's turn primitive (``aegis_kernel.turns``), not
-through observer hooks.
+Registers the ``queues`` config section, the queue operations, the queue service (which publishes
+its runtime: ``kernel.service(QueueRuntime)``), ``aegis queue …``, the queue strip and the Ctrl+D
+dashboard (where aegis-tui is installed), and the config observer. Workers report back through the
+kernel's turn primitive (``aegis_kernel.turns``), not through observer hooks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from aegis_kernel import hookimpl
 
 
 class QueueService:
-    """Runs one :class:`~aegis_queue.runtime.QueueRuntime` per kernel (stateless itself)."""
+    """Runs one :class:`~aegis_queue.runtime.QueueRuntime` per kernel (stateless itself).
+
+    Starts after the budget service when aegis-budget is installed (finishing tasks records spend
+    there, and admission asks it), and works without it (a queue with budgets then refuses work)."""
+
+    provides = "aegis_queue.runtime:QueueRuntime"
+    after = ("aegis_budget.runtime:BudgetRuntime",)
 
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
         import trio
@@ -27,22 +33,19 @@ class QueueService:
             rt = QueueRuntime(kernel, nursery)
             try:
                 await rt.start()
-                kernel.extensions["queue"] = rt  # operations find it once its ledgers are replayed
+                task_status.started(rt)  # published: operations find it once its ledgers are replayed
                 nursery.start_soon(rt.open_dispatch)
-                task_status.started(rt)
                 await trio.sleep_forever()
             finally:
-                if kernel.extensions.get("queue") is rt:
-                    del kernel.extensions["queue"]
                 for qs in rt.queues.values():
                     qs.ledger.close()
 
 
 @hookimpl
 def aegis_register_config_sections(register: Any) -> None:
-    from .config import QueueSpec
+    from .config import QueueSpec, check_queues
 
-    register("queues", dict[str, QueueSpec])
+    register("queues", dict[str, QueueSpec], check=check_queues)
 
 
 @hookimpl
@@ -65,9 +68,22 @@ def aegis_register_cli(register: Any) -> None:
     register("queue", "queues: list, show, enqueue, cancel, status", setup, run)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
     from .panels import dashboard, strip
 
     register("queue-strip", strip, kind="strip", title="queues")
     register("queue-dashboard", dashboard, kind="modal", key="ctrl+d", title="queue dashboard")
+
+
+# --- observers: synchronous, never start tasks (workers report through the kernel's turn primitive) --
+
+
+@hookimpl
+def aegis_config_changed(config: Any, kernel: Any) -> None:
+    from .runtime import QueueRuntime
+
+    rt = kernel.find_service(QueueRuntime)
+    if rt is not None:
+        rt.on_config_changed(config)
+

@@ -1,6 +1,6 @@
 """The queue runtime: FIFO per queue, ≤ max_parallel workers alive, durable ledger, callbacks.
 
-One :class:`QueueRuntime` per kernel lives on ``kernel.extensions["queue"]``; the queue *service*
+One :class:`QueueRuntime` per kernel is published by the queue service (``kernel.service(QueueRuntime)``); the queue *service*
 creates it in its own nursery before any session starts. Dispatch is event driven, with no loop:
 :meth:`QueueRuntime._pump` runs on enqueue and whenever a task's slot is released. Each dispatched
 task runs in its own small task (:meth:`_run_task`): through the kernel's turn primitive
@@ -231,6 +231,14 @@ class QueueRuntime:
         self._listeners: list[Callable[[str, Task | None], None]] = []
         self.version = 0
 
+    def _budget(self) -> Any:
+        """The running budget runtime (aegis-budget), None when it is not installed or not running."""
+        try:
+            from aegis_budget.runtime import BudgetRuntime
+        except ImportError:
+            return None
+        return self.kernel.find_service(BudgetRuntime)
+
     # --- start ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -410,6 +418,22 @@ class QueueRuntime:
             except Exception:  # noqa: BLE001 - a broken panel must not break the queue
                 log.exception("queue listener failed")
 
+    def on_config_changed(self, config: Any) -> None:
+        """A live config edit: each open queue takes its new spec (``max_parallel``, and the agent,
+        timeout, worktree and budgets of tasks dispatched from now on); tasks in flight keep theirs.
+        A queue added or removed by the edit opens or closes at the next start (logged)."""
+        specs = config.get("queues") or {}
+        for name, qs in self.queues.items():
+            spec = specs.get(name)
+            if spec is None:
+                log.warning("queue %s was removed from the config: it keeps running until the next start", name)
+            elif spec != qs.spec:
+                qs.spec = spec
+                self._changed(name, None)
+                self._pump(qs)
+        for name in sorted(set(specs) - set(self.queues) - set(self.invalid)):
+            log.warning("queue %s was added to the config: it opens at the next start", name)
+
     # --- enqueue / cancel / wait --------------------------------------------------------------------
 
     async def enqueue(self, queue: str, payload: str, *, producer: str | None, enqueued_by: str,
@@ -429,7 +453,7 @@ class QueueRuntime:
                                      param="queue") from None
         # no checkpoint from here to the ledger write: the budget check and the admission are atomic
         if qs.spec.budgets:
-            budget = self.kernel.extensions.get("budget")
+            budget = self._budget()
             if budget is None:
                 raise OperationError(
                     f"queue '{queue}' has budgets but the aegis-budget plugin is not installed or enabled; "
@@ -647,7 +671,7 @@ class QueueRuntime:
             record["error"] = task.error
         if out.usage is not None:
             record["usage"] = out.usage
-            budget = self.kernel.extensions.get("budget")
+            budget = self._budget()
             cost: dict[str, Any] | None = None
             if budget is not None:
                 try:

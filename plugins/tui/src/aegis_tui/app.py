@@ -95,6 +95,17 @@ class PanelModal(ModalScreen[None]):
         self.dismiss(None)
 
 
+class AgentFileViewer:
+    """The TUI as a :class:`aegis_kernel.services.FileViewer`: published with ``kernel.provide`` while
+    the app runs, so ``aegis_view_file`` opens the file in a tab (headless Aegis has none)."""
+
+    def __init__(self, app: AegisApp) -> None:
+        self._app = app
+
+    async def view_file(self, path: str) -> dict[str, Any]:
+        return await self._app._view_file_for_agent(path)
+
+
 class AegisApp(App[int]):
     """Many agents in one calm terminal."""
 
@@ -285,7 +296,7 @@ class AegisApp(App[int]):
             # queue may start workers; a session that cannot come back is reported, never fatal
             async with open_kernel(kernel=self.kernel, restore=not self.clean) as kernel:
                 kernel.headless = False
-                kernel.extensions["file_viewer"] = self._view_file_for_agent
+                withdraw_viewer = kernel.provide(AgentFileViewer(self))
                 try:
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
@@ -298,7 +309,7 @@ class AegisApp(App[int]):
                         await trio.sleep_forever()
                 finally:
                     self._nursery = None
-                    kernel.extensions.pop("file_viewer", None)
+                    withdraw_viewer()
 
     async def _run_tour(self) -> None:
         assert self.tour is not None
@@ -820,7 +831,7 @@ class AegisApp(App[int]):
                 t.extra["dirty"] = event.view.dirty
 
     async def _view_file_for_agent(self, path: str) -> dict[str, Any]:
-        """``kernel.extensions["file_viewer"]`` (called by ``aegis_view_file`` in the kernel)."""
+        """What :class:`AgentFileViewer` does for ``aegis_view_file`` (inbox plugin) while the TUI runs."""
         root = self.kernel.project_dir.resolve()
         target = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
         if not target.is_relative_to(root):

@@ -33,6 +33,15 @@ WORKER_PY = '''\
 import time
 
 
+
+def _queue_runtime(kernel: Any) -> Any:
+    """The running queue runtime when aegis-queue is installed and enabled, else None."""
+    try:
+        from aegis_queue.runtime import QueueRuntime
+    except ImportError:
+        return None
+    return kernel.find_service(QueueRuntime)
+
 def _run_turn(task, attempts=3, backoff=0.5):
     """Run one task; on a transient error back off 0.5s x 2^n and retry, at most 3 times."""
     for n in range(attempts):
@@ -141,7 +150,8 @@ def make_tour(speed: float = 1.0) -> Callable[[Any], Awaitable[None]]:
         await pause(4.0)
         app.call_later(app.focus_session, lead)
 
-        if "queue" in kernel.extensions:
+        runtime = _queue_runtime(kernel)
+        if runtime is not None:
             say("3/3 · a queue: 3 tasks, 2 workers at a time; each result comes back to lead's inbox.")
             shard_sleep = secs(2.0)
             calls = [_call("aegis_enqueue", {
@@ -154,7 +164,6 @@ def make_tour(speed: float = 1.0) -> Callable[[Any], Awaitable[None]]:
             kernel.deliver(lead.handle, Envelope.new("user", "\n".join([
                 "run the test suite on the queue, three shards", *calls,
                 "@reply Enqueued 3 shards on queue 'tests'; their results will arrive in my inbox."])))
-            runtime = kernel.extensions.get("queue")
             with trio.move_on_after(90):
                 while True:
                     await trio.sleep(0.2)

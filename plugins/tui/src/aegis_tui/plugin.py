@@ -1,11 +1,18 @@
 """aegis-tui plugin entry point: the ``aegis tui`` verb (bare ``aegis`` on a terminal runs it) and
-``aegis demo``. Import-light: Textual and the app are imported inside the verbs."""
+``aegis demo``; it declares ``aegis_register_panels`` (:mod:`aegis_tui.hookspecs`). Import-light: Textual and the app are imported inside the verbs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aegis_kernel import hookimpl
+
+
+@hookimpl
+def aegis_add_hookspecs(pm: Any) -> None:
+    from . import hookspecs
+
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl

@@ -1,0 +1,103 @@
+"""Running the kernel's services: start in dependency order, publish by type, stop in reverse.
+
+Each service runs in its own task (and cancel scope) in the kernel's nursery. The object a service
+passes to ``task_status.started(obj)`` (or the service itself) is published *synchronously* at that
+call — before any task the service started can run — and withdrawn when the service's ``run``
+returns, so ``kernel.find_service(T)`` is None exactly while the service is not running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+from attrs import define, field
+
+from .operations import load_ref
+from .services import PlannedService, ServiceSpec, find, plan, start_order
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+T = TypeVar("T")
+
+
+@define
+class _Running:
+    planned: PlannedService
+    scope: trio.CancelScope = field(factory=trio.CancelScope)
+    stopped: trio.Event = field(factory=trio.Event)
+    published: Any = None
+    live: bool = False
+
+
+class _Publishing:
+    """The ``task_status`` handed to a service: publishes what it starts with, then reports ready."""
+
+    def __init__(self, inner: Any, publish: Callable[[Any], None]) -> None:
+        self._inner, self._publish = inner, publish
+
+    def started(self, value: Any = None) -> None:
+        self._publish(value)
+        self._inner.started(value)
+
+
+class ServiceRunner:
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._running: list[_Running] = []  # in start order
+        self._provided: list[Any] = []
+
+    def planned(self) -> list[PlannedService]:
+        """Every registered service, lazy references resolved, in start order (raises ``ServiceError``)."""
+        out = []
+        for name, reg in self._kernel.plugins.registry["services"].items():
+            spec = reg.obj if isinstance(reg.obj, ServiceSpec) else ServiceSpec(service=reg.obj)
+            service = load_ref(spec.service)() if isinstance(spec.service, str) else spec.service
+            out.append(plan(name, reg.owner, spec, service))
+        return start_order(out)
+
+    async def start_all(self, nursery: trio.Nursery) -> None:
+        for planned in self.planned():
+            running = _Running(planned)
+            self._running.append(running)
+            await nursery.start(self._run, running)
+            self._kernel.services[planned.name] = planned.service
+
+    async def _run(self, running: _Running, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        service = running.planned.service
+
+        def publish(value: Any) -> None:
+            running.published = service if value is None else value
+            running.live = True
+
+        try:
+            with running.scope:
+                await service.run(self._kernel, task_status=_Publishing(task_status, publish))
+        finally:
+            running.live = False
+            self._kernel.services.pop(running.planned.name, None)
+            running.stopped.set()
+
+    async def stop_all(self) -> None:
+        """Cancel each started service and wait for it to finish, last started first."""
+        for running in reversed(self._running):
+            running.scope.cancel()
+            await running.stopped.wait()
+        self._running.clear()
+
+    def provide(self, obj: Any) -> Callable[[], None]:
+        self._provided.append(obj)
+
+        def withdraw() -> None:
+            if obj in self._provided:
+                self._provided.remove(obj)
+
+        return withdraw
+
+    def find(self, kind: type[T]) -> T | None:
+        live = [(r.published, r.planned.service) for r in self._running if r.live]
+        live += [(obj, None) for obj in self._provided]
+        found: T | None = find(live, kind)
+        return found
