@@ -18,8 +18,9 @@ default_agent: fake
 agents:
   fake:
     provider: fake
-  ghost:
-    provider: nosuchprovider
+  ghost:  # cannot start: its binary does not exist
+    provider: acp
+    command: [/nonexistent/aegis-no-such-agent]
 """
 
 
@@ -101,12 +102,22 @@ async def test_driver_session_id_is_persisted_at_once(fake, kernel):
     assert snapshot["sessions"][0]["driver_session_id"] == "fake-keeper"
 
 
+def test_unknown_provider_is_a_clear_config_error(fake, write_config, aegis_project, aegis_plugins):
+    from aegis_kernel.config import ConfigError
+    from aegis_kernel.kernel import build_kernel
+
+    write_config(FAKE_CONFIG + "  lost:\n    provider: nosuchprovider\n")
+    with pytest.raises(ConfigError) as info:
+        build_kernel(aegis_project, extra_plugins=aegis_plugins)
+    assert "unknown provider 'nosuchprovider'" in str(info.value) and "@ agents.lost.provider" in str(info.value)
+    assert "fake" in str(info.value)  # names what is installed
+
+
 @pytest.mark.trio
-async def test_unknown_provider_is_a_clear_session_error(fake, kernel):
+async def test_an_agent_that_cannot_start_is_a_clear_session_error(fake, kernel):
     session = await kernel.sessions.spawn("ghost")
     await session.wait_for(lambda s: s.state == "error")
-    assert "unknown provider 'nosuchprovider'" in session.error
-    assert "fake" in session.error  # names what is installed
+    assert "/nonexistent/aegis-no-such-agent" in session.error
 
 
 @pytest.mark.trio

@@ -28,8 +28,9 @@ agents:
     provider: qfake
   worker:
     provider: qfake
-  ghost:
-    provider: nosuchprovider
+  ghost:  # a worker that cannot start (its binary does not exist)
+    provider: acp
+    command: [/nonexistent/aegis-no-such-agent]
 queues:
   tests:
     agent: worker
@@ -42,8 +43,6 @@ queues:
     timeout: 0.5
   broken:
     agent: ghost
-  nowhere:
-    agent: nobody
 """
 
 

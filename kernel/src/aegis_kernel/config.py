@@ -52,9 +52,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from .config_sections import Section, section_of
 from .state import write_text_atomic
 
 __all__ = [
+    "Section",
     "CONFIG_NAME",
     "Config",
     "ConfigError",
@@ -477,6 +479,9 @@ class Config:
     structured value per declared section (an absent or null section is structured from ``None``,
     ``{}`` or ``[]``, the first that the type accepts, else it is None); ``raw`` is the merged plain
     dict of all files; ``overlays`` maps ``"section.name"`` to the overlay file that defines it.
+    ``warnings`` are problems that do not make the config invalid (a dormant section, a failing
+    check); ``drivers`` maps provider names to the registered drivers (None: loaded without plugins,
+    provider checks skipped).
     """
 
     path: Path | None
@@ -484,6 +489,8 @@ class Config:
     sections: dict[str, Any] = field(factory=dict)
     raw: dict[str, Any] = field(factory=dict)
     overlays: dict[str, Path] = field(factory=dict)
+    warnings: tuple[ConfigProblem, ...] = ()
+    drivers: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The structured section ``name``; ``default`` when it is None or not declared."""
@@ -492,16 +499,28 @@ class Config:
 
 
 def load_config(target: Path | str, sections: Mapping[str, Any], *,
-                substitute: Mapping[Path, Path] | None = None) -> Config:
+                substitute: Mapping[Path, Path] | None = None, drivers: Mapping[str, Any] | None = None,
+                dormant: Mapping[str, str] | None = None) -> Config:
     """Load the configuration of a project.
 
     ``target`` is a project folder (its ``.aegis.yaml`` is used if present: no walking up; see
     :func:`find_config`) or a config file (its folder is the project). ``sections`` maps each
-    declared top-level key to its type. ``substitute`` maps a config or overlay path (which may not
-    exist yet) to a file to read in its place, so a candidate edit is validated under its real name.
+    declared top-level key to its type or to a :class:`~aegis_kernel.config_sections.Section`
+    (type + semantic check). ``substitute`` maps a config or overlay path (which may not exist yet)
+    to a file to read in its place, so a candidate edit is validated under its real name.
+    ``drivers`` (provider name → driver) lets the kernel's checks validate ``provider``;
+    ``dormant`` maps sections of installed plugins that are not loaded to a description of the
+    plugin (:func:`~aegis_kernel.config_sections.dormant_sections`): such a section is kept in
+    ``raw`` and reported in ``warnings``, not an error.
+
+    Semantic checks run once every section structured cleanly (a check never sees half a config).
 
     Raises :class:`ConfigError` listing every problem in every file.
     """
+    specs = {name: section_of(value) for name, value in sections.items()}
+    sections = {name: spec.type for name, spec in specs.items()}
+    dormant = dict(dormant or {})
+    warnings: list[ConfigProblem] = []
     project_dir, path = _resolve_target(target)
     substitute = {Path(k).parent.resolve() / Path(k).name: Path(v) for k, v in (substitute or {}).items()}
     loader = _Loader(project_dir, path if path.is_file() or path in substitute else None, substitute)
@@ -510,11 +529,16 @@ def load_config(target: Path | str, sections: Mapping[str, Any], *,
         raise ConfigError(loader.problems)
 
     for name in loader.raw:
-        if name not in sections:
-            known = ", ".join(sorted(sections)) or "none"
-            file, line = loader.where((name,), at_key=True)
-            loader.problem(file, line, f"unknown section {name!r} (known: {known}); "
-                                       "is the plugin that owns it installed and enabled?")
+        if name in sections:
+            continue
+        file, line = loader.where((name,), at_key=True)
+        if name in dormant:
+            warnings.append(ConfigProblem(file, line, f"section {name!r} belongs to {dormant[name]}: kept, "
+                                          "not applied until the plugin is enabled", name, project_dir))
+            continue
+        known = ", ".join(sorted(sections)) or "none"
+        loader.problem(file, line, f"unknown section {name!r} (known: {known}); "
+                                   "is the plugin that owns it installed and enabled?")
     conv = strict_converter()
     structured: dict[str, Any] = {}
     for name, tp in sections.items():
@@ -528,11 +552,34 @@ def load_config(target: Path | str, sections: Mapping[str, Any], *,
             for key_path, message, at_key in _walk(exc, (name,), loader.raw):
                 file, line = loader.where(key_path, at_key=at_key)
                 loader.problem(file, line, message, key_path)
+    config = Config(path=loader.path, project_dir=project_dir, sections=structured, raw=loader.raw,
+                    overlays={format_key_path(k): s.file for k, s in loader.overlays.items()},
+                    warnings=tuple(warnings), drivers=drivers)
+    if not loader.problems:
+        _run_checks(config, specs, loader, warnings)
+        config = attrs.evolve(config, warnings=tuple(warnings))
     if loader.problems:
         order = {f: i for i, f in enumerate([loader.path, *(s.file for s in loader.overlays.values())])}
         raise ConfigError(sorted(loader.problems, key=lambda p: (order.get(p.file, len(order)), p.line or 0)))
-    return Config(path=loader.path, project_dir=project_dir, sections=structured, raw=loader.raw,
-                  overlays={format_key_path(k): s.file for k, s in loader.overlays.items()})
+    return config
+
+
+def _run_checks(config: Config, specs: Mapping[str, Section], loader: _Loader,
+                warnings: list[ConfigProblem]) -> None:
+    """Each section's semantic check → problems located like structuring errors; a raising check → a warning."""
+    for name, spec in specs.items():
+        if spec.check is None:
+            continue
+        try:
+            issues = list(spec.check(config))
+        except Exception as exc:  # noqa: BLE001 - a plugin's buggy check must not invalidate the config
+            file, line = loader.where((name,), at_key=True)
+            warnings.append(ConfigProblem(file, line, f"the check of section {name!r} failed (a plugin bug): "
+                                          f"{type(exc).__name__}: {exc}", name, config.project_dir))
+            continue
+        for key_path, message in issues:
+            file, line = loader.where(tuple(key_path))
+            loader.problem(file, line, message, key_path)
 
 
 def _empty(conv: cattrs.Converter, tp: Any) -> Any:
@@ -699,15 +746,18 @@ def edit_config(path: Path | str, mutate: Callable[[CommentedMap], object],
     return True
 
 
-def config_validator(path: Path | str, sections: Mapping[str, Any]) -> Callable[[Path], Config]:
+def config_validator(path: Path | str, sections: Mapping[str, Any], *, drivers: Mapping[str, Any] | None = None,
+                     dormant: Mapping[str, str] | None = None) -> Callable[[Path], Config]:
     """A ``validate`` for :func:`edit_config` of ``path`` (``.aegis.yaml`` or an overlay): loads the
-    whole project with the candidate file in ``path``'s place, so errors name ``path``."""
+    whole project with the candidate file in ``path``'s place, so errors name ``path``. ``drivers``
+    and ``dormant`` are passed to :func:`load_config` (the kernel's ``config_validator`` fills them)."""
     target = Path(path).parent.resolve() / Path(path).name
     if target.name == CONFIG_NAME:
         project = target.parent
     else:  # <project>/.aegis/<section>/<name>.yaml
         project = target.parent.parent.parent
-    return lambda candidate: load_config(project, sections, substitute={target: candidate})
+    return lambda candidate: load_config(project, sections, substitute={target: candidate}, drivers=drivers,
+                                         dormant=dormant)
 
 
 def _to_yaml(value: Any) -> Any:

@@ -19,13 +19,14 @@ Budget rules are declared here (the section has one owner) and enforced by the b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from attrs import frozen
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
 _WINDOW_RE = re.compile(r"^(\d+)(m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_QUEUE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def parse_duration(value: str | int | float | None, *, what: str = "duration") -> float | None:
@@ -125,5 +126,24 @@ class QueueSpec:
 
 
 def check_queue_name(name: str) -> None:
-    if not _QUEUE_NAME_RE.match(name):
-        raise ValueError(f"invalid queue name {name!r}: lowercase letters, digits, '-' or '_', starting with a letter")
+    """Raise ValueError unless ``name`` is a safe file name (the ledger is ``queues/<name>.jsonl``)."""
+    from aegis_kernel.config_sections import check_safe_name
+
+    problem = check_safe_name(name, "queue")
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def check_queues(config: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """The section's semantic check (run at load, see ``aegis_kernel.config_sections.Section``): every
+    queue name is a safe file name and every queue's ``agent`` is a configured agent profile."""
+    from aegis_kernel.config_sections import check_safe_name
+
+    agents = config.get("agents") or {}
+    for name, spec in (config.get("queues") or {}).items():
+        problem = check_safe_name(name, "queue")
+        if problem is not None:
+            yield ("queues", name), problem
+        if spec.agent not in agents:
+            yield (("queues", name, "agent"),
+                   f"unknown agent {spec.agent!r} (configured: {', '.join(sorted(agents)) or 'none'})")

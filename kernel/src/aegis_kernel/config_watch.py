@@ -1,0 +1,162 @@
+"""Live configuration: the kernel watches ``.aegis.yaml`` and the overlays and applies valid edits.
+
+- A valid edit replaces ``kernel.config`` (new agents are spawnable at once, plugins see new values)
+  and fires ``aegis_config_changed(config, old)``; work in flight keeps what it started with
+  (a running session keeps its profile, a queued task its queue's spec until the queue re-reads it).
+- An invalid edit changes nothing: the last good config stays, the ``file:line: message @ key.path``
+  problems go to ``aegis.log`` and to ``kernel.config_error`` (the TUI and ``aegis doctor`` — through
+  the control socket's ``ping`` — show it) until a later edit is valid again.
+- ``plugins.disabled`` is read when plugins load: changing it takes effect at the next start (logged).
+
+The watcher is :class:`ConfigWatcher`, run by the kernel in its nursery. It uses watchfiles' Rust
+notifier directly (``RustNotify``, the engine under ``watchfiles.awatch``) so that it is *armed* before
+it reports ready — an edit made once ``open_kernel`` has yielded is never missed — and so that waiting
+is a plain trio worker thread stopped through a ``threading.Event`` the notifier polls every step.
+It watches, without recursion, the project folder (for ``.aegis.yaml``), ``.aegis/`` (new overlay
+folders) and each ``.aegis/<section>/`` overlay folder; ``.aegis/state`` and ``.aegis/worktrees`` are
+never watched. Loading a candidate config runs in a worker thread: nothing blocks the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .config import CONFIG_NAME, NOT_OVERLAYS, OVERLAY_DIR, OVERLAY_SUFFIXES, Config, ConfigError, load_config
+from .config_sections import schema_of
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+log = logging.getLogger("aegis.config")
+
+__all__ = ["ConfigWatcher", "apply_config", "reload_config"]
+
+STEP_MS = 50  # a burst of writes is one change once the files are quiet for this long
+DEBOUNCE_MS = 1_600  # …or at the latest after this long
+TIMEOUT_MS = 5_000  # the notifier thread returns this often even when nothing happens
+
+
+def apply_config(kernel: Kernel, new: Config) -> None:
+    """Make ``new`` the kernel's config, clear ``kernel.config_error`` and tell the plugins
+    (``aegis_config_changed``; an observer that raises is logged with its plugin's name)."""
+    from .hookcall import notify
+
+    old = kernel.config
+    kernel.config = new
+    kernel.config_error = None
+    if (old.raw.get("plugins") or None) != (new.raw.get("plugins") or None):
+        log.warning("plugins.disabled changed: plugins are enabled or disabled at the next start")
+    notify(kernel.plugins.pm, "aegis_config_changed", config=new, old=old, kernel=kernel)
+
+
+def _load(kernel: Kernel) -> Config:
+    return load_config(kernel.config.path or kernel.project_dir, **schema_of(kernel.plugins))
+
+
+async def reload_config(kernel: Kernel) -> bool:
+    """Re-read the files; apply them when valid and different. Returns whether the config changed.
+
+    An invalid config is kept out: ``kernel.config_error`` is set and the problems are logged once.
+    """
+    try:
+        new = await trio.to_thread.run_sync(_load, kernel)
+    except ConfigError as exc:
+        if str(exc) != str(kernel.config_error or ""):
+            log.error("config edit refused, keeping the last good config:\n%s", exc)
+        kernel.config_error = exc
+        return False
+    if new.raw == kernel.config.raw and new.overlays == kernel.config.overlays:
+        if kernel.config_error is not None:
+            log.info("config is valid again (unchanged from the one in use)")
+        kernel.config_error = None
+        return False
+    apply_config(kernel, new)
+    for warning in new.warnings:
+        log.warning("config: %s", warning)
+    log.info("config reloaded from %s", new.path or kernel.project_dir)
+    return True
+
+
+def _watch_paths(project: Path) -> list[Path]:
+    """The folders to watch (no recursion): project, ``.aegis/`` and its overlay folders, if present."""
+    paths = [project]
+    root = project / OVERLAY_DIR
+    if root.is_dir():
+        paths.append(root)
+        paths += sorted(p for p in root.iterdir()
+                        if p.is_dir() and p.name not in NOT_OVERLAYS and not p.name.startswith("."))
+    return paths
+
+
+def _relevant(project: Path, changes: set[tuple[int, str]]) -> tuple[bool, bool]:
+    """``(config touched, watch set must change)`` for a batch of ``(change, path)`` notifications."""
+    root = project / OVERLAY_DIR
+    touched = rewatch = False
+    for _, raw in changes:
+        path = Path(raw)
+        if path == project / CONFIG_NAME:
+            touched = True
+        elif path == root or (path.parent == root and path.name not in NOT_OVERLAYS
+                              and not path.name.startswith(".")):
+            touched = rewatch = True  # .aegis/ or a section folder appeared, went or was replaced
+        elif path.parent.parent == root and path.parent.name not in NOT_OVERLAYS \
+                and path.suffix in OVERLAY_SUFFIXES and not path.name.startswith("."):
+            touched = True
+    return touched, rewatch
+
+
+class ConfigWatcher:
+    """Kernel service: applies config edits live (see the module docstring). Ready once armed."""
+
+    async def run(self, kernel: Kernel, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        for warning in kernel.config.warnings:
+            log.warning("config: %s", warning)
+        stop = threading.Event()
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(self._watch, kernel, stop)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:  # before the nursery waits for the watcher: its thread returns within a step
+                stop.set()
+
+    async def _watch(self, kernel: Kernel, stop: threading.Event, *,
+                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # ``run`` sets ``stop`` when cancelled; the notifier sees it within a step, so the (uncancellable)
+        # thread wait below returns promptly and the service stops.
+        from watchfiles._rust_notify import RustNotify
+
+        project = kernel.project_dir
+        ready = False
+        while True:
+            paths = _watch_paths(project)
+            try:
+                notifier = await trio.to_thread.run_sync(
+                    lambda: RustNotify([str(p) for p in paths], False, False, 300, False, True))
+            except Exception as exc:  # noqa: BLE001 - no inotify (limits, odd fs): run without live reload
+                log.warning("config edits will need a restart: cannot watch %s (%s)", project, exc)
+                if not ready:
+                    task_status.started()
+                return
+            with notifier:
+                if not ready:
+                    ready = True
+                    task_status.started()
+                else:  # the watch set changed: files may have changed while it was being rebuilt
+                    await reload_config(kernel)
+                while True:
+                    changes = await trio.to_thread.run_sync(notifier.watch, DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, stop)
+                    if changes == "stop":
+                        return
+                    if not isinstance(changes, set):  # "timeout" (or "signal")
+                        continue
+                    touched, rewatch = _relevant(project, changes)
+                    if rewatch:
+                        break
+                    if touched:
+                        await reload_config(kernel)
