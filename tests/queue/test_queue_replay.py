@@ -6,6 +6,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 from queue_testkit import LiveCounter, call, callbacks, producer, wait_until
 
 from aegis_kernel.state import Ledger
@@ -49,7 +50,7 @@ async def test_restart_requeues_pending_and_fails_in_flight_as_interrupted(qdriv
         dispatched = [r["task_id"] for r in records(aegis_project, "tests") if r["event"] == "dispatched"]
         assert dispatched[2:] == ids[2:]  # re-queued in their original order
         await wait_until(lambda: len(callbacks(prod)) == 5)
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # settled: a duplicate would be here by now
         by_task: dict[str, list] = {}
         for cb in callbacks(prod):
             by_task.setdefault(cb.task_id, []).append(cb)
@@ -102,7 +103,7 @@ async def test_a_callback_lost_between_terminal_record_and_delivery_is_resent_on
     # and a further restart does not send it again
     async with make_kernel() as kernel:
         restored = await kernel.sessions.restore()
-        await trio.sleep(0.1)
+        await trio.testing.wait_all_tasks_blocked()
         assert deliveries() == ([lost], [lost])
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 from queue_testkit import LiveCounter, call, callbacks, producer, wait_until
 
 from aegis_kernel.operations import OperationError
@@ -73,7 +74,7 @@ async def test_fifo_never_more_than_max_parallel_and_one_terminal_record_each(qd
     assert terminal_counts(records) == {i: 1 for i in ids}
     assert [rt.tasks[i].result for i in ids] == [f"r{i}" for i in range(12)]
     await wait_until(lambda: len({c.task_id for c in callbacks(prod)}) == 12)
-    await trio.sleep(0.1)
+    await trio.testing.wait_all_tasks_blocked()  # everything settled: no late duplicate is on its way
     assert sorted(c.task_id for c in callbacks(prod)) == sorted(ids)  # each exactly once
 
 
