@@ -9,7 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from aegis_kernel.clock import Clock, iso_utc, parse_iso
+from aegis_kernel import Clock
+from aegis_kernel.clock import iso_utc, parse_iso
 
 T0 = "2026-01-01T00:00:00Z"
 

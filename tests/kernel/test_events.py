@@ -8,17 +8,8 @@ import json
 import attrs
 import pytest
 
-from aegis_kernel import hookimpl
-from aegis_kernel.events import (
-    AssistantText,
-    EventTypeError,
-    TokenUsage,
-    TurnResult,
-    UnknownEvent,
-    event_from_dict,
-    event_to_dict,
-    register_event_type,
-)
+from aegis_kernel import EventTypeError, UnknownEvent, hookimpl, register_event_type
+from aegis_kernel.events import AssistantText, TokenUsage, TurnResult, event_from_dict, event_to_dict
 from aegis_kernel.state import Ledger
 from aegis_kernel.testing import DriverPlugin, FakeDriver
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aegis_kernel.journal import ArchivePlan, Journal, fold, plan_archive
+from aegis_kernel import ArchivePlan, Journal
+from aegis_kernel.journal import fold, plan_archive
 from aegis_kernel.state import Ledger
 
 

@@ -10,7 +10,7 @@ import trio.testing
 
 from aegis_kernel.events import AgentError, AssistantText, SystemInit, TokenUsage, ToolUse, TurnResult
 from aegis_kernel.testing import DriverPlugin, FakeDriver, FakeProcess, pids_mentioning
-from aegis_kernel.turns import Turn, TurnOutcome, open_transient_turn, run_transient_turn, run_turn
+from aegis_kernel import Turn, TurnOutcome, open_transient_turn, run_transient_turn, run_turn
 
 CONFIG = """\
 default_agent: worker

@@ -5,10 +5,27 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "__version__"]
+
+# public name → the kernel module defining it (imported lazily by __getattr__)
+_LAZY = {
+    # the kernel clock, journals, open events and the turn primitive
+    "ArchivePlan": "journal",
+    "Clock": "clock",
+    "EventTypeError": "events",
+    "Journal": "journal",
+    "Turn": "turns",
+    "TurnOutcome": "turns",
+    "UnknownEvent": "events",
+    "open_transient_turn": "turns",
+    "register_event_type": "events",
+    "run_transient_turn": "turns",
+    "run_turn": "turns",
+}
+__all__ = ["hookimpl", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +35,9 @@ def __getattr__(name: str) -> Any:
         marker = pluggy.HookimplMarker("aegis")
         globals()["hookimpl"] = marker
         return marker
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'aegis_kernel' has no attribute {name!r}")

@@ -85,6 +85,9 @@ def cmd_config_show(args: argparse.Namespace, kernel: Any) -> int:
 
 
 def cmd_config_validate(args: argparse.Namespace, kernel: Any) -> int:
+    """Exit 0 when valid (warnings, e.g. a disabled plugin's section, go to stderr); bad config → 2 (in ``_main``)."""
+    for warning in kernel.config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ok: {kernel.config.path or 'no .aegis.yaml (defaults)'} is valid")
     return 0
 
@@ -121,7 +124,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     line(v >= (3, 11), f"python {v.major}.{v.minor}.{v.micro} ({sys.executable})")
     try:
         kernel = _build(args)
-        line(True, f"config: {kernel.config.path or 'no .aegis.yaml (defaults)'}")
+        line(True, f"config: {kernel.config.path or 'no .aegis.yaml (defaults)'}"
+             + "".join(f"\n    warning: {w}" for w in kernel.config.warnings))
         state = kernel.state.root
     except ConfigError as exc:
         line(False, f"config:\n{exc}")
@@ -136,6 +140,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         line(True, f"state dir writable: {state}")
     except OSError as exc:
         line(False, f"state dir not writable: {state} ({exc})")
+    serve_error = _serve_config_error(args)
+    if serve_error is not None:
+        line(False, f"the running serve refused a config edit and keeps its last good config:\n{serve_error}")
     if kernel is not None:
         failed = [i for i in kernel.plugins.infos.values() if i.status == "failed"]
         enabled = [i for i in kernel.plugins.infos.values() if i.status == "enabled"]
@@ -148,6 +155,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # --- verbs talking to a running serve --------------------------------------------------------------
+
+
+def _serve_config_error(args: argparse.Namespace) -> str | None:
+    """The running serve's ``config_error`` (an edit it refused), or None (none, or no serve running)."""
+    from .control import ControlError
+
+    try:
+        info = _client(args).request("ping")
+    except (ControlError, OSError):
+        return None
+    return info.get("config_error") if isinstance(info, dict) else None
 
 
 def _client(args: argparse.Namespace) -> Any:

@@ -226,7 +226,9 @@ class ControlServer:
     # --- ops ---------------------------------------------------------------------------------
 
     async def op_ping(self, stream: Any, req: dict[str, Any]) -> Any:
-        return {"pid": os.getpid(), "project": str(self.kernel.project_dir), "mcp": self.kernel.mcp_base_url}
+        error = getattr(self.kernel, "config_error", None)  # a refused live config edit (see config_watch)
+        return {"pid": os.getpid(), "project": str(self.kernel.project_dir), "mcp": self.kernel.mcp_base_url,
+                "config_error": str(error) if error is not None else None}
 
     async def op_call(self, stream: Any, req: dict[str, Any]) -> Any:
         from .operations import Caller
