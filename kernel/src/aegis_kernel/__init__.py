@@ -1,6 +1,6 @@
-"""Aegis kernel. Plugin authors need only :data:`hookimpl` (and the records they register).
+"""Aegis kernel. Plugin authors need :data:`hookimpl` and the names in ``__all__``.
 
-``hookimpl`` is created on first use so that ``aegis --version`` does not pay for importing pluggy.
+Everything is imported on first use so that ``aegis --version`` does not pay for importing pluggy.
 """
 
 from __future__ import annotations
@@ -12,6 +12,16 @@ __version__ = "0.1.0"
 
 # public name → the kernel module defining it (imported lazily by __getattr__)
 _LAZY = {
+    "FileViewer": "services",
+    "HookFailed": "hookcall",
+    "RegisterCli": "hookspecs",
+    "RegisterConfigSection": "hookspecs",
+    "RegisterDriver": "hookspecs",
+    "RegisterEventType": "hookspecs",
+    "RegisterOperation": "hookspecs",
+    "RegisterService": "hookspecs",
+    "ServiceError": "services",
+    "registration_hook": "plugins",
     # the kernel clock, journals, open events and the turn primitive
     "ArchivePlan": "journal",
     "Clock": "clock",

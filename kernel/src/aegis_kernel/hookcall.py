@@ -72,7 +72,28 @@ def _around(pm: pluggy.PluginManager, name: str, kwargs: dict[str, Any], step: A
 
 
 def notify(pm: pluggy.PluginManager, name: str, /, **kwargs: Any) -> None:
-    """Call observer hook ``name``; a raising implementation is logged with its plugin's name."""
+    """Call observer hook ``name``; a raising implementation is logged with its plugin's name.
+
+    Fast path (no wrappers, the common case): one plain ``pm.hook.<name>(...)`` call; only when it
+    raises are the implementations after the failed one called one by one.
+    """
+    caller = getattr(pm.hook, name)
+    impls = caller.get_hookimpls()
+    if not any(_is_wrapper(i) for i in impls):
+        try:
+            caller(**kwargs)
+            return
+        except Exception as exc:  # noqa: BLE001 - one plugin's observer never breaks the kernel or the others
+            culprit = _culprit(exc, impls)
+            log.exception("%s observer of plugin %r failed; ignored", name, culprit)
+        order = list(reversed(impls))
+        failed = next((k for k, i in enumerate(order) if i.plugin_name == culprit), len(order) - 1)
+        for impl in order[failed + 1:]:
+            try:
+                _one(pm, name, impl, impls, kwargs)
+            except Exception:  # noqa: BLE001
+                log.exception("%s observer of plugin %r failed; ignored", name, impl.plugin_name)
+        return
 
     def step(plain: list[Any], impls: list[Any]) -> None:
         for impl in plain:

@@ -112,7 +112,7 @@ async def read_peer(ctx: CallContext, handle: str, turns: int = 12) -> dict[str,
 
 
 async def view_file(ctx: CallContext, path: str) -> dict[str, Any]:
-    from aegis_kernel.services import FileViewer
+    from aegis_kernel import FileViewer
 
     viewer = ctx.kernel.find_service(FileViewer)
     if viewer is None:

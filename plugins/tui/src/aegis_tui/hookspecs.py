@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 import pluggy
 
-from aegis_kernel.plugins import registration_hook
+from aegis_kernel import registration_hook
 
 hookspec = pluggy.HookspecMarker("aegis")
 
