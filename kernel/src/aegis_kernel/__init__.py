@@ -22,6 +22,12 @@ _LAZY = {
     "RegisterService": "hookspecs",
     "ServiceError": "services",
     "registration_hook": "plugins",
+    # configuration: records, errors, section checks, the safe-name rule for names used as file names
+    "Config": "config",
+    "ConfigError": "config",
+    "Section": "config_sections",
+    "check_safe_name": "config_sections",
+    "is_safe_name": "config_sections",
     # the kernel clock, journals, open events and the turn primitive
     "ArchivePlan": "journal",
     "Clock": "clock",

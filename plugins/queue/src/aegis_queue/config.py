@@ -127,7 +127,7 @@ class QueueSpec:
 
 def check_queue_name(name: str) -> None:
     """Raise ValueError unless ``name`` is a safe file name (the ledger is ``queues/<name>.jsonl``)."""
-    from aegis_kernel.config_sections import check_safe_name
+    from aegis_kernel import check_safe_name
 
     problem = check_safe_name(name, "queue")
     if problem is not None:
@@ -137,7 +137,7 @@ def check_queue_name(name: str) -> None:
 def check_queues(config: Any) -> Iterator[tuple[tuple[str, ...], str]]:
     """The section's semantic check (run at load, see ``aegis_kernel.config_sections.Section``): every
     queue name is a safe file name and every queue's ``agent`` is a configured agent profile."""
-    from aegis_kernel.config_sections import check_safe_name
+    from aegis_kernel import check_safe_name
 
     agents = config.get("agents") or {}
     for name, spec in (config.get("queues") or {}).items():
