@@ -176,6 +176,43 @@ async def test_a_raising_observer_is_logged_by_name_and_the_others_still_run(fak
     assert any("aegis_session_state_changed observer of plugin 'broken' failed" in m for m in failures)
 
 
+@pytest.mark.trio
+async def test_observer_wrappers_wrap_every_observer_and_a_raising_one_is_contained(fake, register_plugin,
+                                                                                   make_kernel, caplog):
+    calls: list[str] = []
+
+    class Around:
+        @hookimpl(wrapper=True)
+        def aegis_session_closed(self, reason):
+            calls.append("before")
+            yield
+            calls.append("after")
+            raise RuntimeError("wrapper bug after the observers ran")
+
+    class Plain:
+        @hookimpl
+        def aegis_session_closed(self, session, reason):
+            calls.append(f"closed: {reason}")
+
+    class Broken:
+        @hookimpl
+        def aegis_session_closed(self):
+            raise RuntimeError("observer bug")
+
+    register_plugin(Plain())
+    register_plugin(Broken(), name="broken")
+    register_plugin(Around(), name="around")
+    caplog.set_level(logging.ERROR, logger="aegis.hooks")
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(prompt="hi")
+        await session.wait_for(lambda s: s.metrics.turns == 1)
+        await kernel.sessions.close(session.handle)
+    assert calls == ["before", "closed: closed", "after"]  # the broken observer did not stop the plain one
+    failures = [r.getMessage() for r in caplog.records if r.name == "aegis.hooks"]
+    assert any("aegis_session_closed observer of plugin 'broken' failed" in m for m in failures)
+    assert any("aegis_session_closed observer of plugin 'around' failed" in m for m in failures)
+
+
 hookspec = pluggy.HookspecMarker("aegis")
 
 

@@ -291,6 +291,8 @@ class Session:
             self.pending_permission = req
             self._set_state("input-required")
             return
+        # the policy answered: said in the transcript, so viewers close the request as a person's answer does
+        self._record(ev.ApprovalAnswered(request_id=req.request_id, tool_name=req.tool_name, allow=decision))
         assert self._proc is not None
         await self._proc.answer_permission(req.request_id, decision)
 
