@@ -55,6 +55,10 @@ async def test_a_write_agent_writes_without_asking(project, kernel):
     await session.wait_idle()
     assert session.state == "ready" and "wrote notes.txt" in session.final_text
     assert (project / "notes.txt").read_text() == "rewritten"
+    asked = [e for e in session.history if type(e).__name__ in ("PermissionRequest", "ApprovalAnswered")]
+    assert [(type(e).__name__, e.tool_name) for e in asked] == [
+        ("PermissionRequest", "fs/write_text_file"), ("ApprovalAnswered", "fs/write_text_file")]
+    assert asked[1].allow  # the policy's answer is in the transcript, as a person's is
 
 
 @pytest.mark.trio
