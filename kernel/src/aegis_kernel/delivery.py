@@ -7,6 +7,12 @@ batch at its turn end (``interrupt=True`` interrupts first). Each envelope moves
 ``queued → delivered → read``; after a restart :meth:`Delivery.pending` returns the envelopes that were
 never delivered, in order, so they reach the resumed session exactly once.
 
+A session that failed (``error``) refuses envelopes, except those sent with ``hold_if_failed=True``
+(callbacks: a queue result must not be lost because its producer crashed): those are persisted and
+held for the handle, and reach the session once it is resumed (``aegis spawn --resume``, or a
+restart), exactly once; they are dropped, and :meth:`Delivery.on_drop` listeners told, only when
+someone closes the session.
+
 A transient session (``restorable=False``: a queue worker) has no inbox ledger: nothing could ever
 replay it (the session is not restored, and its pending envelopes would be dropped at its close),
 and each ledger is a file to create, which costs more than the rest of a delivery.
@@ -18,6 +24,7 @@ import logging
 import os
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +112,7 @@ def render_batch(envelopes: list[Envelope]) -> str:
 class Receipt:
     envelope_id: str
     handle: str
-    state: str  # queued | delivered
+    state: str  # queued | delivered | held (for a failed session, until it is resumed)
     position: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +130,7 @@ class Delivery:
         self.inbox_dir = inbox_dir
         self._writer = writer  # a StateWriter: the ledgers' fsyncs run on its thread, not the event loop
         self._ledgers: dict[str, Ledger] = {}
+        self._drop_listeners: list[Callable[[str, Envelope], object]] = []
 
     def _ledger(self, handle: str) -> Ledger:
         ledger = self._ledgers.get(handle)
@@ -142,14 +150,18 @@ class Delivery:
     def _note(self, handle: str, op: str, envelope_id: str) -> None:
         self._ledger(handle).append({"op": op, "id": envelope_id, "ts": utc_now()})
 
-    def deliver(self, session: Session, envelope: Envelope) -> Receipt:
+    def deliver(self, session: Session, envelope: Envelope, *, hold_if_failed: bool = False) -> Receipt:
         """Persist, then hand to ``session``. Returns a receipt; never loses an accepted envelope.
 
-        Raises :class:`DeliveryError` when the session is closed or failed, or when the envelope could
-        not be persisted (``"not accepted: disk full writing <file>: …"``): nothing was accepted then."""
+        ``hold_if_failed``: a restorable session in ``error`` takes the envelope too (receipt state
+        ``held``): it waits for the session's resume, or is dropped when the session is closed.
+        Raises :class:`DeliveryError` when the session is closed or (otherwise) failed, or when the
+        envelope could not be persisted (``"not accepted: disk full writing <file>: …"``): nothing was
+        accepted then."""
         if session.state == "closed":
             raise DeliveryError(f"session '{session.handle}' is closed")
-        if session.state == "error":
+        held = session.state == "error"
+        if held and not (hold_if_failed and session.restorable):
             raise DeliveryError(f"session '{session.handle}' has failed ({(session.error or 'error').splitlines()[0]}); "
                                 f"close it, or bring it back with: aegis spawn --resume {session.handle}")
         if session.restorable:
@@ -157,18 +169,33 @@ class Delivery:
                 self.hold(session.handle, envelope)
             except LedgerWriteError as exc:  # not persisted, so not accepted: the sender must know
                 raise DeliveryError(f"not accepted: {exc}") from exc
-        position = session.enqueue(envelope)
-        return Receipt(envelope.id, session.handle, "queued" if position else "delivered", position)
+        position = session.enqueue(envelope)  # a failed session only buffers it, for its resume
+        return Receipt(envelope.id, session.handle, "held" if held else "queued" if position else "delivered",
+                       position)
 
     def hold(self, handle: str, envelope: Envelope) -> None:
         """Persist ``envelope`` for a handle that is not live now; it is delivered when that session is
         restored (see :meth:`pending`)."""
         self._ledger(handle).append({"op": "queued", "envelope": asdict(envelope)})
 
-    def drop(self, session: Session, envelope_ids: list[str]) -> None:
-        """Record envelopes that will never be delivered (their session was closed); close its ledger."""
+    def drop(self, session: Session, envelopes: list[Envelope]) -> None:
+        """Record envelopes that will never be delivered (their session was closed), tell the
+        :meth:`on_drop` listeners, and close the session's ledger."""
         if session.restorable:
-            self._drop(session.handle, envelope_ids)
+            self._drop(session.handle, [e.id for e in envelopes])
+        for envelope in envelopes:
+            for listener in list(self._drop_listeners):
+                try:
+                    listener(session.handle, envelope)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop a close
+                    log.exception("envelope drop listener %r failed", listener)
+
+    def on_drop(self, listener: Callable[[str, Envelope], object]) -> Callable[[], None]:
+        """Call ``listener(handle, envelope)`` for each envelope dropped because its session was closed
+        before it got it (e.g. a queue notes a callback that will never arrive). Returns the function
+        that removes the listener."""
+        self._drop_listeners.append(listener)
+        return lambda: self._drop_listeners.remove(listener) if listener in self._drop_listeners else None
 
     def _drop(self, handle: str, envelope_ids: list[str]) -> None:
         for envelope_id in envelope_ids:

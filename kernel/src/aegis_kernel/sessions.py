@@ -101,6 +101,7 @@ class Session:
         self._proc: AgentProcess | None = None
         self._scope: trio.CancelScope | None = None
         self._close_reason: str | None = None
+        self._handing_over = False  # closed for its own resume: its pending envelopes go to the new session
         self._closed = trio.Event()
         # A resumed agent replays its history before it reports its session id (SystemInit); our log
         # already has that history, so those events are not recorded twice.
@@ -442,8 +443,11 @@ class SessionManager:
         if transcript is not None and restorable:
             raise ValueError("a shared transcript is for transient sessions (restorable=False) only")
         name, profile = self.profile(agent)
+        carried: list[Envelope] = []
         if handle is not None:
             check_handle(handle)
+            if handle in self.sessions and (resume_id is not None or log_id is not None):
+                carried = await self._take_over_failed(handle)
             if handle in self.sessions:
                 raise SessionError(f"handle '{handle}' is taken; pick another or omit it")
         else:
@@ -456,6 +460,8 @@ class SessionManager:
                           resume_id=resume_id, restorable=restorable, transcript=transcript)
         self.sessions[handle] = session
         persisted = None
+        for envelope in carried:  # held for the failed session this one resumes: theirs first
+            session.enqueue(envelope)
         try:
             if restorable:
                 persisted = self.persist()
@@ -547,13 +553,27 @@ class SessionManager:
     async def close(self, handle: str, reason: str = "closed") -> None:
         await self.require(handle).close(reason)
 
+    async def _take_over_failed(self, handle: str) -> list[Envelope]:
+        """A resume of ``handle`` while its session is in ``error``: retire the failed session (its
+        observers see it closed, reason ``resumed``) and return the envelopes held for it, which go to
+        the resumed session instead of being dropped. Any other live session keeps its handle."""
+        old = self.sessions[handle]
+        if old.state != "error":
+            return []
+        old._handing_over = True
+        await old.close("resumed")
+        carried, old._pending = list(old._pending), []
+        return carried
+
     def _forget(self, session: Session, *, explicit: bool) -> None:
         if explicit and self.sessions.get(session.handle) is session:
             del self.sessions[session.handle]
             self.kernel.approvals.forget(session)
             # envelopes it never got are dropped, so a later session reusing the handle never gets them
-            self.kernel.delivery.drop(session, [e.id for e in session._pending])
-            session._pending.clear()
+            # (unless it is handing them over to its own resume: see _take_over_failed)
+            if not session._handing_over:
+                self.kernel.delivery.drop(session, list(session._pending))
+                session._pending.clear()
             if session.restorable:
                 self._ended = [r for r in self._ended if r["handle"] != session.handle][-(MAX_ENDED - 1):]
                 self._ended.append(_record(session))

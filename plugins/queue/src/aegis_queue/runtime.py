@@ -38,7 +38,7 @@ from aegis_kernel import turns
 from aegis_kernel.sessions import SessionError
 from aegis_kernel.turns import Turn, TurnOutcome, open_transient_turn
 from aegis_kernel.journal import Journal
-from aegis_kernel.state import Ledger, ReplayResult
+from aegis_kernel.state import Ledger, ReplayResult, StateError
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
@@ -255,8 +255,15 @@ class QueueRuntime:
                 continue
             path = self.kernel.state.path("queues", f"{name}.jsonl")
             qs = QueueState(name=name, spec=spec, ledger=Journal(path, fsync=LEDGER_FSYNC))
+            try:
+                replayed = await trio.to_thread.run_sync(self._archive, qs)
+            except StateError as exc:  # e.g. a folder where the ledger should be: this queue only
+                self.invalid[name] = f"its ledger cannot be read: {exc}"
+                log.error("queue %s ignored: %s", name, self.invalid[name])
+                continue
             self.queues[name] = qs
-            self._replay(qs, path, await trio.to_thread.run_sync(self._archive, qs), saved)
+            self._replay(qs, path, replayed, saved)
+        self.kernel.delivery.on_drop(self._callback_dropped)
         for qs in self.queues.values():
             self._pump(qs)
 
@@ -707,16 +714,20 @@ class QueueRuntime:
         producer = task.producer
         assert producer is not None
         session = self.kernel.sessions.get(producer)
+        receipt = None
         if session is not None and session.state != "closed":
-            try:
-                self.kernel.deliver(producer, envelope)
-                task.callback_outcome = "delivered"
-                return
+            try:  # a producer that failed holds it for its resume (its close drops it: _callback_dropped)
+                receipt = self.kernel.delivery.deliver(session, envelope, hold_if_failed=True)
             except (DeliveryError, SessionError) as exc:
                 log.info("callback for %s to %s not delivered live: %s", task.id, producer, exc)
+        if receipt is not None and receipt.state != "held":
+            task.callback_outcome = "delivered"
+            return
         if saved is None:
             saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
-        if producer in saved:
+        if receipt is not None:
+            outcome = "held"
+        elif producer in saved:
             # the producer was live at the last stop and is about to be restored: its restore
             # re-delivers every envelope its inbox ledger holds as undelivered
             self.kernel.delivery.hold(producer, envelope)
@@ -728,6 +739,18 @@ class QueueRuntime:
         task.callback_outcome = outcome
         qs.ledger.append({"event": "callback", "task_id": task.id, "at": utc_now(), "envelope_id": envelope.id,
                           "producer": producer, "outcome": outcome})
+
+    def _callback_dropped(self, handle: str, envelope: Envelope) -> None:
+        """A callback held for its producer will never arrive (the producer was closed): say so."""
+        qs = self.queues.get(envelope.sender.removeprefix("queue:")) if envelope.sender.startswith("queue:") else None
+        task = self.tasks.get(envelope.task_id or "")
+        if qs is None or task is None:
+            return
+        task.callback_outcome = "dropped"
+        qs.ledger.append({"event": "callback", "task_id": task.id, "at": utc_now(), "envelope_id": envelope.id,
+                          "producer": handle, "outcome": "dropped",
+                          "reason": f"{handle} was closed before it got the callback"})
+        self._changed(qs.name, task)
 
     async def _inspect_worktree(self, qs: QueueState, task: Task) -> None:
         info = task.worktree or {}
