@@ -82,8 +82,10 @@ def test_every_new_trio_run_re_anchors_a_pinned_clock():
 
 def test_the_kernel_has_one_clock_that_tests_replace(aegis_project):
     from aegis_kernel.kernel import build_kernel
+    from aegis_kernel.testing import DriverPlugin, FakeDriver
 
-    kernel = build_kernel(aegis_project, entry_points=False)
+    scripted = DriverPlugin(FakeDriver(name="scripted"))  # the test project's agents
+    kernel = build_kernel(aegis_project, entry_points=False, extra_plugins=[("drivers", scripted)])
     assert isinstance(kernel.clock, Clock)
     kernel.clock = Clock(wall_start=T0)
     assert kernel.clock.iso() == T0

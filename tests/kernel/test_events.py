@@ -113,7 +113,8 @@ def test_a_refused_registration_is_reported_and_never_stops_the_kernel(aegis_pro
             register(Impostor, "TurnResult")
             register(Point, "test-bad.Point")
 
-    kernel = build_kernel(aegis_project, entry_points=False, extra_plugins=[("bad", Bad())])
+    scripted = DriverPlugin(FakeDriver(name="scripted"))  # the test project's agents
+    kernel = build_kernel(aegis_project, entry_points=False, extra_plugins=[("bad", Bad()), ("drivers", scripted)])
     [problem] = kernel.event_type_problems
     assert "Impostor" in problem and "TurnResult" in problem
     assert event_from_dict(event_to_dict(Point(1, 2))) == Point(1, 2)  # its other type registered
