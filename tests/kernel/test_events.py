@@ -118,3 +118,15 @@ def test_a_refused_registration_is_reported_and_never_stops_the_kernel(aegis_pro
     [problem] = kernel.event_type_problems
     assert "Impostor" in problem and "TurnResult" in problem
     assert event_from_dict(event_to_dict(Point(1, 2))) == Point(1, 2)  # its other type registered
+
+
+def test_an_unknown_record_is_shown_as_such_in_transcripts_and_the_tui():
+    from aegis_kernel.sessions import transcript_lines
+
+    unknown = event_from_dict(dict(ALIEN))
+    assert transcript_lines([AssistantText("hi"), unknown]) == [
+        "hi", "? uninstalled.Widget event (not understood: its plugin is not installed)"]
+    blocks = pytest.importorskip("aegis_tui.blocks", reason="aegis-tui is not installed")
+    model = blocks.TranscriptModel()
+    block = model.apply(unknown)
+    assert block is not None and "uninstalled.Widget" in block.text and "not installed" in block.text

@@ -682,4 +682,6 @@ def transcript_lines(events: list[Any]) -> list[str]:
             out.append(f"✗ {e.message}")
         elif isinstance(e, ev.TurnResult) and e.is_error:
             out.append(f"✗ turn ended: {e.error or e.stop_reason}")
+        elif isinstance(e, ev.UnknownEvent):
+            out.append(f"? {e.describe()}")
     return out

@@ -227,6 +227,8 @@ class TranscriptModel:
             return block
         if kind == "CompactBoundary":
             return self.add(Block("notice", text=f"✂ context compacted ({event.trigger or 'auto'})"))
+        if kind == "UnknownEvent":  # a record whose plugin is not installed: kept, and said so
+            return self.add(Block("notice", text=f"? {event.describe()}"))
         # content events: only inside a turn (outside one they are a driver replaying history)
         if not self.in_turn or getattr(event, "parent_tool_use_id", None) is not None:
             return None
