@@ -27,7 +27,7 @@ How the kernel calls them (all through pluggy's `pm.hook`, so `tryfirst`/`trylas
   hook raises is marked `failed` and none of its registrations are kept.
 - **Mutators** are chained: each implementation receives the value the previous one returned (None keeps it);
   wrappers see the final value. `aegis_pre_spawn` fails closed (an exception refuses the spawn, naming the plugin);
-  `aegis_pre_turn` fails open (logged, that change skipped).
+  `aegis_pre_turn` and `aegis_system_prompt` fail open (logged, that change skipped).
 - **Observers**: every implementation runs; one that raises is logged with its plugin's name and never stops the
   kernel or the other observers.
 
@@ -41,7 +41,7 @@ arrive with the plugins that own them (groups, scheduler, workflow, remote plane
 def kind(name: str) -> str:
     if name.startswith("aegis_register") or name == "aegis_add_hookspecs":
         return "Registration"
-    return "Mutators" if name.startswith("aegis_pre") else "Observers"
+    return "Mutators" if name.startswith("aegis_pre") or name == "aegis_system_prompt" else "Observers"
 
 
 def installed_hooks(host: PluginHost) -> list[tuple[str, str, Any]]:

@@ -239,6 +239,25 @@ def aegis_pre_turn(session: Session, text: str) -> str | None:
     """
 
 
+@hookspec(firstresult=True)
+def aegis_system_prompt(session: Session, text: str) -> str | None:
+    """Called when the kernel composes the system prompt of an agent it is about to start.
+
+    :param session: the session whose agent starts (handle, profile, provider).
+    :param text: the system prompt as the implementations before this one left it. It starts as the
+        kernel's primer (who the agent is, how messages from others arrive); the profile's persona file
+        (``prompt:``) is appended after every implementation ran.
+    :returns: replacement text — usually ``text`` plus a sentence on how to use the tools the plugin
+        gives agents (the inbox plugin's points at ``aegis_meta``) — or None to keep it.
+
+    When: every start of an agent process (spawn, restart, resume), before the driver builds its
+    launch. Chained like ``aegis_pre_turn``. Raises: **fail-open** — the error is logged with the
+    plugin's name and that implementation's change is skipped; the spawn goes ahead.
+
+    .. versionadded:: 0.1
+    """
+
+
 # --- observers (every implementation runs; one that raises is logged with its plugin's name, the ----
 # --- others still run, and the kernel carries on) ---------------------------------------------------
 

@@ -39,9 +39,8 @@ log = logging.getLogger("aegis.sessions")
 STATES = ("starting", "ready", "working", "input-required", "error", "closed")
 PRIMER = (
     "You are the agent '{handle}' in Aegis, a harness where several coding agents work together. "
-    "Your tools prefixed aegis_ reach the other agents (call aegis_meta for a short briefing). "
     "Messages from others arrive as turns starting with '✉ from <sender>'."
-)
+)  # plugins add what their tools are for through aegis_system_prompt (the inbox: aegis_meta)
 
 
 HISTORY_TEXT_KEEP = 64 * 1024  # characters of a tool result kept in memory (the transcript keeps them all)
@@ -493,7 +492,9 @@ class SessionManager:
             raise SessionError(
                 f"unknown provider '{session.provider}' for agent '{session.profile_name}' "
                 f"(installed drivers: {', '.join(sorted(drivers)) or 'none'}; is its plugin installed and enabled?)")
-        system_prompt = PRIMER.format(handle=session.handle)
+        primer = PRIMER.format(handle=session.handle)
+        system_prompt = chain(kernel.plugins.pm, "aegis_system_prompt", "text", primer, fail_closed=False,
+                              session=session)
         if session.profile.prompt:
             persona = Path(session.profile.prompt).expanduser()
             if not persona.is_absolute():

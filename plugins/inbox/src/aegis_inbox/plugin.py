@@ -14,6 +14,13 @@ _OPS = "aegis_inbox.operations:"
 
 
 @hookimpl
+def aegis_system_prompt(text: str) -> str:
+    """Agents learn from their primer that the ``aegis_*`` tools reach their peers and that
+    ``aegis_meta`` (this plugin's) briefs them."""
+    return text + " Your tools prefixed aegis_ reach the other agents (call aegis_meta for a short briefing)."
+
+
+@hookimpl
 def aegis_register_operations(register: Any) -> None:
     from aegis_kernel.operations import params
 
