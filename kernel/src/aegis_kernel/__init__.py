@@ -40,6 +40,10 @@ _LAZY = {
     "register_event_type": "events",
     "run_transient_turn": "turns",
     "run_turn": "turns",
+    # secrets (redaction itself: ``aegis_kernel.redact.redact``); the owner-only folder for secret files
+    "forget_secret": "redact",
+    "private_dir": "drivers",
+    "register_secret": "redact",
 }
 __all__ = ["hookimpl", "__version__", *_LAZY]
 

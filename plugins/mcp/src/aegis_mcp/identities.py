@@ -14,9 +14,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from aegis_kernel import hookimpl
+from aegis_kernel import forget_secret, hookimpl, register_secret
 from aegis_kernel.drivers import Launch, McpEndpoint, SpawnSpec
-from aegis_kernel.redact import forget_secret, register_secret
 
 #: session states in which a session's token is revoked
 DEAD_STATES = ("error", "closed")
