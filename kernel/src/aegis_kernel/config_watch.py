@@ -11,7 +11,8 @@
 The watcher is :class:`ConfigWatcher`, run by the kernel in its nursery. It uses watchfiles' Rust
 notifier directly (``RustNotify``, the engine under ``watchfiles.awatch``) so that it is *armed* before
 it reports ready — an edit made once ``open_kernel`` has yielded is never missed — and so that waiting
-is a plain trio worker thread stopped through a ``threading.Event`` the notifier polls every step.
+is a plain trio worker thread, abandoned on cancellation (stopping the kernel never waits for it) and
+stopped through a ``threading.Event`` the notifier polls every step.
 It watches, without recursion, the project folder (for ``.aegis.yaml``), ``.aegis/`` (new overlay
 folders) and each ``.aegis/<section>/`` overlay folder; ``.aegis/state`` and ``.aegis/worktrees`` are
 never watched. Loading a candidate config runs in a worker thread: nothing blocks the loop.
@@ -117,18 +118,13 @@ class ConfigWatcher:
         for warning in kernel.config.warnings:
             log.warning("config: %s", warning)
         stop = threading.Event()
-        async with trio.open_nursery() as nursery:
-            try:
-                await nursery.start(self._watch, kernel, stop)
-                task_status.started()
-                await trio.sleep_forever()
-            finally:  # before the nursery waits for the watcher: its thread returns within a step
-                stop.set()
+        try:
+            await self._watch(kernel, stop, task_status)
+        finally:  # an abandoned notifier thread sees this within a step, returns and drops its notifier
+            stop.set()
+        await trio.sleep_forever()  # watching is off (no notifier): stay a quiet service until cancelled
 
-    async def _watch(self, kernel: Kernel, stop: threading.Event, *,
-                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        # ``run`` sets ``stop`` when cancelled; the notifier sees it within a step, so the (uncancellable)
-        # thread wait below returns promptly and the service stops.
+    async def _watch(self, kernel: Kernel, stop: threading.Event, task_status: Any) -> None:
         from watchfiles._rust_notify import RustNotify
 
         project = kernel.project_dir
@@ -143,20 +139,22 @@ class ConfigWatcher:
                 if not ready:
                     task_status.started()
                 return
-            with notifier:
-                if not ready:
-                    ready = True
-                    task_status.started()
-                else:  # the watch set changed: files may have changed while it was being rebuilt
+            if not ready:
+                ready = True
+                task_status.started()
+            else:  # the watch set changed: files may have changed while it was being rebuilt
+                await reload_config(kernel)
+            while True:
+                # Cancelling abandons the thread (the kernel never waits for it); ``run`` sets ``stop``.
+                changes = await trio.to_thread.run_sync(notifier.watch, DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, stop,
+                                                        abandon_on_cancel=True)
+                if changes == "stop":
+                    return
+                if not isinstance(changes, set):  # "timeout" (or "signal")
+                    continue
+                touched, rewatch = _relevant(project, changes)
+                if rewatch:
+                    notifier.close()  # not watching now: closing cannot race the thread
+                    break
+                if touched:
                     await reload_config(kernel)
-                while True:
-                    changes = await trio.to_thread.run_sync(notifier.watch, DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, stop)
-                    if changes == "stop":
-                        return
-                    if not isinstance(changes, set):  # "timeout" (or "signal")
-                        continue
-                    touched, rewatch = _relevant(project, changes)
-                    if rewatch:
-                        break
-                    if touched:
-                        await reload_config(kernel)
