@@ -463,3 +463,34 @@ async def test_unknown_event_is_never_fatal(tmp_path):
                                                                           "content": {"type": "text", "text": "ok"}}})
         assert isinstance(events[0], Unknown) and events[1] == AssistantText("ok")
         assert isinstance(events[-1], TurnResult)
+
+
+@pytest.mark.trio
+async def test_a_flood_of_requests_is_a_protocol_error_not_unbounded_tasks(tmp_path, monkeypatch):
+    monkeypatch.setattr("aegis_acp.client.MAX_SERVING", 3)
+    flood = [{"send": {"jsonrpc": "2.0", "id": 500 + i, "method": "fs/read_text_file",
+                       "params": {"sessionId": "fake-1", "path": "a.txt"}}} for i in range(5)]
+    async with running(make_spec(tmp_path)) as proc:
+        await proc.prompt(json.dumps([*flood, {"hang": True}]))
+        events = await events_until(proc.events())
+    assert sum(isinstance(e, PermissionRequest) for e in events) == 3  # the first three, waiting
+    assert isinstance(events[-1], AgentError) and "more than 3 requests" in events[-1].message
+
+
+@pytest.mark.trio
+async def test_a_read_bigger_than_the_cap_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("aegis_acp.fs.READ_MAX_CHARS", 100)
+    spec = make_spec(tmp_path)
+    (spec.cwd / "big.txt").write_text("x" * 101)
+    (spec.cwd / "lines.txt").write_text("".join(f"{i:09d}\n" for i in range(20)))
+
+    def read(path, **kw):
+        return {"request": {"method": "fs/read_text_file", "params": {"sessionId": "fake-1", "path": path, **kw}}}
+
+    async with running(spec) as proc:
+        events = await turn_deciding(proc, lambda req: True, read("big.txt"), read("lines.txt", line=1, limit=10),
+                                     read("lines.txt", line=1, limit=11))
+    r = replies(events)
+    assert r[0]["error"]["code"] == -32602 and "more than 100 characters" in r[0]["error"]["message"]
+    assert len(r[1]["result"]["content"]) == 100
+    assert r[2]["error"]["code"] == -32602

@@ -21,7 +21,8 @@
 
 A reply to an id we never sent (nor gave up on, see :meth:`abandon`) is a **protocol error**: nothing
 could ever end the request it was meant for, so :meth:`run` stops reading at once with
-:attr:`protocol_error` saying why (the owner reports it as the agent's ``AgentError``). A late reply to a
+:attr:`protocol_error` saying why (the owner reports it as the agent's ``AgentError``). So is an agent
+with more than :data:`MAX_SERVING` of its own requests in progress (each holds a task). A late reply to a
 request we stopped waiting for is only an ``Unknown`` event.
 
 When stdout ends (or after a protocol error), :meth:`run` fails every pending request with
@@ -94,6 +95,7 @@ class _Pending:
 _ASK = [PermissionOption("allow", "Allow", "allow_once"), PermissionOption("reject", "Reject", "reject_once")]
 _GRANTING_KINDS = ("edit", "delete", "move")  # an allowed tool call of these kinds may write its locations
 _PREVIEW_CHARS = 4096  # of a write's content, shown to whoever decides
+MAX_SERVING = 256  # the agent's requests in progress at once; more is a protocol error
 
 
 class _Permission:
@@ -229,6 +231,11 @@ class AcpClient:
         elif kind is Response or kind is ErrorResponse:
             self._on_reply(msg)  # type: ignore[arg-type]
         elif kind is Request:
+            if len(self._serving) >= MAX_SERVING:  # each holds a task (and maybe waits for a person): bounded
+                self.protocol_error = (
+                    f"ACP protocol error: agent (pid {self.proc.pid}) has more than {MAX_SERVING} requests to "
+                    "Aegis waiting at once; the agent was stopped")
+                return
             # Registered now, so a $/cancel_request on the very next line finds it.
             scope = self._serving[msg.id] = trio.CancelScope()  # type: ignore[union-attr]
             nursery.start_soon(self._serve, msg, line, scope)

@@ -2,7 +2,9 @@
 session's working directory.
 
 Every path is resolved (symlinks followed) and must lie inside the resolved cwd; anything else is
-refused with a JSON-RPC error. These functions block: run them in a worker thread.
+refused with a JSON-RPC error. A read returns at most :data:`READ_MAX_CHARS` characters (a bigger
+file, or slice of one, is refused rather than loaded whole). These functions block: run them in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from .jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND
+
+READ_MAX_CHARS = 32 * 1024 * 1024  # one fs/read_text_file answer (the reply is one frame for the agent)
 
 
 class FsError(Exception):
@@ -40,17 +44,26 @@ def confine(root: Path, path: str) -> Path:
 def read_text(root: Path, path: str, line: int | None = None, limit: int | None = None) -> str:
     """The text of a file inside ``root``; ``line`` is 1-based, ``limit`` a number of lines."""
     target = confine(root, path)
+    too_big = FsError(INVALID_PARAMS, f"refused: reading {path} would return more than {READ_MAX_CHARS} "
+                                      "characters; ask for fewer lines (line, limit)")
     try:
         with open(target, encoding="utf-8", errors="replace", newline="") as fh:
             if not line and not limit:
-                return fh.read()
+                content = fh.read(READ_MAX_CHARS + 1)
+                if len(content) > READ_MAX_CHARS:
+                    raise too_big
+                return content
             start = max(int(line or 1), 1) - 1
-            out = []
+            out: list[str] = []
+            size = 0
             for i, text in enumerate(fh):
                 if i < start:
                     continue
                 if limit is not None and len(out) >= int(limit):
                     break
+                size += len(text)
+                if size > READ_MAX_CHARS:
+                    raise too_big
                 out.append(text)
             return "".join(out)
     except FileNotFoundError:
