@@ -6,8 +6,8 @@ pluggy documents). Inside it the hook's *wrappers* wrap one temporary step (``Ho
 that calls each plain implementation in pluggy's order (last registered first, ``tryfirst`` before,
 ``trylast`` after), each through its own ``pm.subset_hook_caller``. That is what lets the kernel
 know which plugin raised, keep going past a broken observer, and hand a mutator's value from one
-implementation to the next. (A plugin is one unit here: one that implements a hook both as a wrapper
-and, through ``specname``, as a plain implementation is called as a plain implementation only.)
+implementation to the next. (A plugin is one unit here: if one plugin implements a hook both as a wrapper
+and, through ``specname``, as a plain implementation, its wrapper wraps only its own implementation.)
 
 - :func:`notify` — observers: every implementation runs; one that raises is logged with its plugin's
   name and the others still run. Never raises. Without wrappers (the common case) this is a single
