@@ -43,6 +43,8 @@ _LAZY = {
     # secrets (redaction itself: ``aegis_kernel.redact.redact``); the owner-only folder for secret files
     "forget_secret": "redact",
     "private_dir": "drivers",
+    # drivers: the default reading of an MCP tool name (Driver.mcp_tool)
+    "bare_tool_name": "drivers",
     "register_secret": "redact",
 }
 __all__ = ["hookimpl", "__version__", *_LAZY]
