@@ -85,6 +85,13 @@ def _reason(status: int) -> bytes:
     return reason
 
 
+def _loggable(path: str) -> str:
+    """``path`` for a log line: secrets in it (an MCP token) replaced (``aegis_kernel.redact``)."""
+    from aegis_kernel.redact import redact
+
+    return redact(path)
+
+
 def _plain_response(status: int, text: str, extra: bytes = b"") -> bytes:
     """A complete ``Connection: close`` error response, written outside h11 (whatever its state)."""
     body = text.encode()
@@ -388,7 +395,7 @@ class _Connection:
             except Exception:
                 if scope_guard.cancel_called:  # cancelled (perhaps inside a group): let the scope catch it
                     raise
-                log.exception("mcp http: the app failed on %s %s", scope["method"], path)
+                log.exception("mcp http: the app failed on %s %s", scope["method"], _loggable(path))
                 if not self.responding and not exchange.closed:
                     await self._abort(500, "Internal Server Error")
                 raise _Closing from None
@@ -400,7 +407,7 @@ class _Connection:
         if exchange.closed:
             raise _Closing
         if not exchange.started:  # the app returned without answering
-            log.error("mcp http: the app sent no response to %s %s", scope["method"], path)
+            log.error("mcp http: the app sent no response to %s %s", scope["method"], _loggable(path))
             await self._abort(500, "Internal Server Error")
         if not exchange.complete:
             raise _Closing
