@@ -11,7 +11,7 @@ import trio
 from aegis_claude.agent import ClaudeAgentProcess
 from aegis_claude.driver import ClaudeDriver
 from aegis_claude.plugin import aegis_register_drivers
-from aegis_kernel.drivers import SpawnSpec
+from aegis_kernel.drivers import McpEndpoint, SpawnSpec
 from aegis_kernel.events import (
     AgentError,
     AssistantText,
@@ -195,6 +195,38 @@ async def test_missing_binary_fails_at_once(tmp_path):
     async with trio.open_nursery() as nursery:
         with pytest.raises(SpawnFailed, match="no-such-claude"):
             await driver.start(s, driver.build_launch(s), nursery)
+
+
+@pytest.mark.trio
+async def test_the_mcp_url_goes_in_a_private_file_never_in_argv(tmp_path):
+    import hashlib
+    import stat
+
+    url = "http://127.0.0.1:9/mcp/driver-level-secret-token"
+    driver = ClaudeDriver()
+    s = spec(tmp_path)
+    launch = driver.build_launch(s).with_mcp(McpEndpoint(url=url))
+    assert "--mcp-config" not in launch.argv
+    async with trio.open_nursery() as nursery:
+        agent = await driver.start(s, launch, nursery)
+        cmdline = Path(f"/proc/{agent.pid}/cmdline").read_bytes()
+        assert b"driver-level-secret-token" not in cmdline and b"--mcp-config" in cmdline
+        config = agent.mcp_config
+        assert config.parent == tmp_path / "private" / "mcp"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600 and stat.S_IMODE(config.parent.stat().st_mode) == 0o700
+        await agent.prompt("MCP")
+        events: list = []
+        await until_result(agent, events)
+        texts = [e.text for e in events if isinstance(e, AssistantText) and not e.partial]
+        assert texts == [f"mcp aegis sha256={hashlib.sha256(url.encode()).hexdigest()} mode=0o600"]
+        await agent.close(grace=1)
+    assert not config.exists()
+    # a CLI that cannot be started leaves no file behind either
+    s = spec(tmp_path, command=(str(tmp_path / "no-such-claude"),))
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(SpawnFailed):
+            await driver.start(s, driver.build_launch(s).with_mcp(McpEndpoint(url=url)), nursery)
+    assert list((tmp_path / "private" / "mcp").iterdir()) == []
 
 
 CONFIG = """\
