@@ -171,7 +171,7 @@ def test_a_disabled_plugins_section_is_kept_with_a_warning(project, capsys):
     code, out, err = run(project, "config", "validate", capsys=capsys)
     assert code == 0 and out.startswith("ok: ")
     assert err == ("warning: .aegis.yaml:6: section 'queues' belongs to plugin 'queue' (disabled): kept, "
-                   "not applied until the plugin is enabled @ queues\n")
+                   "not applied while that plugin is not loaded @ queues\n")
 
 
 def test_a_disabled_plugins_section_is_not_checked_or_applied(project, capsys):
@@ -212,3 +212,27 @@ def test_every_plugin_declares_its_sections_statically():
         if info.dist == "aegis-kernel":
             continue  # the kernel's own sections are always loaded
         assert declared.get(name) == (info.dist, info.module), f"{info.dist}: declare section {name!r}"
+
+
+def test_an_uninstalled_plugins_recorded_section_is_kept_with_a_warning(project, capsys):
+    record = project / ".aegis" / "state" / "config_sections.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"v": 1, "sections": {"telegram": {"plugin": "telegram", "dist": "aegis-telegram"}}}')
+    write(project, "telegram:\n  chat: 42\ntelegramm: {}\n")
+    code, _, err = run(project, "config", "validate", capsys=capsys)
+    assert code == 2 and "unknown section 'telegramm'" in err  # a typo is still caught
+    write(project, "telegram:\n  chat: 42\n")
+    code, out, err = run(project, "config", "validate", capsys=capsys)
+    assert code == 0 and out.startswith("ok: ")
+    assert err == ("warning: .aegis.yaml:1: section 'telegram' belongs to plugin 'telegram' (not installed: "
+                   "aegis-telegram declared it when Aegis last ran here): kept, not applied while that plugin is "
+                   "not loaded @ telegram\n")
+
+
+def test_a_damaged_record_only_forgets(project, capsys):
+    record = project / ".aegis" / "state" / "config_sections.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
+    write(project, "telegram: {}\n")
+    code, _, err = run(project, "config", "validate", capsys=capsys)
+    assert code == 2 and "unknown section 'telegram'" in err

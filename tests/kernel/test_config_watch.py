@@ -87,3 +87,12 @@ async def test_the_edit_api_reload_tells_the_plugins_too(observer, kernel, write
     kernel.reload_config()
     assert "helper" in kernel.config.get("agents")
     assert observer.calls and observer.calls[0][0] is kernel.config
+
+
+@pytest.mark.trio
+async def test_a_running_kernel_remembers_who_owns_each_section(observer, kernel, aegis_project):
+    from aegis_kernel.config_sections import recorded_sections
+
+    recorded = recorded_sections(aegis_project)
+    assert recorded["queues"] == {"plugin": "queue", "dist": "aegis-queue"}
+    assert "agents" not in recorded  # the kernel's own sections are always there

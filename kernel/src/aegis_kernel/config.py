@@ -534,7 +534,7 @@ def load_config(target: Path | str, sections: Mapping[str, Any], *,
         file, line = loader.where((name,), at_key=True)
         if name in dormant:
             warnings.append(ConfigProblem(file, line, f"section {name!r} belongs to {dormant[name]}: kept, "
-                                          "not applied until the plugin is enabled", name, project_dir))
+                                          "not applied while that plugin is not loaded", name, project_dir))
             continue
         known = ", ".join(sorted(sections)) or "none"
         loader.problem(file, line, f"unknown section {name!r} (known: {known}); "

@@ -14,16 +14,21 @@ the plugin (a disabled plugin is never imported)::
     queues = "aegis_queue.plugin"     # section name = the module of the plugin's ``aegis`` entry point
 
 A section an installed but disabled (or failed) plugin declares is *dormant*: kept, not applied, a
-warning naming the plugin. A section nobody declares is an error.
+warning naming the plugin. So is a section of a plugin that is no longer installed but declared it
+when Aegis last ran in this project: a running kernel remembers who owns which section in
+``.aegis/state/config_sections.json`` (:func:`remember_sections`). A section no plugin has ever
+declared is an error.
 
 Import-light: no pluggy, no trio.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["SAFE_NAME_RULE", "Issue", "Section", "check_safe_name", "declared_sections", "dormant_sections",
-           "is_safe_name", "schema_of", "section_of"]
+           "is_safe_name", "recorded_sections", "remember_sections", "schema_of", "section_of"]
 
 SECTIONS_GROUP = "aegis.sections"
 
@@ -105,9 +110,59 @@ def dormant_sections(infos: Iterable[Any], registered: Iterable[str],
     return out
 
 
-def schema_of(host: Any) -> dict[str, Any]:
+RECORD = "config_sections.json"  # in .aegis/state/: {"v": 1, "sections": {section: {"plugin", "dist"}}}
+
+
+def _record_path(project_dir: Path) -> Path:
+    return project_dir / ".aegis" / "state" / RECORD
+
+
+def recorded_sections(project_dir: Path | None) -> dict[str, dict[str, str]]:
+    """The remembered owners ``{section: {"plugin": name, "dist": distribution}}``; ``{}`` when there is
+    no record or it cannot be read (a damaged record only loses the memory of uninstalled plugins)."""
+    if project_dir is None:
+        return {}
+    try:
+        data = json.loads(_record_path(project_dir).read_text("utf-8"))
+        sections = data["sections"]
+        return {str(k): {"plugin": str(v["plugin"]), "dist": str(v.get("dist", ""))} for k, v in sections.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def remember_sections(project_dir: Path, host: Any) -> bool:
+    """Record who owns each section this host knows (registered by a plugin, or declared by an installed
+    one), keeping what earlier runs recorded for plugins since uninstalled. Writes only on change;
+    returns whether it wrote. Blocking file work: call it from a worker thread."""
+    infos = {i.name: i for i in host.infos.values()}
+    known = recorded_sections(project_dir)
+    current = dict(known)
+    for name, reg in host.registry["config_sections"].items():
+        info = infos.get(reg.owner)
+        if info is not None and info.dist not in ("aegis-kernel", "(test)"):
+            current[name] = {"plugin": info.name, "dist": info.dist}
+    for name, (dist, module) in declared_sections().items():
+        owner = next((i for i in infos.values() if i.module == module), None)
+        if owner is not None:
+            current[name] = {"plugin": owner.name, "dist": dist}
+    if current == known:
+        return False
+    from .state import write_json_atomic
+
+    _record_path(project_dir).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(_record_path(project_dir), {"v": 1, "sections": dict(sorted(current.items()))})
+    return True
+
+
+def schema_of(host: Any, project_dir: Path | None = None) -> dict[str, Any]:
     """The keyword arguments of :func:`~aegis_kernel.config.load_config` (and ``config_validator``) for
-    what a plugin host loaded: ``sections``, ``drivers``, ``dormant``."""
+    what a plugin host loaded: ``sections``, ``drivers``, ``dormant`` (with ``project_dir``, also the
+    sections of plugins uninstalled since they were recorded there)."""
     sections = host.registry.objects("config_sections")
-    return {"sections": sections, "drivers": host.registry.objects("drivers"),
-            "dormant": dormant_sections(host.infos.values(), sections)}
+    dormant = dormant_sections(host.infos.values(), sections)
+    installed = {i.dist for i in host.infos.values()} | {d for d, _ in declared_sections().values()}
+    for name, owner in recorded_sections(project_dir).items():
+        if name not in sections and name not in dormant and owner["dist"] not in installed:
+            dormant[name] = (f"plugin {owner['plugin']!r} (not installed: {owner['dist'] or 'its distribution'} "
+                             "declared it when Aegis last ran here)")
+    return {"sections": sections, "drivers": host.registry.objects("drivers"), "dormant": dormant}

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .config import CONFIG_NAME, NOT_OVERLAYS, OVERLAY_DIR, OVERLAY_SUFFIXES, Config, ConfigError, load_config
-from .config_sections import schema_of
+from .config_sections import remember_sections, schema_of
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -56,7 +56,7 @@ def apply_config(kernel: Kernel, new: Config) -> None:
 
 
 def _load(kernel: Kernel) -> Config:
-    return load_config(kernel.config.path or kernel.project_dir, **schema_of(kernel.plugins))
+    return load_config(kernel.config.path or kernel.project_dir, **schema_of(kernel.plugins, kernel.project_dir))
 
 
 async def reload_config(kernel: Kernel) -> bool:
@@ -117,6 +117,10 @@ class ConfigWatcher:
     async def run(self, kernel: Kernel, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for warning in kernel.config.warnings:
             log.warning("config: %s", warning)
+        try:  # so that uninstalling a plugin later keeps its section (a warning), not an unknown one
+            await trio.to_thread.run_sync(remember_sections, kernel.project_dir, kernel.plugins)
+        except OSError as exc:
+            log.warning("cannot record the config sections' owners: %s", exc)
         stop = threading.Event()
         try:
             await self._watch(kernel, stop, task_status)

@@ -98,7 +98,8 @@ class Kernel:
         Raises ``ConfigError`` and keeps the current config when the files on disk are invalid; a
         new config fires ``aegis_config_changed`` (see :mod:`aegis_kernel.config_watch`).
         """
-        apply_config(self, load_config(self.config.path or self.project_dir, **schema_of(self.plugins)))
+        schema = schema_of(self.plugins, self.project_dir)
+        apply_config(self, load_config(self.config.path or self.project_dir, **schema))
         return self.config
 
     def request_stop(self) -> bool:
@@ -164,7 +165,7 @@ def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterab
     project = resolve_project_dir(project_dir)
     blocked = set(disabled) | set(raw_plugins_disabled(project))
     host = load_plugins(disabled=blocked, entry_points=entry_points, extra=extra_plugins)
-    config = load_config(project, **schema_of(host))
+    config = load_config(project, **schema_of(host, project))
     return Kernel(project, host, config)
 
 
