@@ -38,11 +38,60 @@ from typing import Any
 from aegis_kernel.journal import ArchivePlan, Journal
 from aegis_kernel.journal import fold as journal_fold
 from aegis_kernel.journal import plan_archive as journal_plan_archive
+from aegis_kernel.state import Problem, ReplayResult
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIFECYCLE = ("enqueued", "dispatched", *TERMINAL)
 ARCHIVE_AT = 2000  # finished tasks in the live ledger that make the next start archive the older ones
 KEEP_FINISHED = 200  # the newest finished tasks stay (recent results, aegis queue status)
+
+
+_NONE = type(None)
+_TEXT = (str, _NONE)
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {  # per record kind: the fields replay reads, their types
+    "enqueued": {"payload": (str,), "queue": _TEXT, "producer": _TEXT, "enqueued_by": _TEXT, "callback": (bool, _NONE),
+                 "base": _TEXT, "worktree": (dict, bool, _NONE), "resume": (bool, _NONE)},
+    "dispatched": {"worker": _TEXT, "transcript": _TEXT, "worktree": (dict, _NONE)},
+    **{kind: {"result": _TEXT, "error": _TEXT, "usage": (dict, _NONE), "cost": (dict, _NONE),
+              "callback_envelope": _TEXT, "worktree": (dict, _NONE)} for kind in TERMINAL},
+    "worker_session": {"resume_id": _TEXT},
+    "resumed": {"resume_id": _TEXT},
+    "callback_on": {"producer": _TEXT},
+    "callback": {"outcome": _TEXT, "envelope_id": _TEXT, "producer": _TEXT},
+}
+
+
+def check_record(rec: dict[str, Any]) -> str | None:
+    """Why replay must skip ``rec`` (a field of the wrong type), or None. Kinds and fields this version
+    does not know pass (a newer writer's); ``archived`` summaries carry no task."""
+    kind = rec.get("event")
+    if not isinstance(kind, str):
+        return f"'event' must be a string, got {type(kind).__name__}"
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        return None
+    if not isinstance(rec.get("task_id"), str) or not rec["task_id"]:
+        return f"{kind} record: 'task_id' must be a non-empty string, got {rec.get('task_id')!r}"
+    for name, types in fields.items():
+        if name in rec and not isinstance(rec[name], types):
+            return f"{kind} record of task {rec['task_id']}: '{name}' has the wrong type ({type(rec[name]).__name__})"
+    return None
+
+
+def screen(result: ReplayResult) -> ReplayResult:
+    """``result`` without the records :func:`check_record` refuses, each reported as a problem with its
+    line (so one bad record costs only itself, and says where it is)."""
+    records, line_nos, problems = [], [], list(result.problems)
+    for i, rec in enumerate(result.records):
+        line = result.line_nos[i] if i < len(result.line_nos) else i + 1  # archive rewrote it: one per line
+        why = check_record(rec)
+        if why is None:
+            records.append(rec)
+            line_nos.append(line)
+        else:
+            problems.append(Problem(line, why, str(rec)[:80]))
+    problems.sort(key=lambda p: p.line_no)
+    return ReplayResult(records=records, problems=problems, line_nos=line_nos)
 
 
 def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -42,7 +42,7 @@ from aegis_kernel.state import Ledger, ReplayResult, StateError
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
-from .ledger import TERMINAL, archived_counts, fold, plan_archive, transcript_path, worker_log_id
+from .ledger import TERMINAL, archived_counts, fold, plan_archive, screen, transcript_path, worker_log_id
 
 if TYPE_CHECKING:
     from aegis_kernel.kernel import Kernel
@@ -283,6 +283,7 @@ class QueueRuntime:
         return qs.ledger.archive(plan_archive, at=utc_now())
 
     def _replay(self, qs: QueueState, path: Path, result: ReplayResult, saved: set[Any]) -> None:
+        result = screen(result)  # a record of the wrong shape is skipped and reported, never half-applied
         qs.problems = [str(p) for p in result.problems]
         for status, n in archived_counts(result.records).items():
             qs.counts[status] = qs.counts.get(status, 0) + n
