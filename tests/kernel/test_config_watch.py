@@ -96,3 +96,15 @@ async def test_a_running_kernel_remembers_who_owns_each_section(observer, kernel
     recorded = recorded_sections(aegis_project)
     assert recorded["queues"] == {"plugin": "queue", "dist": "aegis-queue"}
     assert "agents" not in recorded  # the kernel's own sections are always there
+
+
+@pytest.mark.trio
+async def test_edits_are_validated_with_the_running_kernels_rules(observer, kernel):
+    from aegis_kernel import ConfigError, validator_for
+    from aegis_kernel.config import set_key
+
+    path = kernel.config.path
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"\.aegis\.yaml:\d+: unknown provider 'nosuch' .* @ agents\.x\.provider"):
+        set_key(path, ["agents", "x"], {"provider": "nosuch"}, validate=validator_for(kernel, path))
+    assert path.read_bytes() == before

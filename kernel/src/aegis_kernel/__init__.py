@@ -28,6 +28,7 @@ _LAZY = {
     "Section": "config_sections",
     "check_safe_name": "config_sections",
     "is_safe_name": "config_sections",
+    "validator_for": "config_watch",
     # the kernel clock, journals, open events and the turn primitive
     "ArchivePlan": "journal",
     "Clock": "clock",

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .config import CONFIG_NAME, NOT_OVERLAYS, OVERLAY_DIR, OVERLAY_SUFFIXES, Config, ConfigError, load_config
+from .config import (CONFIG_NAME, NOT_OVERLAYS, OVERLAY_DIR, OVERLAY_SUFFIXES, Config, ConfigError, config_validator,
+                     load_config)
 from .config_sections import remember_sections, schema_of
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aegis.config")
 
-__all__ = ["ConfigWatcher", "apply_config", "reload_config"]
+__all__ = ["ConfigWatcher", "apply_config", "reload_config", "validator_for"]
 
 STEP_MS = 50  # a burst of writes is one change once the files are quiet for this long
 DEBOUNCE_MS = 1_600  # …or at the latest after this long
@@ -53,6 +55,12 @@ def apply_config(kernel: Kernel, new: Config) -> None:
     if (old.raw.get("plugins") or None) != (new.raw.get("plugins") or None):
         log.warning("plugins.disabled changed: plugins are enabled or disabled at the next start")
     notify(kernel.plugins.pm, "aegis_config_changed", config=new, old=old, kernel=kernel)
+
+
+def validator_for(kernel: Kernel, path: Path | str) -> Callable[[Path], Config]:
+    """A ``validate`` for ``set_key``/``edit_config`` of ``path`` that judges a candidate exactly as
+    ``kernel`` loads its config: every section, its check, the registered drivers, dormant sections."""
+    return config_validator(path, **schema_of(kernel.plugins, kernel.project_dir))
 
 
 def _load(kernel: Kernel) -> Config:

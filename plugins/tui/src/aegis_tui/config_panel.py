@@ -35,7 +35,8 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
     """Write ``agents.<name>`` (and ``default_agent``) through the validated edit path, then reload the
     kernel's config. Raises ``ValueError`` for a bad name or a taken one, ``ConfigError`` when the
     loader refuses the result (nothing is written then)."""
-    from aegis_kernel.config import config_validator, set_key
+    from aegis_kernel import validator_for
+    from aegis_kernel.config import set_key
 
     if not NAME_RE.match(name):
         raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
@@ -43,8 +44,7 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
     if name in agents:
         raise ValueError(f"an agent named '{name}' already exists")
     path = config_path(kernel)
-    sections = kernel.plugins.registry.objects("config_sections")
-    validate = config_validator(path, sections)
+    validate = validator_for(kernel, path)  # the running kernel's rules: checks, drivers, dormant sections
     set_key(path, ["agents", name], {k: v for k, v in profile.items() if v not in (None, "")}, validate=validate)
     if make_default or not kernel.config.get("default_agent"):
         set_key(path, ["default_agent"], name, validate=validate)
