@@ -96,16 +96,17 @@ class Journal:
     """One journal file: ``Journal(path, key="task_id", fsync="always")``.
 
     :attr:`ledger` is the :class:`~aegis_kernel.state.Ledger` appends go through (opened on the first
-    append, closed by :meth:`close`). Records are ``{"event": kind, key: item, "at": …, …}``; the
+    append, closed by :meth:`close`; with ``writer`` — the kernel's ``kernel.state.writer`` — its fsyncs
+    run on the state writer thread, never on the event loop). Records are ``{"event": kind, key: item, "at": …, …}``; the
     journal adds ``"v": 1``.
     """
 
     def __init__(self, path: Path | str, *, key: str = "task_id", fsync: FsyncPolicy = "always",
-                 name: str | None = None) -> None:
+                 name: str | None = None, writer: Any = None) -> None:
         self.path = Path(path)
         self.key = key
         self.name = name or self.path.stem
-        self.ledger = Ledger(self.path, fsync=fsync)
+        self.ledger = Ledger(self.path, fsync=fsync, writer=writer)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, key={self.key!r})"

@@ -137,7 +137,7 @@ class BudgetRuntime:
         out_tokens = int(usage.get("output", 0))
         ledger = self._ledgers.get(queue)
         if ledger is None:
-            ledger = self._ledgers[queue] = Ledger(self._path(queue), fsync="batch")
+            ledger = self._ledgers[queue] = Ledger(self._path(queue), fsync="batch", writer=self.kernel.state.writer)
         ledger.append({"event": "spend", "task_id": task_id, "queue": queue, "ts": now, "at": iso(now),
                        "usd": None if usd is None else str(usd), "output_tokens": out_tokens,
                        "usage": usage, "provider": provider, "model": model, "source": source})

@@ -254,7 +254,8 @@ class QueueRuntime:
                 log.error("queue %s ignored: %s", name, exc)
                 continue
             path = self.kernel.state.path("queues", f"{name}.jsonl")
-            qs = QueueState(name=name, spec=spec, ledger=Journal(path, fsync=LEDGER_FSYNC))
+            qs = QueueState(name=name, spec=spec,
+                            ledger=Journal(path, fsync=LEDGER_FSYNC, writer=self.kernel.state.writer))
             try:
                 replayed = await trio.to_thread.run_sync(self._archive, qs)
             except StateError as exc:  # e.g. a folder where the ledger should be: this queue only
