@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -87,7 +89,7 @@ def test_an_agent_dying_mid_turn_is_a_clear_error_and_serve_keeps_running(serve)
 def test_cli_without_a_running_serve_says_how_to_start_one(serve):
     out = serve.cli("sessions", check=False)
     assert out.returncode == 1
-    assert "no running 'aegis serve'" in out.stderr and "aegis serve" in out.stderr
+    assert "no running Aegis" in out.stderr and "aegis serve" in out.stderr
 
 
 def test_kill9_with_a_queued_envelope_delivers_it_exactly_once_after_restart(serve):
@@ -156,7 +158,7 @@ def test_spawn_resume_brings_a_closed_session_back_with_its_transcript(serve):
     assert text.index("remember the word lighthouse") < text.index("what was the word?"), "the log continues"
     assert text.count("scripted reply to: remember the word lighthouse") == 1, "replayed history is not doubled"
     bad = serve.cli("spawn", "--resume", "nobody", check=False)
-    assert bad.returncode == 1 and "no session 'nobody' to resume" in bad.stderr
+    assert bad.returncode == 1 and "no saved session 'nobody' to resume" in bad.stderr
 
 
 def test_rename_keeps_the_session_and_its_identity(serve):
@@ -170,3 +172,25 @@ def test_rename_keeps_the_session_and_its_identity(serve):
                            for r in tool_results(serve, "second-name")), "the agent's token follows the rename")
     bad = serve.cli("rename", "second-name", "Bad Name", check=False)
     assert bad.returncode == 1 and "invalid handle" in bad.stderr
+
+
+def test_one_kernel_per_project_a_second_serve_and_an_owning_tui_are_refused_naming_the_owner(serve):
+    serve.start()
+    owner = serve.proc.pid
+    second = subprocess.run([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=serve.project,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert f"aegis serve (pid {owner}) already owns" in second.stderr and "Traceback" not in second.stderr
+    assert serve.cli("call", "aegis_ping").stdout.count(str(owner)) == 1  # the owner keeps serving
+
+
+def test_aegis_call_reaches_any_operation_and_reports_refusals_as_json(serve):
+    serve.start()
+    spawned = json.loads(serve.cli("call", "aegis_spawn", "agent=helper", "prompt=hello").stdout)
+    listed = json.loads(serve.cli("call", "aegis_list_sessions").stdout)
+    assert spawned["handle"] in [s["handle"] for s in listed]
+    out = serve.cli("call", "aegis_handoff", "--json",
+                    json.dumps({"target_handle": spawned["handle"], "context": "from the user"}))
+    assert json.loads(out.stdout)["status"] in ("queued", "delivered")
+    bad = serve.cli("call", "aegis_send", "handle=nobody", "text=hi", check=False)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["code"] == "refused"

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted, aegis-scripted) is not installed")
 
-from aegis_kernel.control import ControlClient  # noqa: E402
+from aegis_kernel.client import call  # noqa: E402
 from aegis_kernel.state import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -95,8 +95,9 @@ class Serve:
         self.kill()
         raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
 
-    def client(self) -> ControlClient:
-        return ControlClient(self.project / ".aegis" / "state")
+    def call(self, operation: str, **params):
+        """Call an operation on this serve (the CLI's one client)."""
+        return call(self.project / ".aegis" / "state", operation, params)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -187,7 +188,7 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
     try:
         # each worker holds its slot ≥ 0.3 s so the producer's enqueues certainly saturate the 4 slots
         payloads = [f"@sleep 0.3\n@reply result {i} begins\n@reply and result {i} ends" for i in range(50)]
-        info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
+        info = serve.call("aegis_spawn", agent="producer", prompt=enqueue_lines(payloads))
         producer = info["handle"]
         try:
             wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled")
@@ -196,7 +197,7 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
             recs = queue_records(project)
             done = {r["task_id"] for r in recs if r["event"] in ("completed", "failed", "cancelled")}
             stuck = [r for r in recs if r["event"] == "dispatched" and r["task_id"] not in done]
-            sessions = serve.client().request("sessions")
+            sessions = serve.call("aegis_sessions")
             raise AssertionError(f"{len(done)} done; stuck: {stuck}; sessions: "
                                  f"{[(s['handle'], s['state'], s['error']) for s in sessions]}") from None
         wait_for(lambda: len(callbacks(project, producer)) >= 50, 30, "50 callbacks")
@@ -227,7 +228,7 @@ def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_
         assert len(delivered(project, producer)) == len(set(delivered(project, producer)))
         peak = max_live(probe)
         assert peak == 4, f"max live workers {peak}"
-        wait_for(lambda: not [s for s in serve.client().request("sessions") if s["agent"] == "worker"], 20,
+        wait_for(lambda: not [s for s in serve.call("aegis_sessions") if s["agent"] == "worker"], 20,
                  "every worker closed")
     finally:
         serve.stop()
@@ -241,7 +242,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
     serve.start()
     try:
         payloads = [f"@sleep 1.5\n@reply done {i}" for i in range(6)]
-        info = serve.client().request("spawn", agent="producer", prompt=enqueue_lines(payloads))
+        info = serve.call("aegis_spawn", agent="producer", prompt=enqueue_lines(payloads))
         producer = info["handle"]
 
         def state() -> tuple[int, int]:
@@ -266,7 +267,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
     serve = Serve(project, site, probe)
     serve.start()
     try:
-        assert producer in [s["handle"] for s in serve.client().request("sessions")]  # restored
+        assert producer in [s["handle"] for s in serve.call("aegis_sessions")]  # restored
         wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled") for r in queue_records(project)) == 6,
                  60, "6 terminal records")
         wait_for(lambda: len(callbacks(project, producer)) >= 6, 30, "6 callbacks")
@@ -295,7 +296,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
         wait_for(lambda: set(delivered(project, producer)) >= {e["id"] for e in cbs}, 60,
                  "callbacks delivered to the restored producer")
         # the workers of interrupted tasks that the restore brought back are closed again
-        wait_for(lambda: not [s for s in serve.client().request("sessions") if s["agent"] == "worker"], 30,
+        wait_for(lambda: not [s for s in serve.call("aegis_sessions") if s["agent"] == "worker"], 30,
                  "no worker left")
         # the restore brings back the killed run's workers (sessions.json lists them) and the queue
         # closes them; workers the queue dispatched never exceed max_parallel
@@ -312,7 +313,7 @@ def test_kill_9_resumes_a_task_that_asked_for_it_in_its_agent_session(project, t
     try:
         lines = "\n".join("@call aegis_enqueue " + json.dumps({"queue": "work", "payload": p, "resume": r})
                           for p, r in (("@sleep 2\n@reply resumed work done", True), ("@sleep 2\n@reply x", False)))
-        producer = serve.client().request("spawn", agent="producer", prompt=lines)["handle"]
+        producer = serve.call("aegis_spawn", agent="producer", prompt=lines)["handle"]
         wait_for(lambda: sum(r["event"] == "worker_session" for r in queue_records(project)) == 1, 30,
                  "the resumable task's agent session recorded")
         serve.kill()

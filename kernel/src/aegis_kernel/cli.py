@@ -154,28 +154,68 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-# --- verbs talking to a running serve --------------------------------------------------------------
-
-
 def _serve_config_error(args: argparse.Namespace) -> str | None:
     """The running serve's ``config_error`` (an edit it refused), or None (none, or no serve running)."""
     from .control import ControlError
 
     try:
-        info = _client(args).request("ping")
+        info = _call(args, "aegis_ping")
     except (ControlError, OSError):
         return None
     return info.get("config_error") if isinstance(info, dict) else None
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from .control import ControlClient
+# --- verbs of the running Aegis: thin clients of operations ------------------------------------------
 
-    return ControlClient(_state_dir(args))
+
+def _call(args: argparse.Namespace, operation: str, **params: Any) -> Any:
+    """Call ``operation`` on the Aegis that owns this project (see :mod:`aegis_kernel.client`)."""
+    from .client import call
+
+    return call(_state_dir(args), operation, {k: v for k, v in params.items() if v is not None})
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    """``aegis call OPERATION [--json ARGS | key=value …]``: any operation, its JSON result printed."""
+    params: dict[str, Any] = {}
+    if args.json_args is not None:
+        try:
+            params = json.loads(args.json_args)
+        except ValueError as exc:
+            print(f"aegis call: --json is not JSON: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if not isinstance(params, dict):
+            print("aegis call: --json must be a JSON object of arguments", file=sys.stderr)
+            return EXIT_USAGE
+    for pair in args.pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            print(f"aegis call: arguments are key=value, got {pair!r}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            params[key] = json.loads(raw)  # numbers, booleans, null, lists, objects…
+        except ValueError:
+            params[key] = raw  # …else the plain string
+    from .client import connect
+
+    with connect(_state_dir(args), timeout=None) as client:
+        from .rpc import RpcError
+
+        try:
+            streamed = False
+            for item in client.stream(args.operation, params):  # a streaming operation: one line per item
+                streamed = True
+                print(json.dumps(item, ensure_ascii=False), flush=True)
+            if not streamed:
+                _print_json(client.last_result)
+        except RpcError as exc:
+            _print_json({"error": exc.message, **exc.data})
+            return 1
+    return 0
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    sessions = _client(args).request("sessions")
+    sessions = _call(args, "aegis_sessions")
     if args.json:
         _print_json(sessions)
         return 0
@@ -190,62 +230,93 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_spawn(args: argparse.Namespace) -> int:
-    info = _client(args).request("spawn", agent=args.agent, prompt=args.prompt, handle=args.handle,
-                                 resume=args.resume)
+    if args.resume:
+        info = _call(args, "aegis_resume", handle=args.resume, new_handle=args.handle, prompt=args.prompt)
+    else:
+        info = _call(args, "aegis_spawn", agent=args.agent, prompt=args.prompt, handle=args.handle)
     print(info["handle"])
     return 0
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    receipt = _client(args).request("send", handle=args.handle, text=args.text, interrupt=args.interrupt)
+    receipt = _call(args, "aegis_send", handle=args.handle, text=args.text, interrupt=args.interrupt)
     print(f"{receipt['state']} → {receipt['handle']}" + (f" (position {receipt['position']})"
                                                            if receipt["position"] else ""))
     return 0
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
+    from .client import connect
     from .events import event_from_dict
     from .sessions import transcript_lines
 
-    client = _client(args)
-    if args.follow:
-        client.sock.settimeout(None)
-    for msg in client.stream("transcript", handle=args.handle, follow=args.follow):
+    def show(data: dict[str, Any]) -> None:
         if args.json:
-            print(json.dumps(msg["event"]), flush=True)
+            print(json.dumps(data, ensure_ascii=False), flush=True)
         else:
-            for text in transcript_lines([event_from_dict(msg["event"])]):
+            for text in transcript_lines([event_from_dict(data)]):
                 print(text, flush=True)
+
+    with connect(_state_dir(args), timeout=None if args.follow else 30.0) as client:
+        if args.follow:  # history, then live events until the session closes (one subscription: no gap)
+            for item in client.stream("aegis_subscribe", {"session": args.handle, "history": True,
+                                                          "until_closed": True, "topics": ["session.event"]}):
+                if item.get("lagged"):
+                    print(f"… {item['lagged']} events skipped (a slow reader); see the transcript file", flush=True)
+                elif item.get("topic") == "session.event" and not item["data"].get("partial"):
+                    show(item["data"])
+            return 0
+        offset: int | None = 0
+        while offset is not None:
+            page = client.call("aegis_transcript", {"handle": args.handle, "offset": offset})
+            for data in page["events"]:
+                show(data)
+            offset = page["next_offset"]
     return 0
 
 
 def cmd_close(args: argparse.Namespace) -> int:
-    _client(args).request("close", handle=args.handle)
+    _call(args, "aegis_close", handle=args.handle)
     print(f"closed {args.handle}")
     return 0
 
 
 def cmd_interrupt(args: argparse.Namespace) -> int:
-    _client(args).request("interrupt", handle=args.handle)
+    _call(args, "aegis_interrupt", handle=args.handle)
     print(f"interrupt sent to {args.handle}")
     return 0
 
 
 def cmd_approve(args: argparse.Namespace, allow: bool = True) -> int:
-    _client(args).request("approve", handle=args.handle, allow=allow, always=getattr(args, "always", False))
+    if allow:
+        _call(args, "aegis_approve", handle=args.handle, always=getattr(args, "always", False))
+    else:
+        _call(args, "aegis_deny", handle=args.handle)
     print(f"{'approved' if allow else 'denied'}: {args.handle}")
     return 0
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    _client(args).request("rename", handle=args.handle, new_handle=args.new_handle)
+    _call(args, "aegis_rename", handle=args.handle, new_handle=args.new_handle)
     print(f"{args.handle} → {args.new_handle}")
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    _client(args).request("stop")
-    print("stopping aegis serve")
+    """Stop the running Aegis; with none running, end the agents a killed one left (``reaper``)."""
+    from .control import ControlError
+
+    try:
+        _call(args, "aegis_stop")
+    except ControlError:
+        from .reaper import reap_sync
+
+        reaped = reap_sync(_state_dir(args))
+        if not reaped:
+            raise
+        print(f"no Aegis running; ended {len(reaped)} agent process group(s) a killed one left running")
+        return 0
+    print("stopping the running Aegis")
     return 0
 
 
@@ -307,7 +378,13 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     p = sub.add_parser("rename", help="give a session a new handle")
     p.add_argument("handle")
     p.add_argument("new_handle")
-    sub.add_parser("stop", help="stop the running serve")
+    sub.add_parser("stop", help="stop the running Aegis (serve or TUI)")
+    p = sub.add_parser("call", help="call any operation on the running Aegis; prints its JSON result",
+                       description="Arguments come as --json '{...}' and/or key=value pairs (values are "
+                                   "parsed as JSON when they can be: n=3, flag=true, tags='[\"a\"]').")
+    p.add_argument("operation", help="operation name, e.g. aegis_list_sessions")
+    p.add_argument("pairs", nargs="*", metavar="key=value")
+    p.add_argument("--json", dest="json_args", metavar="ARGS", help="the arguments as one JSON object")
     for name, spec in sorted(plugin_cli.items()):
         if name in sub.choices:
             continue
@@ -321,6 +398,7 @@ CORE_VERBS = {
     "doctor": cmd_doctor, "serve": cmd_serve, "sessions": cmd_sessions, "spawn": cmd_spawn, "send": cmd_send,
     "transcript": cmd_transcript, "close": cmd_close, "interrupt": cmd_interrupt, "stop": cmd_stop,
     "approve": cmd_approve, "deny": lambda a: cmd_approve(a, allow=False), "rename": cmd_rename,
+    "call": cmd_call,
 }
 
 

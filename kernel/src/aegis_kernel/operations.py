@@ -138,6 +138,9 @@ class Operation:
     ``callers``: the principal kinds that may call it (``user``, ``agent``, ``peer``, ``telegram``).
     ``check``: an optional relational rule ``check(ctx, arguments) -> refusal reason | None`` (or a lazy
     reference to one), run after validation and before the handler, for every caller.
+    ``stream``: the handler is an async generator yielding batches (lists) of JSON-able items; the
+    registry's :meth:`OperationRegistry.call` returns the generator and transports that can stream
+    (the control socket) forward each item as it comes. The MCP plane never lists streaming operations.
     """
 
     name: str
@@ -146,6 +149,7 @@ class Operation:
     params: Mapping[str, Any] = field(factory=lambda: {"type": "object", "properties": {}})
     callers: frozenset[str] = field(default=DEFAULT_CALLERS, converter=_callers)
     check: Check | str | None = None
+    stream: bool = False
 
     def allows(self, caller: Caller) -> bool:
         return caller.kind in self.callers
@@ -307,6 +311,8 @@ class OperationRegistry:
         from .delivery import DeliveryError
         from .sessions import SessionError
 
+        if op.stream:
+            return op.resolve()(ctx, **args)  # an async generator: the transport drives it
         try:
             return await op.resolve()(ctx, **args)
         except (SessionError, DeliveryError) as exc:  # the kernel's own refusals, structured for every transport

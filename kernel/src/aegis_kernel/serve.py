@@ -31,12 +31,22 @@ async def serve(kernel: Kernel, *, clean: bool = False, announce: Any = print,
 
 async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, started: float, announce: Any,
                  task_status: Any) -> None:
+    from .owner import acquire
+
+    # the project is ours before any session is restored: never two copies of an agent
+    with acquire(kernel.state.root, "serve", kernel.project_dir):
+        await _serve_owned(kernel, clean, saved, stop, started, announce, task_status)
+
+
+async def _serve_owned(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, started: float, announce: Any,
+                       task_status: Any) -> None:
     async with open_kernel(kernel=kernel, restore=not clean) as k:
+        k.stop_handler = stop.set
         sock = await k.nursery.start(ControlServer(k, stop).run)
         restored, failed = await _restored(k) if not clean else ([], [])
         ms = (time.monotonic() - started) * 1000
-        announce(f"aegis serve: {k.project_dir} · MCP {k.mcp_base_url or '(no MCP plugin)'} · control {sock}"
         lost = max(saved - len(restored), len(failed))
+        announce(f"aegis serve: {k.project_dir} · MCP {k.mcp_base_url or '(no MCP plugin)'} · control {sock}"
                  f" · {len(restored)} session(s) restored"
                  + (f" ({lost} could not be{': ' + ', '.join(failed) if failed else ''})" if lost else "")
                  + f" · ready in {ms:.0f} ms")
@@ -45,7 +55,6 @@ async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, star
         announce("aegis serve: stopping (closing agents)…")
 
 
-async def _watch_signals(signals: Any, stop: trio.Event) -> None:
 RESTORE_SETTLE_S = 5.0  # how long the banner waits for restored agents to get past ``starting``
 
 
@@ -62,6 +71,7 @@ async def _restored(kernel: Kernel) -> tuple[list[Any], list[str]]:
     return [s for s in sessions if s.state != "error"], failed
 
 
+async def _watch_signals(signals: Any, stop: trio.Event) -> None:
     async for _ in signals:  # a second signal while stopping changes nothing: shutdown is already bounded
         stop.set()
 

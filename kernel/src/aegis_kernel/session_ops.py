@@ -9,6 +9,7 @@ renaming, resuming, stopping and reading whole transcripts are for people (decla
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .delivery import Envelope
@@ -23,6 +24,9 @@ _HANDLE = {"type": "string", "minLength": 1, "description": "the session's handl
 def register_session_operations(register: Any) -> None:
     """Register the kernel's session operations (called by the kernel's builtin plugin)."""
     ops = "aegis_kernel.session_ops:"
+    register("aegis_ping", ops + "ping",
+             "Who owns this project: pid, project folder, MCP endpoint base, and a refused live config edit if any.",
+             params(), callers=(*PEOPLE, "peer"))
     register("aegis_sessions", ops + "sessions", "Every session with its state, metrics and transcript path.",
              params(), callers=(*PEOPLE, "peer"))
     register("aegis_send", ops + "send",
@@ -50,6 +54,26 @@ def register_session_operations(register: Any) -> None:
                     limit={"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}),
              callers=(*PEOPLE, "peer"))
     register("aegis_stop", ops + "stop", "Stop this Aegis: close every agent and exit.", params(), callers=("user",))
+    register("aegis_subscribe", ops + "subscribe",
+             "Stream kernel events (session events and states, envelopes, queue changes, plugins' topics), "
+             "filtered by topic and session. history=true with a session first replays its transcript; "
+             "until_closed=true ends the stream when that session closes. A reader that falls behind gets "
+             "{'lagged': n, ...} and re-reads what it missed with aegis_transcript.",
+             params(topics={"type": ["array", "null"], "items": {"type": "string"}, "default": None},
+                    session={"type": ["string", "null"], "default": None},
+                    history={"type": "boolean", "default": False},
+                    until_closed={"type": "boolean", "default": False},
+                    buffer={"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 4096}),
+             callers=(*PEOPLE, "peer"), stream=True)
+
+
+async def ping(ctx: CallContext) -> dict[str, Any]:
+    import os
+
+    kernel = ctx.kernel
+    error = getattr(kernel, "config_error", None)  # a refused live config edit (see config_watch)
+    return {"pid": os.getpid(), "project": str(kernel.project_dir), "mcp": getattr(kernel, "mcp_base_url", None),
+            "owner": "serve" if kernel.headless else "tui", "config_error": str(error) if error is not None else None}
 
 
 async def sessions(ctx: CallContext) -> list[dict[str, Any]]:
@@ -113,3 +137,29 @@ async def stop(ctx: CallContext) -> dict[str, Any]:
     if not ctx.kernel.request_stop():
         raise OperationError("nothing owns this kernel that could stop it", code="unavailable")
     return {"stopping": True}
+
+
+async def subscribe(ctx: CallContext, topics: list[str] | None = None, session: str | None = None,
+                    history: bool = False, until_closed: bool = False,
+                    buffer: int = 4096) -> AsyncIterator[list[dict[str, Any]]]:
+    """Batches of bus items as dicts (``{"lagged": n, ...}`` markers included), oldest first."""
+    from .events import event_to_dict
+
+    kernel = ctx.kernel
+    watched = kernel.sessions.require(session) if session is not None and (history or until_closed) else None
+    if until_closed and topics is not None:
+        topics = [*topics, "session.closed"]
+    # subscribe and copy the history in the same step (no checkpoint between): nothing is lost or doubled
+    with kernel.bus.subscribe(topics, session, buffer) as sub:
+        if history and watched is not None:
+            past = list(watched.history)
+            for start in range(0, len(past), 500):
+                yield [{"seq": None, "topic": "session.event", "session": session, "history": True,
+                        "data": event_to_dict(e)} for e in past[start:start + 500]]
+        if until_closed and watched is not None and watched.state == "closed":
+            return
+        while batch := await sub.next_batch():
+            out = [item.to_dict() for item in batch]
+            yield out
+            if until_closed and any(item.get("topic") == "session.closed" for item in out):
+                return

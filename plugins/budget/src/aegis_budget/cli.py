@@ -18,20 +18,14 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace, queue: str | None) -> tuple[list[dict[str, Any]], str]:
-    from aegis_kernel.control import ControlClient, ControlError
+    from aegis_kernel.client import NotRunning, call
     from aegis_kernel.kernel import resolve_project_dir
 
     state = resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
     try:
-        client = ControlClient(state)
-    except ControlError as exc:
-        if "no running" not in str(exc):
-            raise
-        return _offline(args, queue), "(aegis serve is not running: read from the ledgers; in-flight not counted)"
-    try:
-        return client.request("call", name="aegis_budget_status", args={"queue": queue})["queues"], ""
-    finally:
-        client.close()
+        return call(state, "aegis_budget_status", {"queue": queue})["queues"], ""
+    except NotRunning:
+        return _offline(args, queue), "(no Aegis is running: read from the ledgers; in-flight not counted)"
 
 
 def _offline(args: argparse.Namespace, queue: str | None) -> list[dict[str, Any]]:

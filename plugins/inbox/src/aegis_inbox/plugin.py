@@ -35,9 +35,11 @@ def aegis_register_operations(register: Any) -> None:
              params(("target_handle", "context"), target_handle=_STR, context=_STR,
                     interrupt={"type": "boolean", "default": False}, from_handle=_FROM))
     register("aegis_spawn", _OPS + "spawn",
-             "Start a new agent session of a profile with an opening prompt; returns its handle.",
-             params(("agent", "prompt"), agent=_STR, prompt=_STR, handle={"type": ["string", "null"], "default": None},
-                    from_handle=_FROM))
+             "Start a new agent session of a profile (default: the default agent) with an opening prompt; "
+             "returns its handle.",
+             params(agent={"type": ["string", "null"], "default": None},
+                    prompt={"type": ["string", "null"], "default": None},
+                    handle={"type": ["string", "null"], "default": None}, from_handle=_FROM))
     register("aegis_close", _OPS + "close", "Close a session you spawned.", params(("handle",), handle=_STR),
              check=_OPS + "may_close")
     register("aegis_read_peer", _OPS + "read_peer", "Read the last turns of a peer's transcript.",

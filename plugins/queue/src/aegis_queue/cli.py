@@ -47,16 +47,13 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _call(args: argparse.Namespace, name: str, timeout: float = 30.0, **arguments: Any) -> Any:
-    from aegis_kernel.control import ControlClient
+    from aegis_kernel.client import call
 
-    client = ControlClient(_state_dir(args), timeout=timeout)
-    try:
-        return client.request("call", name=name, args=arguments)
-    finally:
-        client.close()
+    return call(_state_dir(args), name, arguments, timeout=timeout)
 
 
 def run(args: argparse.Namespace) -> int:
+    from aegis_kernel.client import NotRunning
     from aegis_kernel.control import ControlError
 
     verb = args.queue_cmd
@@ -78,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             print(f"task#{out['task_id']} finished ({out['status']}) before the cancel took effect", file=sys.stderr)
             return 1
-    except ControlError as exc:
-        if verb in ("list", "show", "status") and "no running" in str(exc):
+    except NotRunning as exc:
+        if verb in ("list", "show", "status"):
             return _offline(args)
+        print(f"aegis queue {verb}: {exc}", file=sys.stderr)
+        return 1
+    except ControlError as exc:
         print(f"aegis queue {verb}: {exc}", file=sys.stderr)
         return 1
     return 2

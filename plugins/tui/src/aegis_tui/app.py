@@ -285,31 +285,44 @@ class AegisApp(App[int]):
     async def _trio_main(self) -> None:
         import trio
 
-        from aegis_kernel.kernel import open_kernel
+        from aegis_kernel.owner import acquire as acquire_owner
 
         self._token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
             self._scope = scope
             if self._stopping:
                 scope.cancel()
-            # the kernel restores the last run's sessions (unless --clean) before services like the
-            # queue may start workers; a session that cannot come back is reported, never fatal
-            async with open_kernel(kernel=self.kernel, restore=not self.clean) as kernel:
-                kernel.headless = False
-                withdraw_viewer = kernel.provide(AgentFileViewer(self))
-                try:
-                    async with trio.open_nursery() as nursery:
-                        self._nursery = nursery
-                        restored = [] if self.clean else [s for s in kernel.sessions if s.restorable]
-                        for problem in kernel.sessions.restore_problems:
-                            self.notify(f"could not restore session {problem}", severity="error")
-                        self.call_later(self._kernel_ready, restored)
-                        if self.tour is not None:
-                            nursery.start_soon(self._run_tour)
-                        await trio.sleep_forever()
-                finally:
-                    self._nursery = None
-                    withdraw_viewer()
+            # the project is ours (one kernel per project, shared with aegis serve) before any session
+            # is restored; then the kernel restores the last run's sessions (unless --clean) before
+            # services like the queue may start workers; a session that cannot come back is reported
+            with acquire_owner(self.kernel.state.root, "tui", self.kernel.project_dir):
+                await self._own_kernel()
+
+    async def _own_kernel(self) -> None:
+        import trio
+
+        from aegis_kernel.control import ControlServer
+        from aegis_kernel.kernel import open_kernel
+
+        async with open_kernel(kernel=self.kernel, restore=not self.clean) as kernel:
+            kernel.headless = False
+            # the TUI serves the project's control socket: aegis send/sessions/stop reach it
+            kernel.stop_handler = lambda: self.call_later(self.action_quit)
+            await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+            withdraw_viewer = kernel.provide(AgentFileViewer(self))
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    restored = [] if self.clean else [s for s in kernel.sessions if s.restorable]
+                    for problem in kernel.sessions.restore_problems:
+                        self.notify(f"could not restore session {problem}", severity="error")
+                    self.call_later(self._kernel_ready, restored)
+                    if self.tour is not None:
+                        nursery.start_soon(self._run_tour)
+                    await trio.sleep_forever()
+            finally:
+                self._nursery = None
+                withdraw_viewer()
 
     async def _run_tour(self) -> None:
         assert self.tour is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,14 @@ def tui_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def tui_run(args: argparse.Namespace) -> int:
+    from aegis_kernel.owner import ProjectOwned, current_owner
     from aegis_kernel.project import resolve_project_dir
 
     project = resolve_project_dir(_project(args))
+    owner = current_owner(project / ".aegis" / "state")
+    if owner is not None:  # one kernel per project: never a second copy of its agents
+        print(f"aegis: {ProjectOwned(project, owner)}", file=sys.stderr)
+        return 1
 
     def build() -> Any:
         from aegis_kernel.kernel import build_kernel
