@@ -47,6 +47,10 @@ _LAZY = {
     # drivers: the default reading of an MCP tool name (Driver.mcp_tool)
     "bare_tool_name": "drivers",
     "register_secret": "redact",
+    # durable state: a refused append (disk full…), and the writer thread ledgers hand their fsyncs to
+    "LedgerWriteError": "state",
+    "StateWriter": "writer",
+    "Ticket": "writer",
 }
 __all__ = ["hookimpl", "__version__", *_LAZY]
 
