@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -348,13 +347,12 @@ class AcpClient:
                     pass
         return found
 
-    async def _gate(self, req: Request, kind: str, target: Path, raw_input: dict[str, Any]) -> None:
-        """Serve ``req`` only if the approval policy allows it; else raise :data:`PERMISSION_DENIED`."""
+    async def _gate(self, req: Request, kind: str, target: Path, rel: str, raw_input: dict[str, Any]) -> None:
+        """Serve ``req`` (``target``, ``rel`` to cwd) only if the approval policy allows it; else raise
+        :data:`PERMISSION_DENIED`."""
         if kind == "edit" and target in self._granted_writes:
             self._granted_writes.discard(target)
             return
-        base = Path(os.path.realpath(self.cwd))
-        rel = os.path.relpath(target, base)
         event = PermissionRequest(request_id=str(req.id), tool_name=req.method, kind=kind, summary=rel,
                                   raw_input={"path": rel, **raw_input}, options=tuple(o.option_id for o in _ASK))
         outcome = await self._ask(str(req.id), event, _ASK)
@@ -397,9 +395,10 @@ class AcpClient:
             if value is not None and (type(value) is not int or value < 0):
                 raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
         try:
-            target = await trio.to_thread.run_sync(fs.confine, self.cwd, params.get("path"))
-            await self._gate(req, "read", target, {k: v for k, v in (("line", line), ("limit", limit)) if v})
-            content = await trio.to_thread.run_sync(fs.read_text, self.cwd, params.get("path"), line, limit)
+            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"))
+            await self._gate(req, "read", target, rel, {k: v for k, v in (("line", line), ("limit", limit)) if v})
+            # the file that was approved (confined again: a symlink swapped meanwhile still cannot leave cwd)
+            content = await trio.to_thread.run_sync(fs.read_text, self.cwd, str(target), line, limit)
         except fs.FsError as exc:
             raise RpcError(exc.code, exc.message) from None
         return {"content": content}
@@ -410,10 +409,10 @@ class AcpClient:
         if not isinstance(content, str):
             raise RpcError(INVALID_PARAMS, "content must be a string")
         try:
-            target = await trio.to_thread.run_sync(fs.confine, self.cwd, params.get("path"))
+            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"))
             preview = content if len(content) <= _PREVIEW_CHARS else content[:_PREVIEW_CHARS] + "…"
-            await self._gate(req, "edit", target, {"content": preview, "chars": len(content)})
-            await trio.to_thread.run_sync(fs.write_text, self.cwd, params.get("path"), content)
+            await self._gate(req, "edit", target, rel, {"content": preview, "chars": len(content)})
+            await trio.to_thread.run_sync(fs.write_text, self.cwd, str(target), content)
         except fs.FsError as exc:
             raise RpcError(exc.code, exc.message) from None
         return {}

@@ -41,6 +41,12 @@ def confine(root: Path, path: str) -> Path:
     return resolved
 
 
+def locate(root: Path, path: str) -> tuple[Path, str]:
+    """:func:`confine`, and the resolved path relative to the resolved ``root`` (what a person is asked about)."""
+    target = confine(root, path)
+    return target, os.path.relpath(target, os.path.realpath(root))
+
+
 def read_text(root: Path, path: str, line: int | None = None, limit: int | None = None) -> str:
     """The text of a file inside ``root``; ``line`` is 1-based, ``limit`` a number of lines."""
     target = confine(root, path)
