@@ -109,6 +109,14 @@ def test_the_log_formatter_redacts_messages_arguments_and_tracebacks():
     assert text.startswith(f"the app failed on POST /mcp/{REDACTED}") and f"RuntimeError: boom at /mcp/{REDACTED}" in text
 
 
+def test_a_launch_or_spec_shown_in_a_log_or_error_does_not_carry_the_url():
+    from aegis_kernel.drivers import Launch, McpEndpoint
+
+    launch = Launch(argv=("agent",), mcp=McpEndpoint(url="http://127.0.0.1:1/mcp/EEEEEEEEEEEE",
+                                                     headers={"Authorization": "Bearer FFFFFFFFFFFF"}))
+    assert "EEEE" not in repr(launch) and "FFFF" not in repr(launch) and "McpEndpoint(name='aegis')" in repr(launch)
+
+
 # --- finding 1: never in argv ---------------------------------------------------------------------
 
 

@@ -35,11 +35,12 @@ if TYPE_CHECKING:
 
 @frozen
 class McpEndpoint:
-    """Where the agent reaches the Aegis MCP plane; the token in the URL is its identity."""
+    """Where the agent reaches the Aegis MCP plane; the token in the URL is its identity (a secret:
+    ``repr`` shows neither the URL nor the headers, so a logged launch or spec never carries it)."""
 
-    url: str
+    url: str = field(repr=False)
     name: str = "aegis"
-    headers: Mapping[str, str] = field(factory=dict)
+    headers: Mapping[str, str] = field(factory=dict, repr=False)
 
 
 @frozen
