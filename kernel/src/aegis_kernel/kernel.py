@@ -206,7 +206,8 @@ async def open_kernel(project_dir: Path | str | None = None, *, kernel: Kernel |
     agents of their own, so a worker never takes a handle a restored session needs.
     """
     kernel = kernel or build_kernel(project_dir, **build)
-    secure_tree(kernel.state.root)  # the state is the owner's only: 0700 folders, 0600 files
+    # the state is the owner's only (0700 folders, 0600 files); the walk runs off the loop (the TUI's too)
+    await trio.to_thread.run_sync(secure_tree, kernel.state.root)
     setup_logging(kernel)
     pgroups = await reaper.start(kernel.state.root)  # reaps groups a killed kernel left; records ours
     try:
