@@ -150,7 +150,9 @@ async def test_run_turn_awaits_the_turn_that_carries_its_text_not_the_one_runnin
 @pytest.mark.trio
 async def test_run_turn_interrupts_a_turn_past_its_deadline(driver, make_kernel, autojump_clock):
     async with kernel_of(make_kernel) as kernel:
-        session = await kernel.sessions.spawn("worker")
+        # transient: a restorable session waits for its snapshot's writer thread, and the mock clock
+        # jumps to the next deadline while anything waits on a thread
+        session = await kernel.sessions.spawn("worker", restorable=False)
         await session.wait_for(lambda s: s.state == "ready")
         outcome = await run_turn(session, "hang", timeout=60)
         assert outcome.status == "timed_out"
