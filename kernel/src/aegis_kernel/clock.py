@@ -14,6 +14,11 @@ The anchor is taken on first use in each trio run (a new run re-anchors at the s
 ``wall_start`` is pinned, so tests are reproducible). Outside a trio run :meth:`now` is the pinned
 ``wall_start`` (or ``time.time()``) and :meth:`monotonic` raises, as ``trio.current_time()`` does.
 Nothing here blocks; it is safe to call from synchronous hook implementations.
+
+Under ``MockClock(autojump_threshold=0)`` time jumps to the next deadline whenever every task waits —
+including a task waiting on a worker thread (the session snapshot's writer, the config watcher) — so a
+test that autojumps should not race a deadline against thread work (use transient sessions, or a
+``mock_clock`` moved only by ``jump()``).
 """
 
 from __future__ import annotations
