@@ -394,6 +394,9 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     return parser
 
 
+#: verbs that only talk to the running Aegis (no plugin is loaded for them)
+CLIENT_VERBS = frozenset({"sessions", "spawn", "send", "transcript", "close", "interrupt", "stop", "approve", "deny",
+                          "rename", "call"})
 CORE_VERBS = {
     "doctor": cmd_doctor, "serve": cmd_serve, "sessions": cmd_sessions, "spawn": cmd_spawn, "send": cmd_send,
     "transcript": cmd_transcript, "close": cmd_close, "interrupt": cmd_interrupt, "stop": cmd_stop,
@@ -439,7 +442,10 @@ def _main(argv: list[str]) -> int:
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-C", "--project")
+    pre.add_argument("command", nargs="?")
     known, _ = pre.parse_known_args(argv)
+    if known.command in CLIENT_VERBS:  # a thin client of the running Aegis: no plugin needs loading
+        return _run_verb(build_parser({}).parse_args(argv))
     project = resolve_project_dir(known.project)
     host = load_plugins(disabled=plugins_disabled(project))
     parser = build_parser(host.registry.objects("cli"))
@@ -464,6 +470,17 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"aegis: invalid configuration\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ControlError as exc:
+        print(f"aegis: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_verb(args: argparse.Namespace) -> int:
+    """Run one of :data:`CLIENT_VERBS`; a refusal or no running Aegis is one line on stderr, exit 1."""
+    from .control import ControlError
+
+    try:
+        return CORE_VERBS[args.command](args)
     except ControlError as exc:
         print(f"aegis: {exc}", file=sys.stderr)
         return 1
