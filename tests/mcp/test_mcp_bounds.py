@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
-import trio
 
 from aegis_kernel.operations import Operation, params
 from aegis_mcp.ledger import CommsLedger
