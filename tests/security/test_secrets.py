@@ -95,6 +95,9 @@ def test_redact_event_rewrites_nested_text_fields():
     assert "AAAA" not in clean.message and "BBBB" not in clean.stderr_tail and clean.exit_code == 1
     plain = ToolResult(tool_call_id="t1", text="fine")
     assert redact_event(plain) is plain
+    nested = {"entries": [("GET /mcp/GGGGGGGGGGGG", 1)], "event": event}
+    clean = redact_event(nested)
+    assert "GGGG" not in repr(clean) and "AAAA" not in clean["event"].message
 
 
 def test_the_log_formatter_redacts_messages_arguments_and_tracebacks():

@@ -96,6 +96,8 @@ def redact(text: T) -> T:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
+    if attrs.has(type(value)):
+        return redact_event(value)
     if isinstance(value, dict):
         new = {k: _redact_value(v) for k, v in value.items()}
         return value if all(new[k] is value[k] for k in value) else new
@@ -107,7 +109,8 @@ def _redact_value(value: Any) -> Any:
 
 def redact_event(event: T) -> T:
     """An attrs event (or a plain dict/list/str) with secrets redacted from every text field,
-    nested containers included. Returns the same object when nothing needed redacting."""
+    nested containers and nested attrs records (a tool result's diff) included. Returns the same
+    object when nothing needed redacting."""
     if not attrs.has(type(event)):
         return _redact_value(event)  # type: ignore[no-any-return]
     changes: dict[str, Any] = {}
