@@ -1,10 +1,12 @@
-"""Hostile input and slow clients on the MCP plane, over real HTTP on loopback (issue 12, findings 12–13)."""
+"""Hostile input and slow clients on the MCP plane, over real HTTP on loopback (issue 12, findings 12–13;
+the HTTP server's own bounds — request deadline, connection cap — are tested in ``test_http11``)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import trio
 
 from aegis_kernel.operations import Operation, params
 from aegis_mcp.ledger import CommsLedger
@@ -110,3 +112,19 @@ async def test_the_comms_ledger_never_raises_on_text_that_is_not_unicode(tmp_pat
     assert [(r["call_id"], r["tool"], r["target"]) for r in records] == [
         ("a", "aegis_\ufffd", "x\ufffdy"), ("b", "aegis_list_sessions", None)]
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_client_dripping_a_request_head_is_dropped_at_the_request_deadline(plane, autojump_clock):
+    """Through the real plane: a header line every 250 s (each within the 300 s idle timeout) does not
+    hold a connection; the request as a whole gets 60 s."""
+    stream = await trio.open_tcp_stream("127.0.0.1", plane.plane.port)
+    await stream.send_all(f"POST /mcp/{plane.url.rsplit('/', 1)[1]} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
+    answer = b""
+    for i in range(5):
+        with trio.move_on_after(250):
+            while data := await stream.receive_some(65536):
+                answer += data
+            break  # the plane closed the connection
+        await stream.send_all(b"X-Drip-%d: y\r\n" % i)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    await stream.aclose()
