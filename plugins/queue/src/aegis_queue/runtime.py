@@ -562,7 +562,7 @@ class QueueRuntime:
                 self._finish(qs, task)
                 if turn is not None:
                     turn.close_reason = f"queue {qs.name}: task {task.id} {task.status}"
-            if made and task.worktree.get("state") == "clean":
+            if made and task.worktree is not None and task.worktree.get("state") == "clean":
                 await self._remove_worktree(qs, task)
         except BaseException:
             self._release(qs, task)
