@@ -114,14 +114,15 @@ def redact_event(event: T) -> T:
     if not attrs.has(type(event)):
         return _redact_value(event)  # type: ignore[no-any-return]
     changes: dict[str, Any] = {}
-    for f in attrs.fields(type(event)):
+    record: Any = event
+    for f in attrs.fields(type(record)):
         if not f.init:
             continue
-        value = getattr(event, f.name)
+        value = getattr(record, f.name)
         new = _redact_value(value)
         if new is not value:
             changes[f.alias or f.name.lstrip("_")] = new
-    return attrs.evolve(event, **changes) if changes else event  # type: ignore[misc]
+    return attrs.evolve(record, **changes) if changes else event
 
 
 class RedactingFormatter(logging.Formatter):
