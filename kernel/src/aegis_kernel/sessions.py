@@ -259,6 +259,11 @@ class Session:
             self._turn_read = True
             for env in self._turn_envelopes:
                 self.kernel.delivery.record(self, "read", env.id)
+        if isinstance(event, ev.TurnResult) and self.state not in ("working", "input-required"):
+            # a turn end with no turn running (a duplicate or stray result frame): noted, never counted
+            self._record(ev.Unknown(raw=repr(event)[:4096], reason=f"a turn end while no turn was running "
+                                                                   f"(state {self.state}); ignored"))
+            return
         self.metrics.observe(event)
         if isinstance(event, ev.SystemInit):
             self._replaying = False
