@@ -142,7 +142,7 @@ class PGroupRecorder:
             if not self.groups:
                 self.path.unlink(missing_ok=True)
                 return
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, exist_ok=True)  # in the state folder (0700), never its parents
             data = json.dumps({"v": 1, "owner": self.owner, "owner_start": self.owner_start,
                                "groups": list(self.groups.values())}).encode()
             tmp = self.path.with_name(f".{self.path.name}.tmp")
