@@ -60,3 +60,36 @@ async def test_the_banner_counts_a_session_that_failed_to_come_back_as_not_resto
         k.stop_handler()
     banner = said[0]
     assert "1 session(s) restored (1 could not be: lost)" in banner
+
+
+@pytest.fixture
+def observed_fake(write_config, register_plugin):
+    from aegis_kernel import hookimpl
+    from aegis_kernel.testing import DriverPlugin, FakeDriver
+
+    fake = FakeDriver()
+    fake.finished = []
+
+    class Observer:
+        @hookimpl
+        def aegis_turn_finished(self, session, result, final_text):
+            fake.finished.append(session.handle)
+
+    write_config("default_agent: fake\nplugins:\n  disabled: [mcp]\nagents:\n  fake:\n    provider: fake\n")
+    register_plugin(DriverPlugin(fake))
+    register_plugin(Observer())
+    return fake
+
+
+@pytest.mark.trio
+async def test_a_turn_end_while_no_turn_runs_is_not_another_turn(observed_fake, kernel):
+    """A stray or duplicated result frame (the claude case of finding 15) after a finished turn: noted in
+    the transcript, never counted as a turn, and observers hear of one turn only."""
+    from aegis_kernel.events import TurnResult, Unknown
+
+    session = await kernel.sessions.spawn(handle="once", prompt="hello")
+    await session.wait_for(lambda s: s.metrics.turns == 1 and s.state == "ready")
+    await observed_fake.processes[0]._send.send(TurnResult(stop_reason="end_turn"))
+    await session.wait_for(lambda s: isinstance(s.history[-1], Unknown))
+    assert "no turn was running" in session.history[-1].reason
+    assert session.metrics.turns == 1 and observed_fake.finished == ["once"]
