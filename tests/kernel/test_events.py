@@ -125,7 +125,7 @@ def test_an_unknown_record_is_shown_as_such_in_transcripts_and_the_tui():
 
     unknown = event_from_dict(dict(ALIEN))
     assert transcript_lines([AssistantText("hi"), unknown]) == [
-        "hi", "? uninstalled.Widget event (not understood: its plugin is not installed)"]
+        "hi", "? uninstalled.Widget event (kept as recorded: its plugin is not installed or not loaded here)"]
     blocks = pytest.importorskip("aegis_tui.blocks", reason="aegis-tui is not installed")
     model = blocks.TranscriptModel()
     block = model.apply(unknown)

@@ -256,14 +256,16 @@ class UnknownEvent:
 
     ``data`` is the record without its tag, exactly as read; :func:`event_to_dict` writes it back
     unchanged, so replaying and rewriting a transcript never loses a plugin's events. Shown as
-    :meth:`describe` says (e.g. ``canvas.Stroke event (not understood: its plugin is not installed)``).
+    :meth:`describe` says (``canvas.Stroke event (kept as recorded: its plugin is not installed or not
+    loaded here)``: a thin client such as ``aegis transcript`` loads no plugins).
     """
 
     type: str
     data: dict[str, Any] = field(factory=dict, hash=False)
 
     def describe(self) -> str:
-        return f"{self.type or '(untagged)'} event (not understood: its plugin is not installed)"
+        what = self.type or "(untagged)"
+        return f"{what} event (kept as recorded: its plugin is not installed or not loaded here)"
 
 
 DriverEvent = (
