@@ -129,7 +129,7 @@ class McpPlane:
                 if self.base_url is None:
                     announce()
                 log.info("MCP plane listening at %s (started %.0f ms, serving %.0f ms)", base_url,
-                         self.start_seconds * 1000, self.serving_seconds * 1000)
+                         (self.start_seconds or 0) * 1000, self.serving_seconds * 1000)
                 if self.fast_path and self.prewarm_sdk:
                     nursery.start_soon(sdk.get)
         finally:

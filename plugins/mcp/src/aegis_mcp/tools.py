@@ -103,12 +103,12 @@ class ToolBridge:
         except OperationError as err:
             result, outcome, code = error_result(err), "refused", err.code
         except ExceptionGroup as group:  # a handler's nursery wrapped a refusal
-            err = unwrap_group(group)
-            if isinstance(err, OperationError):
-                result, outcome, code = error_result(err), "refused", err.code
+            inner = unwrap_group(group)
+            if isinstance(inner, OperationError):
+                result, outcome, code = error_result(inner), "refused", inner.code
             else:
                 log.exception("tool %s failed (caller %s)", name, handle)
-                result, outcome, code = internal_error_result(name, err), "error", "internal"
+                result, outcome, code = internal_error_result(name, inner), "error", "internal"
         except Exception as exc:
             log.exception("tool %s failed (caller %s)", name, handle)
             result, outcome, code = internal_error_result(name, exc), "error", "internal"
