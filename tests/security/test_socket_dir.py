@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -21,14 +22,15 @@ LONG = "a-project-folder-with-a-name-long-enough-that-its-socket-path-cannot-be-
 
 
 @pytest.fixture
-def tmp_base(tmp_path, monkeypatch):
-    """A private stand-in for /tmp (sticky, world-writable) and no XDG_RUNTIME_DIR."""
-    base = tmp_path / "tmp"
-    base.mkdir()
+def tmp_base(monkeypatch):
+    """A stand-in for /tmp (sticky, world-writable, reachable by every user: made in the real /tmp,
+    removed afterwards) and no XDG_RUNTIME_DIR."""
+    base = Path(tempfile.mkdtemp(prefix="aegis-test-tmp-", dir="/tmp"))
     base.chmod(0o1777)
     monkeypatch.setattr(tempfile, "tempdir", str(base))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return base
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def mode(path: Path) -> int:
@@ -91,15 +93,19 @@ def _nobody() -> pwd.struct_passwd:
         pytest.skip("no 'nobody' user on this machine to play the other local user")
 
 
+def squat_as_nobody(folder: Path) -> pwd.struct_passwd:
+    """The other local user (``nobody``, a real second uid) creates ``folder`` first, wide open."""
+    other = _nobody()
+    subprocess.run(["mkdir", "-m", "777", str(folder)], user=other.pw_uid, group=other.pw_gid, check=True,
+                   timeout=30)
+    assert folder.stat().st_uid == other.pw_uid
+    return other
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user (nobody)")
 def test_a_folder_another_user_created_first_is_refused(tmp_base, tmp_path):
-    other = _nobody()
     folder = tmp_base / f"aegis-{os.geteuid()}"
-    # the other user created it first, wide open to lure us in (pytest's tmp folders are 0700, so
-    # nobody could not reach them: the folder is made and handed over as root)
-    folder.mkdir()
-    folder.chmod(0o777)
-    os.chown(folder, other.pw_uid, other.pw_gid)
+    other = squat_as_nobody(folder)
     with pytest.raises(ControlError, match=rf"belongs to uid {other.pw_uid}, not to you"):
         _bind_path(tmp_path / LONG / ".aegis" / "state" / "aegis.sock")
     assert folder.stat().st_uid == other.pw_uid and mode(folder) == 0o777  # we touched nothing of theirs
@@ -116,8 +122,7 @@ def test_aegis_serve_refuses_a_squatted_folder_with_a_clear_error_not_a_tracebac
         (tmp_path / "bait").mkdir()
         folder.symlink_to(tmp_path / "bait")
     else:
-        folder.mkdir(mode=0o777)
-        os.chown(folder, _nobody().pw_uid, _nobody().pw_gid)
+        squat_as_nobody(folder)
     env = {**os.environ, "TMPDIR": str(tmp_base), "AEGIS_DISABLE_PLUGINS": "tui"}
     env.pop("XDG_RUNTIME_DIR", None)
     aegis = Path(sys.executable).with_name("aegis")
