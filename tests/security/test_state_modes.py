@@ -73,3 +73,33 @@ async def test_state_is_owner_only_after_start_and_for_everything_written(aegis_
     assert any(rel.startswith("sessions/") and rel != "sessions/old.jsonl" for rel in written)  # new transcripts
     assert "sessions.json" in written and "aegis.log" in written
     assert wrong(state) == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user (nobody)")
+@pytest.mark.trio
+async def test_another_local_user_reads_nothing_of_the_state(make_kernel):
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    try:
+        other = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user on this machine to play the other local user")
+    shared = Path(tempfile.mkdtemp(prefix="aegis-test-project-", dir="/tmp"))  # a project others can reach
+    try:
+        shared.chmod(0o755)
+        (shared / ".aegis.yaml").write_text("default_agent: helper\nagents:\n  helper:\n    provider: scripted\n")
+        async with make_kernel(shared) as kernel:
+            session = await kernel.sessions.spawn("helper", prompt="@reply the secret plan")
+            await session.wait_for(lambda s: s.metrics.turns == 1, timeout=30)
+            transcript = Path(session.info()["transcript"])
+            await kernel.sessions.close(session.handle)
+        assert "the secret plan" in transcript.read_text()
+        for target in (["cat", str(transcript)], ["ls", str(shared / ".aegis" / "state")]):
+            done = subprocess.run(target, user=other.pw_uid, group=other.pw_gid, capture_output=True, text=True,
+                                  timeout=30)
+            assert done.returncode != 0 and "Permission denied" in done.stderr, (target, done)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
