@@ -8,6 +8,9 @@ principal, and the handler never runs; a declared one is never refused by the re
 from __future__ import annotations
 
 import pytest
+import trio
+
+from aegis_kernel import hookimpl
 
 from aegis_kernel.operations import (
     PRINCIPAL_KINDS, Caller, Operation, OperationError, OperationRegistry, params,
@@ -116,3 +119,62 @@ def test_principals_are_well_formed():
         Caller("h", kind="user")
     with pytest.raises(ValueError):
         Operation("aegis_x", "m:f", "x", callers=("root",))
+
+
+class Guarded:
+    """A plugin whose operation needs the user's approval when an agent calls it."""
+
+    ran: list[str] = []
+
+    @hookimpl
+    def aegis_register_operations(self, register):
+        async def risky(ctx, target):
+            Guarded.ran.append(f"{ctx.caller.tag}:{target}")
+            return {"done": target}
+
+        def ask(ctx, args):
+            return None if args["target"] == "harmless" else f"let {ctx.caller.tag} touch {args['target']}?"
+
+        register("aegis_risky", risky, "needs approval", params(("target",), target={"type": "string"}),
+                 callers=("user", "agent", "peer"), approval=ask)
+
+
+@pytest.fixture
+def guarded(fake, register_plugin):
+    Guarded.ran = []
+    register_plugin(Guarded())
+
+
+@pytest.mark.trio
+async def test_an_operation_that_needs_approval_holds_the_agent_until_a_person_answers(guarded, kernel):
+    agent = await kernel.sessions.spawn("fake", handle="asker")
+    await agent.wait_for(lambda s: s.state == "ready")
+    results = []
+
+    async def agent_calls(target):
+        try:
+            results.append(await kernel.operations.call(kernel, "aegis_risky", {"target": target},
+                                                        Caller("asker", via="mcp")))
+        except OperationError as err:
+            results.append(err)
+
+    assert await kernel.operations.call(kernel, "aegis_risky", {"target": "harmless"},
+                                        Caller("asker", via="mcp")) == {"done": "harmless"}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent_calls, "prod")
+        await agent.wait_for(lambda s: s.state == "input-required")
+        assert agent.pending_permission.tool_name == "aegis_risky"
+        assert "let agent:asker touch prod?" in agent.pending_permission.summary
+        assert Guarded.ran == ["agent:asker:harmless"]  # held: nothing ran yet
+        await kernel.operations.call(kernel, "aegis_approve", {"handle": "asker"}, Caller(via="socket"))
+    assert results == [{"done": "prod"}] and agent.state != "input-required"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent_calls, "db")
+        await agent.wait_for(lambda s: s.state == "input-required")
+        await kernel.operations.call(kernel, "aegis_deny", {"handle": "asker"}, Caller(via="socket"))
+    assert results[-1].code == "forbidden" and "the user denied it" in results[-1].message
+    # the user needs no approval; a peer cannot be asked
+    assert await kernel.operations.call(kernel, "aegis_risky", {"target": "x"}, Caller()) == {"done": "x"}
+    with pytest.raises(OperationError, match="needs the user's approval"):
+        await kernel.operations.call(kernel, "aegis_risky", {"target": "y"}, Caller.peer("box"))
+    assert Guarded.ran == ["agent:asker:harmless", "agent:asker:prod", "user:x"]

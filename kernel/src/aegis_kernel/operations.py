@@ -138,6 +138,11 @@ class Operation:
     ``callers``: the principal kinds that may call it (``user``, ``agent``, ``peer``, ``telegram``).
     ``check``: an optional relational rule ``check(ctx, arguments) -> refusal reason | None`` (or a lazy
     reference to one), run after validation and before the handler, for every caller.
+    ``approval``: an optional rule ``approval(ctx, arguments) -> question | None`` (or a lazy reference):
+    a question means an agent's call waits until a person answers it (the agent's session is
+    ``input-required``; ``aegis approve``/``deny`` or the TUI answer); a refusal is ``forbidden``. The
+    rule may raise :class:`OperationError` to refuse outright (a ``deny`` policy). The user's own calls
+    (``user``, ``telegram``) need no approval; a peer's call that would need one is refused.
     ``stream``: the handler is an async generator yielding batches (lists) of JSON-able items; the
     registry's :meth:`OperationRegistry.call` returns the generator and transports that can stream
     (the control socket) forward each item as it comes. The MCP plane never lists streaming operations.
@@ -150,6 +155,7 @@ class Operation:
     callers: frozenset[str] = field(default=DEFAULT_CALLERS, converter=_callers)
     check: Check | str | None = None
     stream: bool = False
+    approval: Check | str | None = None
 
     def allows(self, caller: Caller) -> bool:
         return caller.kind in self.callers
@@ -158,6 +164,11 @@ class Operation:
         if isinstance(self.check, str):
             object.__setattr__(self, "check", load_ref(self.check))
         return self.check  # type: ignore[return-value]
+
+    def resolve_approval(self) -> Check | None:
+        if isinstance(self.approval, str):
+            object.__setattr__(self, "approval", load_ref(self.approval))
+        return self.approval  # type: ignore[return-value]
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -308,6 +319,7 @@ class OperationRegistry:
             reason = check(ctx, args)
             if reason:
                 raise forbidden(op.name, caller, reason)
+        await _approve(op, ctx, args)
         from .delivery import DeliveryError
         from .sessions import SessionError
 
@@ -321,6 +333,23 @@ class OperationRegistry:
     def visible_to(self, caller: Caller) -> list[Operation]:
         """The operations ``caller`` may call (what the MCP plane lists as tools for an agent)."""
         return [op for op in self if op.allows(caller)]
+
+
+async def _approve(op: Operation, ctx: CallContext, args: Mapping[str, Any]) -> None:
+    """Enforce ``op.approval`` for ``ctx.caller`` (see :class:`Operation`); returns when the call may run."""
+    rule = op.resolve_approval()
+    if rule is None or ctx.caller.kind in ("user", "telegram"):
+        return
+    question = rule(ctx, args)
+    if not question:
+        return
+    if ctx.caller.kind != "agent":
+        raise forbidden(op.name, ctx.caller, f"it needs the user's approval ({question}), which only agents can ask")
+    session = ctx.kernel.sessions.get(ctx.caller.handle)
+    if session is None:
+        raise forbidden(op.name, ctx.caller, "it needs the user's approval and the calling session is gone")
+    if not await session.ask_user(op.name, question, dict(args)):
+        raise forbidden(op.name, ctx.caller, f"the user denied it ({question})")
 
 
 def forbidden(operation: str, caller: Caller, reason: str) -> OperationError:

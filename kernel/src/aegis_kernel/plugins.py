@@ -99,11 +99,12 @@ def _driver(driver: Any) -> tuple[str, Any]:
 
 
 def _operation(name: str, handler: Any, description: str = "", params: Any = None, *,
-               callers: Any = None, check: Any = None, stream: bool = False) -> tuple[str, Any]:
+               callers: Any = None, check: Any = None, stream: bool = False,
+               approval: Any = None) -> tuple[str, Any]:
     from .operations import DEFAULT_CALLERS, Operation, params as empty_params
 
     return name, Operation(name=name, handler=handler, description=description, params=params or empty_params(),
-                           callers=callers or DEFAULT_CALLERS, check=check, stream=stream)
+                           callers=callers or DEFAULT_CALLERS, check=check, stream=stream, approval=approval)
 
 
 def _cli(name: str, help: str, setup: Any, run: Any) -> tuple[str, Any]:

@@ -87,6 +87,7 @@ class Session:
         self.history: list[Any] = []
         self.final_text = ""
         self.pending_permission: ev.PermissionRequest | None = None
+        self._kernel_asks: dict[str, tuple[trio.Event, list[bool]]] = {}  # ask_user requests by id
         self.listeners: list[Callable[[Session, Any], None]] = []
         self._pending: list[Envelope] = []
         self._turn_text: list[str] = []
@@ -169,8 +170,40 @@ class Session:
         finally:
             self._interrupting = False
 
+    async def ask_user(self, tool_name: str, summary: str, raw_input: Any = None) -> bool:
+        """Hold a request this agent made of *the kernel* (an operation that needs the user's approval)
+        until a person answers it: the session is ``input-required`` meanwhile, exactly as for a tool
+        permission prompt, and ``aegis approve``/``deny`` (or the TUI) answer it. Returns the answer;
+        a cancelled wait (the call's deadline, the session closing) leaves nothing pending."""
+        request_id = f"aegis-{len(self._kernel_asks)}-{time.monotonic_ns()}"
+        req = ev.PermissionRequest(request_id=request_id, tool_name=tool_name, kind="other", summary=summary,
+                                   raw_input=raw_input, options=("allow", "deny"))
+        done, answer = trio.Event(), []
+        self._kernel_asks[request_id] = (done, answer)
+        previous = self.state
+        self._record(req)
+        self.pending_permission = req
+        self._set_state("input-required")
+        try:
+            await done.wait()
+        finally:
+            self._kernel_asks.pop(request_id, None)
+            if self.pending_permission is req:  # cancelled before an answer: nothing stays pending
+                self.pending_permission = None
+                if self.state == "input-required":
+                    self._set_state(previous if previous != "input-required" else "working")
+        return bool(answer and answer[0])
+
     async def answer_permission(self, allow: bool, *, always: bool = False) -> None:
         req = self.pending_permission
+        if req is not None and req.request_id in self._kernel_asks:  # asked by the kernel: no agent to tell
+            self.pending_permission = None
+            self._record(ev.ApprovalAnswered(request_id=req.request_id, tool_name=req.tool_name, allow=allow))
+            self._set_state("working")
+            done, answer = self._kernel_asks[req.request_id]
+            answer.append(allow)
+            done.set()
+            return
         if req is None or self._proc is None:
             raise SessionError(f"session '{self.handle}' has no pending approval")
         self.pending_permission = None
