@@ -55,7 +55,8 @@ class RegisterDriver(Protocol):
 class RegisterOperation(Protocol):
     def __call__(self, name: str, handler: Callable[..., Awaitable[Any]] | str, description: str = "",
                  params: Mapping[str, Any] | None = None, *, callers: Iterable[str] | None = None,
-                 check: Callable[..., Any] | str | None = None) -> None: ...
+                 check: Callable[..., Any] | str | None = None, stream: bool = False,
+                 approval: Callable[..., Any] | str | None = None) -> None: ...
 
 
 class RegisterService(Protocol):
@@ -131,11 +132,15 @@ def aegis_register_drivers(register: RegisterDriver) -> None:
 def aegis_register_operations(register: RegisterOperation) -> None:
     """Contribute operations (exposed to agents as MCP tools, and to the CLI and TUI).
 
-    :param register: ``register(name, handler, description, params=None, *, callers=None, check=None)``:
-        ``name`` must match ``aegis_[a-z][a-z0-9_]*``; ``handler`` is ``async def handler(ctx, **arguments)``
-        or a lazy ``"package.module:function"`` reference imported on first call (keeps registration
-        cheap); ``params`` is a JSON-schema object (see ``aegis_kernel.operations.params``);
-        ``callers`` the principal kinds allowed to call it; ``check`` an optional refusal rule.
+    :param register: ``register(name, handler, description, params=None, *, callers=None, check=None,
+        stream=False, approval=None)``: ``name`` must match ``aegis_[a-z][a-z0-9_]*``; ``handler`` is
+        ``async def handler(ctx, **arguments)`` (an async generator of batches when ``stream``) or a lazy
+        ``"package.module:function"`` reference imported on first call (keeps registration cheap);
+        ``params`` is a JSON-schema object (see ``aegis_kernel.operations.params``); ``callers`` the
+        principal kinds allowed to call it (``user``, ``agent``, ``peer``, ``telegram``; default user and
+        agent); ``check(ctx, args) -> reason | None`` an optional refusal rule; ``approval(ctx, args) ->
+        question | None`` what needs a person's answer when an agent calls it. The registry enforces all
+        of it, for every transport (:mod:`aegis_kernel.operations`).
 
     When: once per plugin, when the kernel is built. Results: collected; a name registered twice is
     refused naming both plugins. Raises: the plugin is marked ``failed``, nothing kept.
