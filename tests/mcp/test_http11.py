@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -281,10 +280,11 @@ async def test_client_disconnect_mid_stream_reaches_the_app(caplog):
 
 
 async def test_client_gone_before_the_answer_lets_the_app_finish(caplog):
-    finished = trio.Event()
+    received, finished = trio.Event(), trio.Event()
 
     async def app(scope, receive, send):
         await receive()
+        received.set()
         await trio.sleep(0.2)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"late"})  # dropped, no error
@@ -293,7 +293,8 @@ async def test_client_gone_before_the_answer_lets_the_app_finish(caplog):
     async with serving(app) as (_, port, _):
         c = await RawClient.open(port)
         await c.send(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-        await trio.sleep(0.05)
+        with trio.fail_after(2):
+            await received.wait()  # the app has the request: the client goes away before the answer
         await c.aclose()
         with trio.fail_after(2):
             await finished.wait()
@@ -382,9 +383,8 @@ async def test_default_limit_is_16_mib():
 async def test_idle_connection_times_out():
     async with serving(echo_app, keep_alive_timeout=0.2) as (server, port, _):
         c = await RawClient.open(port)
-        t0 = time.perf_counter()
-        assert await c.read_all() == b""
-        assert time.perf_counter() - t0 < 2
+        with trio.fail_after(10):  # a generous deadline that only fails: the server closes the idle connection
+            assert await c.read_all() == b""
         await c.aclose()
 
 
@@ -473,11 +473,16 @@ async def test_connections_over_the_cap_get_503_and_the_others_keep_being_served
 
 async def test_cancel_closes_promptly_with_idle_and_busy_connections():
     started = trio.Event()
+    cancelled: list[bool] = []
 
     async def app(scope, receive, send):
         if scope["path"] == "/forever":
             started.set()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                cancelled.append(True)
+                raise
         await echo_app(scope, receive, send)
 
     with trio.fail_after(5):
@@ -488,10 +493,10 @@ async def test_cancel_closes_promptly_with_idle_and_busy_connections():
             busy = await RawClient.open(port)
             await busy.send(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
             await started.wait()
-            t0 = time.perf_counter()
             nursery.cancel_scope.cancel()
-        elapsed = time.perf_counter() - t0
-    assert elapsed < 0.6  # the grace period (0.3 s), then the request is cancelled
+    # the block ended (within the generous fail_after): neither the idle connection nor the request that
+    # never finishes held it; the request was cancelled after the grace period
+    assert cancelled == [True]
     assert await idle.read_all() == b"" and await busy.read_all() == b""
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -507,13 +512,14 @@ async def test_cancel_lets_a_request_in_flight_finish_within_the_grace_period():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"made it"})
 
-    async with serving(app, graceful_timeout=1.0) as (_, port, nursery):
-        c = await RawClient.open(port)
-        await c.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        await started.wait()
-        t0 = time.perf_counter()
-        nursery.cancel_scope.cancel()
-    assert time.perf_counter() - t0 < 0.5
+    # a grace period far longer than the deadline: the server stops as soon as the request is done, not
+    # at the end of the grace
+    with trio.fail_after(10):
+        async with serving(app, graceful_timeout=600) as (_, port, nursery):
+            c = await RawClient.open(port)
+            await c.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await started.wait()
+            nursery.cancel_scope.cancel()
     raw = await c.read_all()
     assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"made it")
 

@@ -277,13 +277,15 @@ async def test_client_gone_mid_call_lets_the_call_finish(plane, client, caplog):
         await client.post(plane.url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                            "params": {"name": "aegis_slow", "arguments": {}}},
                           headers=HEADERS, timeout=0.05)
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    comms = plane.kernel.state.root / "comms" / f"{date}.jsonl"
     with trio.fail_after(2):
         await done.wait()
-    await trio.sleep(0.05)
+        while "aegis_slow" not in (comms.read_text() if comms.exists() else ""):  # its record, once written
+            await trio.sleep(0.01)
     result = await call_tool(client, plane.url, "aegis_list_sessions")
     assert result["isError"] is False
-    date = time.strftime("%Y-%m-%d", time.gmtime())
-    records = (plane.kernel.state.root / "comms" / f"{date}.jsonl").read_text().splitlines()
+    records = comms.read_text().splitlines()
     assert [json.loads(r)["tool"] for r in records] == ["aegis_slow", "aegis_list_sessions"]
     assert not [r for r in caplog.records if r.levelno >= 40]
 
