@@ -250,8 +250,8 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
             return (sum(r["event"] == "enqueued" for r in recs), sum(r["event"] == "dispatched" for r in recs))
 
         wait_for(lambda: state() == (6, 2), 30, "6 enqueued, 2 in flight")
-        time.sleep(0.3)
-        assert state() == (6, 2)
+        status = serve.call("aegis_queue_status", queue="work")  # the serve's own view: no third dispatch
+        assert (status["in_flight"], status["pending"], status["max_parallel"]) == (2, 4, 2) and state() == (6, 2)
         serve.kill()  # kill -9: no clean shutdown of anything
     finally:
         serve.kill()
@@ -271,7 +271,8 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
         wait_for(lambda: sum(r["event"] in ("completed", "failed", "cancelled") for r in queue_records(project)) == 6,
                  60, "6 terminal records")
         wait_for(lambda: len(callbacks(project, producer)) >= 6, 30, "6 callbacks")
-        time.sleep(0.5)
+        wait_for(lambda: (lambda q: (q["pending"], q["in_flight"]))(serve.call("aegis_queue_status", queue="work"))
+                 == (0, 0), 30, "the queue settled (nothing pending or in flight, every worker released)")
         recs = queue_records(project)
         terminal: dict[str, list] = {}
         for r in recs:
