@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from aegis_acp.driver import AcpDriver
-from aegis_kernel.drivers import SpawnSpec
+from aegis_kernel import SpawnSpec
 
 _PACKAGES = str(Path(__file__).resolve().parent.parent)  # the folder that holds aegis_scripted
 
