@@ -40,7 +40,7 @@ async def _hello(ctx: Any, name: str = "world") -> dict[str, str]:
 
 @hookimpl
 def aegis_register_operations(register: Any) -> None:
-    from aegis_kernel.operations import params
+    from aegis_kernel import params
 
     register("aegis_hello", _hello, "Say hello (an example tool).",
              params(name={"type": "string", "default": "world"}))
@@ -51,7 +51,7 @@ def _setup(parser: Any) -> None:
 
 
 def _run(args: Any) -> int:
-    from aegis_kernel.kernel import build_kernel
+    from aegis_kernel import build_kernel
 
     kernel = build_kernel(args.project)
     print(_greet(kernel.config.get("hello"), args.name))
