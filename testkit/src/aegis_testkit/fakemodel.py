@@ -77,7 +77,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from attrs import define, field, frozen
 
-from aegis_kernel.events import TokenUsage
+from aegis_kernel import TokenUsage
 
 __all__ = [
     "FakeModelServer", "Reply", "RecordedRequest", "Message", "DEFAULT_USAGE", "sample_from_schema",

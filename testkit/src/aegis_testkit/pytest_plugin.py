@@ -89,7 +89,7 @@ def register_plugin(aegis_plugins: list[tuple[str, Any]]) -> Callable[..., Any]:
 
 @pytest.fixture
 def make_kernel(aegis_project: Path, aegis_plugins: list[tuple[str, Any]]) -> Callable[..., Any]:
-    from aegis_kernel.kernel import open_kernel
+    from aegis_kernel import open_kernel
 
     @asynccontextmanager
     async def make(project: Path | None = None, **build: Any) -> AsyncIterator[Any]:
