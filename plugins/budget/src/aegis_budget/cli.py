@@ -19,7 +19,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 def _status(args: argparse.Namespace, queue: str | None) -> tuple[list[dict[str, Any]], str]:
     from aegis_kernel.client import NotRunning, call
-    from aegis_kernel.kernel import resolve_project_dir
+    from aegis_kernel import resolve_project_dir
 
     state = resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
     try:
@@ -29,8 +29,7 @@ def _status(args: argparse.Namespace, queue: str | None) -> tuple[list[dict[str,
 
 
 def _offline(args: argparse.Namespace, queue: str | None) -> list[dict[str, Any]]:
-    from aegis_kernel.kernel import build_kernel
-    from aegis_kernel.operations import OperationError
+    from aegis_kernel import OperationError, build_kernel
 
     from .runtime import BudgetRuntime
 
@@ -39,13 +38,13 @@ def _offline(args: argparse.Namespace, queue: str | None) -> list[dict[str, Any]
     try:
         return rt.status(queue)
     except OperationError as exc:
-        from aegis_kernel.control import ControlError
+        from aegis_kernel import ControlError
 
         raise ControlError(exc.message) from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from aegis_kernel.control import ControlError
+    from aegis_kernel import ControlError
 
     queue = args.queue if args.budget_cmd == "show" else None
     try:
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if len(rows) == 1:
         print("no queue has budgets (add `budgets:` to a queue in .aegis.yaml)")
     else:
-        from aegis_kernel.cli import print_table
+        from aegis_kernel import print_table
 
         print_table(rows)
     if args.budget_cmd == "show":

@@ -3,7 +3,6 @@ which tests drive with trio's ``MockClock``; this module keeps the budget's ISO 
 
 from __future__ import annotations
 
-from aegis_kernel.clock import iso_utc as iso
-from aegis_kernel.clock import parse_iso
+from aegis_kernel import iso_utc as iso, parse_iso
 
 __all__ = ["iso", "parse_iso"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aegis_kernel.operations import CallContext, OperationError, params
+from aegis_kernel import CallContext, OperationError, params
 
 
 async def budget_status(ctx: CallContext, queue: str | None = None) -> dict[str, Any]:

@@ -28,8 +28,7 @@ from typing import Any
 
 from attrs import define
 
-from aegis_kernel.operations import OperationError
-from aegis_kernel.state import Ledger
+from aegis_kernel import Ledger, OperationError
 
 from .clock import iso
 from .prices import PriceTable, PriceTableError
