@@ -301,9 +301,10 @@ class Session:
         if isinstance(event, ev.SystemInit):
             self._replaying = False
             if event.session_id and event.session_id != self.driver_session_id:
-                self.driver_session_id = event.session_id
-                if self.restorable:  # on disk before the agent goes on: it is what resume needs
-                    await self.kernel.sessions.persisted()
+                if self.restorable:  # what resume needs: on disk before anyone sees it or the agent goes on
+                    await self.kernel.sessions.persist_change(self, driver_session_id=event.session_id)
+                else:
+                    self.driver_session_id = event.session_id
         elif isinstance(event, ev.AssistantText) and not event.partial and event.parent_tool_use_id is None:
             if event.message_id is not None and event.message_id != self._turn_message:
                 self._turn_text = []
@@ -438,6 +439,7 @@ class SessionManager:
         self._saved: list[dict[str, Any]] = snapshot["sessions"]
         self._ended: list[dict[str, Any]] = snapshot["ended"]
         self._written: list[dict[str, Any]] = list(self._saved)  # "sessions" as the file has them
+        self._changing: dict[Session, dict[str, Any]] = {}  # fields being made durable (persist_change)
         self.restored = trio.Event()  # set once restore() ran (or the kernel started without restoring)
         self.restore_problems: list[str] = problems  # sessions restore() could not bring back, with why
 
@@ -624,8 +626,19 @@ class SessionManager:
     def persist(self) -> Ticket:
         """Write the live-session snapshot (what a restart restores) on the state writer thread; the
         returned ticket is done (``await ticket.wait()``) once it is on disk."""
-        self._written = [_record(s) for s in self.sessions.values() if s.restorable]
+        self._written = [_record(s) | self._changing.get(s, {}) for s in self.sessions.values() if s.restorable]
         return self._snapshot.write(self._written, list(self._ended))
+
+    async def persist_change(self, session: Session, **fields: Any) -> None:
+        """Write ``fields`` of ``session``'s record (e.g. ``driver_session_id``) to the snapshot, wait
+        until it is on disk, then set them on the session: whoever sees the new value can count on a
+        restart finding it (a snapshot written meanwhile for another reason carries it too)."""
+        self._changing[session] = {**self._changing.get(session, {}), **fields}
+        try:
+            await self.persisted()
+        finally:
+            for name, value in self._changing.pop(session, {}).items():
+                setattr(session, name, value)
 
     async def persisted(self) -> None:
         """:meth:`persist` and wait until the snapshot is on disk (a failure is logged: the session goes
