@@ -29,18 +29,18 @@ async def stopped_with_work_in_flight(make_kernel, register_plugin):
         prod = await producer(kernel)
         ids = [(await call(kernel, "aegis_enqueue", prod.handle, queue="tests", payload=p))["task_id"]
                for p in ("hang", "hang", "p1", "p2")]
-        await wait_until(lambda: len(counter.live) == 2)
+        await wait_until(lambda: len(counter.live) == 2, timeout=30)
         return prod.handle, ids
 
 
 async def failed_producer_with_every_task_done(kernel, handle, ids):
     rt = kernel.service(QueueRuntime)
-    with trio.fail_after(10):
+    with trio.fail_after(30):
         for task_id in ids:
             await rt.tasks[task_id].finished.wait()
     prod = kernel.sessions.get(handle)
     assert prod is not None and prod.state == "error"
-    await wait_until(lambda: all(rt.tasks[i].callback_outcome == "held" for i in ids))
+    await wait_until(lambda: all(rt.tasks[i].callback_outcome == "held" for i in ids), timeout=30)
     return rt, prod
 
 
@@ -56,7 +56,7 @@ async def test_callbacks_to_a_failed_producer_reach_it_once_it_is_resumed(qdrive
         await call(kernel, "aegis_resume", None, handle=handle)  # what the error text advises
         resumed = kernel.sessions.get(handle)
         assert resumed is not prod
-        await wait_until(lambda: len(callbacks(resumed)) == 4)
+        await wait_until(lambda: len(callbacks(resumed)) == 4, timeout=30)
         await resumed.wait_idle()
         await trio.testing.wait_all_tasks_blocked()
         assert sorted(cb.task_id for cb in callbacks(resumed)) == sorted(ids)  # each exactly once
