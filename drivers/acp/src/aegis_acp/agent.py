@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-from aegis_kernel.drivers import AgentProcess, Launch, SpawnSpec
-from aegis_kernel.events import AgentError, SystemInit, TurnResult
-from aegis_kernel.process import AgentSubprocess, SubprocessAgent, open_agent_process
+from aegis_kernel import (
+    AgentError,
+    AgentProcess,
+    AgentSubprocess,
+    Launch,
+    SpawnSpec,
+    SubprocessAgent,
+    SystemInit,
+    TurnResult,
+    open_agent_process,
+)
 from attrs import evolve
 
 from . import codec

@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from aegis_kernel.events import PermissionRequest, Unknown
-from aegis_kernel.process import AgentProcessError, AgentSubprocess
+from aegis_kernel import AgentProcessError, AgentSubprocess, PermissionRequest, Unknown
 
 from . import fs
 from .codec import PermissionOption, UpdateTranslator, permission_options, pick_option

@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aegis_kernel.events import (
+from aegis_kernel import (
     AssistantText,
     Diff,
     PermissionRequest,

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aegis_kernel.drivers import Driver, Launch, SpawnSpec, bare_tool_name
+from aegis_kernel import Driver, Launch, SpawnSpec, bare_tool_name
 
 if TYPE_CHECKING:
     import trio
-    from aegis_kernel.events import TokenUsage
+    from aegis_kernel import TokenUsage
 
     from .agent import AcpAgentProcess
 
