@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from aegis_kernel.drivers import AgentProcess, Launch, McpEndpoint, SpawnSpec, private_dir
+from aegis_kernel import (
+    AgentError,
+    AgentProcess,
+    AgentStdinClosed,
+    AgentSubprocess,
+    Launch,
+    McpEndpoint,
+    SpawnSpec,
+    SubprocessAgent,
+    SystemInit,
+    TurnResult,
+    open_agent_process,
+    private_dir,
+)
 from attrs import evolve
-from aegis_kernel.events import AgentError, SystemInit, TurnResult
-from aegis_kernel.process import AgentStdinClosed, AgentSubprocess, SubprocessAgent, open_agent_process
 
 from . import codec
 

@@ -64,7 +64,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aegis_kernel.events import (
+from aegis_kernel import (
     AssistantText,
     CompactBoundary,
     Diff,
@@ -83,7 +83,7 @@ from aegis_kernel.events import (
 )
 
 if TYPE_CHECKING:
-    from aegis_kernel.drivers import McpEndpoint, SpawnSpec
+    from aegis_kernel import McpEndpoint, SpawnSpec
 
 __all__ = [
     "ClaudeParser", "TOOL_KINDS", "PERMISSION_MODES", "tool_kind", "tool_summary",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aegis_kernel.drivers import Driver, Launch, SpawnSpec
+from aegis_kernel import Driver, Launch, SpawnSpec
 
 from . import codec
 
