@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis_acp.driver import AcpDriver, title_mcp_tool
-from aegis_kernel.drivers import Launch, SpawnSpec, bare_tool_name
+from aegis_kernel import Launch, SpawnSpec, bare_tool_name
 
 if TYPE_CHECKING:
     from aegis_acp.agent import AcpAgentProcess
