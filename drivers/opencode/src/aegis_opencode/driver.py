@@ -22,7 +22,7 @@ import os
 from typing import Any
 
 from aegis_acp.driver import AcpConfigError, AcpDriver
-from aegis_kernel.drivers import Launch, SpawnSpec, bare_tool_name
+from aegis_kernel import Launch, SpawnSpec, bare_tool_name
 
 CONFIG_ENV = "OPENCODE_CONFIG_CONTENT"
 
