@@ -87,7 +87,7 @@ def _reason(status: int) -> bytes:
 
 def _loggable(path: str) -> str:
     """``path`` for a log line: secrets in it (an MCP token) replaced (``aegis_kernel.redact``)."""
-    from aegis_kernel.redact import redact
+    from aegis_kernel import redact_secrets as redact
 
     return redact(path)
 

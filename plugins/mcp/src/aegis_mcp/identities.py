@@ -14,8 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from aegis_kernel import forget_secret, hookimpl, register_secret
-from aegis_kernel.drivers import Launch, McpEndpoint, SpawnSpec
+from aegis_kernel import Launch, McpEndpoint, SpawnSpec, forget_secret, hookimpl, register_secret
 
 #: session states in which a session's token is revoked
 DEAD_STATES = ("error", "closed")

@@ -24,14 +24,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aegis_kernel.kernel import unwrap_group
-from aegis_kernel.operations import Caller, OperationError
-from aegis_kernel.redact import redact
+from aegis_kernel import Caller, OperationError, redact_secrets as redact, unwrap_group
 
 from .ledger import CommsLedger, call_target
 
 if TYPE_CHECKING:
-    from aegis_kernel.operations import OperationRegistry
+    from aegis_kernel import OperationRegistry
 
 log = logging.getLogger("aegis_mcp")
 
