@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aegis_kernel.delivery import DeliveryError, Envelope
-from aegis_kernel.operations import CallContext, OperationError
-from aegis_kernel.sessions import SessionError, transcript_lines
+from aegis_kernel import CallContext, DeliveryError, Envelope, OperationError, SessionError, transcript_lines
 
 
 def _session(ctx: CallContext, handle: str, param: str) -> Any:
@@ -102,10 +100,10 @@ async def close(ctx: CallContext, handle: str) -> dict[str, Any]:
 
 
 async def read_peer(ctx: CallContext, handle: str, turns: int = 12) -> dict[str, Any]:
-    from aegis_kernel import events as ev
+    from aegis_kernel import EnvelopeReceived, UserTurn
 
     session = _session(ctx, handle, "handle")
-    starts = [i for i, e in enumerate(session.history) if isinstance(e, (ev.UserTurn, ev.EnvelopeReceived))]
+    starts = [i for i, e in enumerate(session.history) if isinstance(e, (UserTurn, EnvelopeReceived))]
     first = starts[-turns] if len(starts) >= turns else 0
     text = "\n".join(transcript_lines(session.history[first:]))
     return {"handle": handle, "state": session.state, "turns": min(turns, len(starts)), "text": text[-20000:]}

@@ -22,7 +22,7 @@ def aegis_system_prompt(text: str) -> str:
 
 @hookimpl
 def aegis_register_operations(register: Any) -> None:
-    from aegis_kernel.operations import params
+    from aegis_kernel import params
 
     register("aegis_meta", _OPS + "meta", "A short briefing: who you are and the Aegis tools installed here.",
              params())
