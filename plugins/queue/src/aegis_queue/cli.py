@@ -41,7 +41,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    from aegis_kernel.kernel import resolve_project_dir
+    from aegis_kernel import resolve_project_dir
 
     return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
 
@@ -54,7 +54,7 @@ def _call(args: argparse.Namespace, name: str, timeout: float = 30.0, **argument
 
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel.client import NotRunning
-    from aegis_kernel.control import ControlError
+    from aegis_kernel import ControlError
 
     verb = args.queue_cmd
     if verb == "log":
@@ -125,7 +125,7 @@ def _print_list(args: argparse.Namespace, data: dict[str, Any], note: str = "") 
         for q in queues:
             rows.append((q["queue"], q["agent"], f"{q['in_flight']}/{q['max_parallel']}", str(q["pending"]),
                          str(q["completed"]), str(q["failed"]), str(q["cancelled"]), q.get("last_worker") or "-"))
-        from aegis_kernel.cli import print_table
+        from aegis_kernel import print_table
 
         print_table(rows)
     for name, why in (data.get("misconfigured") or {}).items():
@@ -197,7 +197,7 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
 
 
 def _log(args: argparse.Namespace) -> int:
-    from aegis_kernel.state import Ledger, StateError
+    from aegis_kernel import Ledger, StateError
 
     from .ledger import transcript_path, worker_log_id
 
@@ -313,8 +313,7 @@ def _cut(text: str, n: int) -> str:
 
 
 def _offline(args: argparse.Namespace) -> int:
-    from aegis_kernel.kernel import build_kernel
-    from aegis_kernel.state import Ledger
+    from aegis_kernel import Ledger, build_kernel
 
     from .ledger import archived_counts, fold, summarize, transcript_path
 

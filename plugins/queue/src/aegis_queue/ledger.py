@@ -35,10 +35,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from aegis_kernel.journal import ArchivePlan, Journal
-from aegis_kernel.journal import fold as journal_fold
-from aegis_kernel.journal import plan_archive as journal_plan_archive
-from aegis_kernel.state import Problem, ReplayResult
+from aegis_kernel import (
+    ArchivePlan,
+    Journal,
+    Problem,
+    ReplayResult,
+    fold as journal_fold,
+    plan_archive as journal_plan_archive,
+)
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIFECYCLE = ("enqueued", "dispatched", *TERMINAL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aegis_kernel.operations import CallContext, OperationError, params
+from aegis_kernel import CallContext, OperationError, params
 
 if TYPE_CHECKING:  # the runtime (trio) is imported only when the service starts
     from .runtime import QueueRuntime

@@ -4,7 +4,7 @@ One :class:`QueueRuntime` per kernel is published by the queue service (``kernel
 creates it in its own nursery before any session starts. Dispatch is event driven, with no loop:
 :meth:`QueueRuntime._pump` runs on enqueue and whenever a task's slot is released. Each dispatched
 task runs in its own small task (:meth:`_run_task`): through the kernel's turn primitive
-(:func:`aegis_kernel.turns.open_transient_turn`) spawn a fresh worker whose opening turn is the payload
+(:func:`aegis_kernel.open_transient_turn`) spawn a fresh worker whose opening turn is the payload
 and await that turn's outcome (with the per-task timeout), write the terminal record, call the
 producer back, close the worker (however the task ends, so no process is left), release the slot.
 
@@ -31,21 +31,32 @@ import attrs
 import trio
 from attrs import define, field
 
-from aegis_kernel.delivery import DeliveryError, Envelope, new_id, utc_now
-from aegis_kernel.names import generate_handle
-from aegis_kernel.operations import OperationError
-from aegis_kernel import turns
-from aegis_kernel.sessions import SessionError
-from aegis_kernel.turns import Turn, TurnOutcome, open_transient_turn
-from aegis_kernel.journal import Journal
-from aegis_kernel.state import Ledger, ReplayResult, StateError
+from aegis_kernel import (
+    TURN_AGENT_FAILED,
+    TURN_CLOSED,
+    TURN_START_FAILED,
+    DeliveryError,
+    Envelope,
+    Journal,
+    Ledger,
+    OperationError,
+    ReplayResult,
+    SessionError,
+    StateError,
+    Turn,
+    TurnOutcome,
+    generate_handle,
+    new_id,
+    open_transient_turn,
+    utc_now,
+)
 
 from . import worktree as wt
 from .config import QueueSpec, check_queue_name
 from .ledger import TERMINAL, archived_counts, fold, plan_archive, screen, transcript_path, worker_log_id
 
 if TYPE_CHECKING:
-    from aegis_kernel.kernel import Kernel
+    from aegis_kernel import Kernel
 
 log = logging.getLogger("aegis.queue")
 
@@ -608,12 +619,12 @@ class QueueRuntime:
             return Outcome("failed", result=out.text,
                            error=f"timeout: the worker did not finish within {_fmt_s(timeout)} (per-task timeout of "
                                  f"queue '{qs.name}')")
-        if out.stop_reason == turns.START_FAILED:
+        if out.stop_reason == TURN_START_FAILED:
             return Outcome("failed", error=self._start_error(task, out.detail or "the worker failed to start"))
-        if out.stop_reason == turns.AGENT_FAILED:
+        if out.stop_reason == TURN_AGENT_FAILED:
             return Outcome("failed", result=out.text,
                            error=self._start_error(task, f"the worker failed: {out.detail or 'unknown error'}"))
-        if out.stop_reason == turns.CLOSED:
+        if out.stop_reason == TURN_CLOSED:
             return Outcome("failed", result=out.text, error=f"the worker was closed before it answered ({out.detail})")
         usage = out.usage
         common: dict[str, Any] = {
@@ -638,7 +649,7 @@ class QueueRuntime:
     def _watch_agent_session(self, qs: QueueState, task: Task, session: Any) -> None:
         """A first run: write the worker's agent session id to the ledger as soon as the agent reports
         it, so a restart can resume the task there. A resumed run: note that the agent reopened it."""
-        from aegis_kernel.events import SystemInit
+        from aegis_kernel import SystemInit
 
         def on_event(session: Any, event: Any) -> None:
             if not isinstance(event, SystemInit) or not event.session_id:
