@@ -31,6 +31,8 @@ REDACTED = "«redacted»"
 _SHAPES = re.compile(r"(?<=/mcp/)[A-Za-z0-9_\-]{8,}|(?<=Bearer )[A-Za-z0-9_\-.~+/=]{8,}")
 _MIN_SECRET = 8  # shorter strings are not registered: replacing them would mangle ordinary text
 
+_URLSAFE = "A-Za-z0-9_\\-"
+_URLSAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
@@ -63,9 +65,13 @@ def _compiled() -> re.Pattern[str] | None:
     alternation of many secrets costs time per secret on every character)."""
     global _pattern
     if _pattern is None and _secrets:
-        chars = "".join(sorted({c for s in _secrets for c in s}))
+        chars = {c for s in _secrets for c in s}
+        # URL-safe tokens (the usual case) share one character class: the pattern text stays the same
+        # as tokens come and go, so ``re``'s own cache serves it instead of a compile per spawn (measured:
+        # 280 compiles in a 200-task queue run, ~1 ms of kernel CPU per task, before this)
+        klass = _URLSAFE if chars <= _URLSAFE_CHARS else re.escape("".join(sorted(chars)))
         shortest = min(len(s) for s in _secrets)
-        _pattern = re.compile(f"[{re.escape(chars)}]{{{shortest},}}")
+        _pattern = re.compile(f"[{klass}]{{{shortest},}}")
     return _pattern
 
 
