@@ -294,7 +294,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(is_mapping, mapping_factory)
     conv.register_structure_hook_factory(is_sequence, sequence_factory)
     conv.register_structure_hook_factory(_is_union, union_factory)
-    conv.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is typing.Literal, literal_factory)
+    literal: Any = typing.Literal
+    conv.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is literal, literal_factory)
     return conv
 
 
@@ -431,8 +432,10 @@ class _Loader:
         """The file and 1-based line of ``path``: its value (its key for containers or ``at_key``),
         or the deepest existing ancestor when ``path`` does not exist in the files."""
         fallback = self.path or self.project_dir / CONFIG_NAME
-        if len(path) >= 2 and (path[0], path[1]) in self.overlays:
-            source, rest = self.overlays[(path[0], path[1])], path[2:]
+        overlay = (path[0], path[1]) if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], str) \
+            else None
+        if overlay is not None and overlay in self.overlays:
+            source, rest = self.overlays[overlay], path[2:]
         elif self.main is not None and (not path or path[0] in self.main.node):
             source, rest = self.main, path
         else:  # a section that only overlays define
@@ -583,7 +586,8 @@ def _run_checks(config: Config, specs: Mapping[str, Section], loader: _Loader,
 
 
 def _empty(conv: cattrs.Converter, tp: Any) -> Any:
-    for candidate in (None, {}, []):
+    candidates: tuple[Any, ...] = (None, {}, [])
+    for candidate in candidates:
         try:
             return conv.structure(candidate, tp)
         except Exception:  # noqa: BLE001
