@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
-from aegis_kernel.profiles import PERMISSIONS
+from aegis_kernel import PERMISSIONS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -35,8 +35,7 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
     """Write ``agents.<name>`` (and ``default_agent``) through the validated edit path, then reload the
     kernel's config. Raises ``ValueError`` for a bad name or a taken one, ``ConfigError`` when the
     loader refuses the result (nothing is written then)."""
-    from aegis_kernel import validator_for
-    from aegis_kernel.config import set_key
+    from aegis_kernel import set_key, validator_for
 
     if not NAME_RE.match(name):
         raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
@@ -150,7 +149,7 @@ class ConfigPanel(Vertical):
         self.query_one("#config-body", Static).update(summary(self.kernel))
 
     def action_reload(self) -> None:
-        from aegis_kernel.config import ConfigError
+        from aegis_kernel import ConfigError
 
         try:
             reload_config(self.kernel)
@@ -230,7 +229,7 @@ class AddAgentForm(ModalScreen[str | None]):
             "description": value("#f-description"),
         }
         name = value("#f-name")
-        from aegis_kernel.config import ConfigError
+        from aegis_kernel import ConfigError
 
         try:
             add_agent(self.kernel, name, profile, make_default=self.query_one("#f-default", Checkbox).value)

@@ -73,8 +73,7 @@ def write_demo_project(project: Path) -> None:
 def make_demo_kernel(project: Path) -> Any:
     """Write the demo project and build its kernel; adds a ``tests`` queue (through the validated
     config edit path) when the queue plugin is installed."""
-    from aegis_kernel.config import config_validator, set_key
-    from aegis_kernel.kernel import build_kernel
+    from aegis_kernel import build_kernel, config_validator, set_key
 
     from .config_panel import reload_config
 
@@ -103,7 +102,7 @@ def make_tour(speed: float = 1.0) -> Callable[[Any], Awaitable[None]]:
     async def tour(app: Any) -> None:
         import trio
 
-        from aegis_kernel.delivery import Envelope
+        from aegis_kernel import Envelope
 
         kernel = app.kernel
 

@@ -140,7 +140,7 @@ class FileView(Vertical):
     def action_save(self) -> None:
         if not self.editing:
             return
-        from aegis_kernel.state import write_text_atomic
+        from aegis_kernel import write_text_atomic
 
         new = self.query_one(TextArea).text
         try:

@@ -28,7 +28,7 @@ def clock(seconds: float) -> str:
 
 def session_status(session: Any) -> Text:
     """The status bar text for an agent session."""
-    from aegis_kernel.metrics import status_line
+    from aegis_kernel import status_line
 
     p = session.profile
     text = Text(no_wrap=True, overflow="ellipsis")

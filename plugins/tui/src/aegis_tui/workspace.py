@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from aegis_kernel.state import StateError, read_json, write_json_atomic
+from aegis_kernel import StateError, read_json, write_json_atomic
 
 VERSION = 1
 KINDS = ("agent", "file", "panel", "config")
