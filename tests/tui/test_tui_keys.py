@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from textual import events
 from textual.binding import Binding
-from tui_testkit import blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send, wait_until
+from tui_testkit import (blocks, make_app, make_project, new_agent_tab, owner_kernel, ready, run, screen_text, send,
+                         wait_until)
 
-from aegis_kernel.delivery import Envelope
 from aegis_tui.config_panel import AddAgentForm, ConfigPanel
 from aegis_tui.dialogs import AgentPicker, Confirm, FilePicker
 from aegis_tui.fileview import FileView
 
 
-def test_ctrl_t_opens_the_default_agent_and_enter_sends(tmp_path: Path) -> None:
+def test_ctrl_t_opens_the_default_agent_and_enter_sends(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -31,12 +32,19 @@ def test_ctrl_t_opens_the_default_agent_and_enter_sends(tmp_path: Path) -> None:
             assert app.prompt.text == ""
             await pilot.press("ctrl+q")
         assert app.return_code == 0
-        assert all(p.closed for p in app.kernel.plugins.registry.objects("drivers")["tfake"].processes)
+        processes = owner_kernel(app).plugins.registry.objects("drivers")["tfake"].processes
+        if tui_mode == "owning":
+            assert all(p.closed for p in processes)
+            assert app.detached_note is None
+        else:  # quitting an attached TUI leaves the serve and its agent running, and says so
+            assert len(processes) == 1 and not processes[0].closed
+            assert owner_kernel(app).sessions.get(tab.session.handle).state == "ready"
+            assert app.detached_note == f"aegis: detached; aegis serve (pid {os.getpid()}) keeps running 1 session(s)"
 
     run(body())
 
 
-def test_ctrl_n_picks_an_agent(tmp_path: Path) -> None:
+def test_ctrl_n_picks_an_agent(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -54,7 +62,7 @@ def test_ctrl_n_picks_an_agent(tmp_path: Path) -> None:
     run(body())
 
 
-def test_switching_and_reordering_tabs(tmp_path: Path) -> None:
+def test_switching_and_reordering_tabs(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -93,7 +101,7 @@ def test_switching_and_reordering_tabs(tmp_path: Path) -> None:
     run(body())
 
 
-def test_moving_tabs_reorders_the_bar_indexes_and_number_keys(tmp_path: Path) -> None:
+def test_moving_tabs_reorders_the_bar_indexes_and_number_keys(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -157,7 +165,7 @@ def test_move_keys_as_terminals_send_them_reach_the_bindings() -> None:
         assert len(keys) == 1 and bound.get(keys[0]) == action, (sequence, keys)
 
 
-def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path) -> None:
+def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -168,7 +176,7 @@ def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path) -> None:
             await pilot.press("ctrl+w")
             await wait_until(pilot, lambda: session_b.state == "closed", what="b closed")
             assert app.tabs == [a]
-            assert app.kernel.sessions.get(session_b.handle) is None
+            await wait_until(pilot, lambda: owner_kernel(app).sessions.get(session_b.handle) is None)
             await pilot.press("ctrl+w")
             await wait_until(pilot, lambda: app.return_code is not None, what="the app to quit")
         assert app.return_code == 0
@@ -176,7 +184,7 @@ def test_ctrl_w_closes_the_tab_and_the_last_one_quits(tmp_path: Path) -> None:
     run(body())
 
 
-def test_escape_interrupts_and_input_is_queued_behind_a_turn(tmp_path: Path) -> None:
+def test_escape_interrupts_and_input_is_queued_behind_a_turn(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -195,7 +203,7 @@ def test_escape_interrupts_and_input_is_queued_behind_a_turn(tmp_path: Path) -> 
     run(body())
 
 
-def test_shift_enter_newline_and_history(tmp_path: Path) -> None:
+def test_shift_enter_newline_and_history(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -222,7 +230,7 @@ def test_shift_enter_newline_and_history(tmp_path: Path) -> None:
     run(body())
 
 
-def test_y_n_a_answer_a_pending_approval(tmp_path: Path) -> None:
+def test_y_n_a_answer_a_pending_approval(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         bells: list[int] = []
@@ -247,7 +255,7 @@ def test_y_n_a_answer_a_pending_approval(tmp_path: Path) -> None:
             # a background tab that needs input gets a sticky * and a bell
             other = await new_agent_tab(pilot)
             assert app.active_tab is other
-            app.in_kernel(lambda: app.kernel.deliver(session.handle, Envelope.new("user", "ask")))
+            app.run_op("aegis_send", handle=session.handle, text="ask")
             await wait_until(pilot, lambda: tab.star and bells, what="star and bell")
             await wait_until(pilot, lambda: f"{session.handle} ·alpha· *" in screen_text(app))
             await pilot.press("ctrl+1")
@@ -259,7 +267,7 @@ def test_y_n_a_answer_a_pending_approval(tmp_path: Path) -> None:
     run(body())
 
 
-def test_background_tab_that_finishes_gets_a_star_and_a_bell(tmp_path: Path) -> None:
+def test_background_tab_that_finishes_gets_a_star_and_a_bell(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         bells: list[int] = []
@@ -278,7 +286,7 @@ def test_background_tab_that_finishes_gets_a_star_and_a_bell(tmp_path: Path) -> 
     run(body())
 
 
-def test_transcript_blocks_and_click_to_copy(tmp_path: Path) -> None:
+def test_transcript_blocks_and_click_to_copy(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -307,7 +315,7 @@ def test_transcript_blocks_and_click_to_copy(tmp_path: Path) -> None:
     run(body())
 
 
-def test_ctrl_o_picks_a_file_and_the_file_tab_edits_and_saves(tmp_path: Path) -> None:
+def test_ctrl_o_picks_a_file_and_the_file_tab_edits_and_saves(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         project = make_project(tmp_path)
         app = make_app(project)
@@ -349,7 +357,7 @@ def test_ctrl_o_picks_a_file_and_the_file_tab_edits_and_saves(tmp_path: Path) ->
     run(body())
 
 
-def test_f2_config_panel_adds_an_agent_through_the_validated_form(tmp_path: Path) -> None:
+def test_f2_config_panel_adds_an_agent_through_the_validated_form(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         project = make_project(tmp_path)
         app = make_app(project)
@@ -428,7 +436,7 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path) -> N
     run(body())
 
 
-def test_ctrl_q_quits_while_an_agent_streams(tmp_path: Path) -> None:
+def test_ctrl_q_quits_while_an_agent_streams(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -440,6 +448,9 @@ def test_ctrl_q_quits_while_an_agent_streams(tmp_path: Path) -> None:
             await wait_until(pilot, lambda: app.return_code is not None)
         assert app.return_code == 0
         assert app._guest_done is not None and app._guest_done.done()
-        assert tab.session.state == "closed"
+        if tui_mode == "owning":
+            assert tab.session.state == "closed"
+        else:  # the serve's agent goes on streaming
+            assert owner_kernel(app).sessions.get(tab.session.handle).state == "working"
 
     run(body())

@@ -9,6 +9,8 @@ never answers (an interrupt cancels); ``tool`` makes a tool call with a result; 
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -105,10 +107,92 @@ def make_kernel(project: Path, driver: TDriver | None = None) -> Any:
     return build_kernel(project, extra_plugins=[("tfake", DriverPlugin(driver or TDriver()))], disabled=["mcp"])
 
 
+class ServeThread:
+    """A real serve for the attached runs: ``aegis serve``'s own code (owner lock, kernel, control socket)
+    on the in-memory driver, in ``trio.run`` on a thread of this process (a driver object cannot cross
+    processes). ``kernel`` is the serve's; read it, never call into it from the test's thread."""
+
+    def __init__(self, project: Path, driver: TDriver | None = None) -> None:
+        self.driver = driver or TDriver()
+        self.kernel = make_kernel(project, self.driver)
+        self._token: Any = None
+        self._stop: Any = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="aegis-serve", daemon=True)
+
+    def _main(self) -> None:
+        from aegis_kernel.serve import _serve
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(functools.partial(_serve, self.kernel, False, 0, self._stop, time.monotonic(),
+                                                      lambda message: None))
+                self._ready.set()
+
+        try:
+            trio.run(main)
+        except BaseException as exc:  # noqa: BLE001 - reported by start()/stop()
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    @property
+    def socket(self) -> Path:
+        from aegis_kernel.control import connect_path, socket_path
+
+        return connect_path(socket_path(self.kernel.state.root))
+
+    def start(self) -> ServeThread:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._token is not None:
+            try:
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the serve did not stop"
+
+
+#: "owning" or "attached": how make_app builds the app (set by the ``tui_mode`` fixture of conftest.py)
+MODE = {"mode": "owning", "serves": []}
+
+
+def attached() -> bool:
+    return MODE["mode"] == "attached"
+
+
 def make_app(project: Path, driver: TDriver | None = None, **options: Any) -> Any:
+    """The app on ``project``: owning its kernel, or (``tui_mode`` attached) attached to a serve started
+    here on the same driver."""
     from aegis_tui.app import AegisApp
 
-    return AegisApp(make_kernel(project, driver), **options)
+    if not attached():
+        return AegisApp(make_kernel(project, driver), **options)
+    serve = ServeThread(project, driver).start()
+    MODE["serves"].append(serve)
+    return AegisApp(make_kernel(project), attach=serve.socket, **options)
+
+
+def owner_kernel(app: Any) -> Any:
+    """The kernel that runs the agents: the app's own, or the serve's it is attached to."""
+    for serve in MODE["serves"]:
+        if serve.kernel.project_dir == app.project_dir:
+            return serve.kernel
+    return app.kernel
+
+
+def stop_serves() -> None:
+    while MODE["serves"]:
+        MODE["serves"].pop().stop()
 
 
 async def wait_until(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
@@ -124,6 +208,7 @@ async def wait_until(pilot: Any, predicate: Callable[[], Any], timeout: float = 
 
 async def ready(pilot: Any) -> None:
     await wait_until(pilot, lambda: pilot.app.kernel_ready, what="kernel ready")
+    assert (pilot.app.remote is not None) == attached(), "the app runs in the mode the test asked for"
 
 
 async def new_agent_tab(pilot: Any, key: str = "ctrl+t") -> Any:

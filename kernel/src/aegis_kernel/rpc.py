@@ -252,3 +252,163 @@ class RpcClient:
 def _error(msg: jsonrpc.ErrorResponse) -> RpcError:
     data = msg.data if isinstance(msg.data, dict) else {}
     return RpcError(msg.message, code=msg.code, data=data)
+
+
+# --- client (async, trio; the attached TUI's) -----------------------------------------------------------
+
+
+class AsyncRpcClient:
+    """A trio JSON-RPC client over one connected stream: many calls in flight, at most one stream.
+
+    Open it with :meth:`open` (``async with AsyncRpcClient.open(path) as client``): a reader task
+    routes each reply to its caller by id, and each ``aegis_stream`` batch to the stream's consumer.
+    Nothing blocks the event loop. When the connection breaks every waiting call raises
+    :class:`RpcError` (``code`` ``unavailable``) and the stream ends with that error.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, where: str = "the running Aegis", max_line: int = MAX_LINE_BYTES):
+        import trio
+
+        self._stream = stream
+        self.where = where
+        self._max_line = max_line
+        self._next = 0
+        self._waiting: dict[int, Any] = {}  # id -> [trio.Event, result or error]
+        self._send_lock = trio.Lock()
+        self._batches_send, self._batches = trio.open_memory_channel[Any](64)
+        self._stream_id: int | None = None
+        self._broken: RpcError | None = None
+
+    @classmethod
+    def open(cls, path: Path, where: str = "the running Aegis") -> Any:
+        """An async context manager: connect to the unix socket ``path`` and serve replies until exit."""
+        from contextlib import asynccontextmanager
+
+        import trio
+
+        @asynccontextmanager
+        async def opened() -> Any:
+            stream = await trio.open_unix_socket(str(path))
+            client = cls(stream, where)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client._read_loop)
+                try:
+                    yield client
+                finally:
+                    nursery.cancel_scope.cancel()
+                    await stream.aclose()
+
+        return opened()
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call one operation and return its result; raises :class:`RpcError`."""
+        rid, slot = self._slot()
+        try:
+            await self._write(jsonrpc.encode_request(rid, method, dict(params or {})))
+            await slot[0].wait()
+        finally:
+            self._waiting.pop(rid, None)
+        if isinstance(slot[1], RpcError):
+            raise slot[1]
+        return slot[1]
+
+    async def stream(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call a streaming operation; an async iterator of its batches (lists of items) until it ends.
+        One stream per connection (the server's rule): use another client for calls that must run
+        alongside a long stream."""
+        import trio
+
+        if self._stream_id is not None:
+            raise RpcError("this connection already carries a stream")
+        rid, slot = self._slot()
+        self._stream_id = rid
+        await self._write(jsonrpc.encode_request(rid, method, dict(params or {})))
+        try:
+            while True:
+                if self._broken is not None and slot[1] is None:
+                    slot[1] = self._broken
+                try:  # once broken: what is already buffered, then the end
+                    batch = (self._batches.receive_nowait() if self._broken is not None
+                             else await self._batches.receive())
+                except trio.WouldBlock:
+                    break
+                if batch is None:
+                    break
+                yield batch
+        finally:
+            self._stream_id = None
+            self._waiting.pop(rid, None)
+        if isinstance(slot[1], RpcError):
+            raise slot[1]
+
+    def _slot(self) -> tuple[int, list[Any]]:
+        import trio
+
+        if self._broken is not None:
+            raise self._broken
+        self._next += 1
+        slot: list[Any] = [trio.Event(), None]
+        self._waiting[self._next] = slot
+        return self._next, slot
+
+    async def _write(self, frame: bytes) -> None:
+        import trio
+
+        if self._broken is not None:
+            raise self._broken
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(frame + b"\n")
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise RpcError(f"lost the connection to {self.where} ({exc})") from None
+
+    async def _read_loop(self) -> None:
+        import trio
+
+        buffer = bytearray()
+        reason = "closed the connection"
+        try:
+            while True:
+                newline = buffer.find(b"\n")
+                while newline < 0:
+                    if len(buffer) > self._max_line:
+                        reason = "sent a line that is too long"
+                        return
+                    chunk = await self._stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    start = len(buffer)
+                    buffer += chunk
+                    newline = buffer.find(b"\n", start)
+                line = bytes(buffer[:newline])
+                del buffer[:newline + 1]
+                if line.strip():
+                    await self._route(jsonrpc.parse_line(line))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            reason = f"dropped the connection ({exc})"
+        finally:
+            self._broken = RpcError(f"{self.where} {reason}")
+            for slot in self._waiting.values():
+                if slot[1] is None:
+                    slot[1] = self._broken
+                slot[0].set()
+            if self._stream_id is not None:
+                try:
+                    self._batches_send.send_nowait(None)  # wakes the stream's consumer: it then raises
+                except trio.WouldBlock:
+                    pass  # the consumer has batches to read first; the end-of-stream check sees _broken
+
+    async def _route(self, msg: jsonrpc.Message) -> None:
+        if isinstance(msg, jsonrpc.Notification):
+            params = msg.params if isinstance(msg.params, dict) else {}
+            if msg.method == STREAM_METHOD and params.get("id") == self._stream_id and self._stream_id is not None:
+                await self._batches_send.send(list(params.get("items") or ()))  # backpressure: the reader waits
+            return
+        if isinstance(msg, (jsonrpc.Response, jsonrpc.ErrorResponse)):
+            slot = self._waiting.get(msg.id) if isinstance(msg.id, int) else None
+            if slot is None:
+                return
+            slot[1] = msg.result if isinstance(msg, jsonrpc.Response) else _error(msg)
+            slot[0].set()
+            if msg.id == self._stream_id:
+                await self._batches_send.send(None)

@@ -65,6 +65,13 @@ def register_session_operations(register: Any) -> None:
                     until_closed={"type": "boolean", "default": False},
                     buffer={"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 4096}),
              callers=(*PEOPLE, "peer"), stream=True)
+    register("aegis_attach", ops + "attach",
+             "What an interface attached to this Aegis needs to mirror it: first a 'snapshot' item (every "
+             "session's info, raw metrics, pending approval and transcript), then every bus item; a session "
+             "that starts later gets a 'session.snapshot' item just before its 'session.started'. Nothing is "
+             "lost or doubled between a snapshot and the live items that follow it.",
+             params(buffer={"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 16384}),
+             callers=("user",), stream=True)
 
 
 async def ping(ctx: CallContext) -> dict[str, Any]:
@@ -163,3 +170,58 @@ async def subscribe(ctx: CallContext, topics: list[str] | None = None, session: 
             yield out
             if until_closed and any(item.get("topic") == "session.closed" for item in out):
                 return
+
+
+# --- attaching an interface (the TUI attached to a serve) ------------------------------------------------
+
+
+def mirror_record(session: Any, history: list[Any] | None = None) -> dict[str, Any]:
+    """One session as an attached interface rebuilds it: :meth:`Session.info`, the metrics' raw fields
+    (``metrics_raw``, times as ages in seconds), the pending approval and the transcript ``history``
+    (events as ``event_to_dict`` gives them; default: the whole history)."""
+    import time
+
+    import attrs
+
+    from .events import event_to_dict
+
+    m = session.metrics
+    raw = attrs.asdict(m, recurse=True)
+    now = time.monotonic()
+    raw["started_at"] = now - m.started_at
+    raw["turn_started_at"] = None if m.turn_started_at is None else now - m.turn_started_at
+    record = session.info()
+    record["metrics_raw"] = raw
+    pending = session.pending_permission
+    record["pending_permission"] = event_to_dict(pending) if pending is not None else None
+    record["history"] = [event_to_dict(e) for e in (session.history if history is None else history)]
+    return record
+
+
+async def attach(ctx: CallContext, buffer: int = 16384) -> AsyncIterator[list[dict[str, Any]]]:
+    """``[{"topic": "snapshot", "data": {"sessions": [...]}}]`` first, then batches of bus items.
+
+    Consistency: the subscription opens and the snapshot is read in one step (no checkpoint), so the
+    live items are exactly what happened after it. A session that starts later is published on the
+    bus only from its ``session.started`` on; its earlier history (a resumed transcript, its first
+    state change) is read when the batch holding that item is drained — in the same step — minus the
+    events of that batch that follow it, which the client folds itself."""
+    kernel = ctx.kernel
+    with kernel.bus.subscribe(None, None, buffer) as sub:
+        yield [{"seq": kernel.bus.seq, "topic": "snapshot", "session": None,
+                "data": {"sessions": [mirror_record(s) for s in kernel.sessions]}}]
+        while batch := await sub.next_batch():
+            out = [item.to_dict() for item in batch]
+            enriched: list[dict[str, Any]] = []
+            for i, item in enumerate(out):
+                handle = item.get("session")
+                if item.get("topic") == "session.started" and handle is not None:
+                    session = kernel.sessions.get(handle)
+                    if session is not None:
+                        later = sum(1 for x in out[i + 1:] if x.get("session") == handle
+                                    and x.get("topic") == "session.event" and not x["data"].get("partial"))
+                        history = session.history[:max(0, len(session.history) - later)]
+                        enriched.append({"seq": item["seq"], "topic": "session.snapshot", "session": handle,
+                                         "data": mirror_record(session, history)})
+                enriched.append(item)
+            yield enriched

@@ -10,6 +10,14 @@ reaped — before the app exits.
 Threads of control: kernel code (session listeners, the ``file_viewer`` extension, the demo tour) runs in
 trio tasks on this same thread and touches widgets directly or posts messages; Textual code enters the
 kernel only through :meth:`AegisApp.in_kernel` (``TrioToken.run_sync_soon``).
+
+Two modes, one TUI. **Owning** (nobody else owns the project): the guest opens the kernel, takes the owner
+lock and serves the control socket. **Attached** (``attach=`` the socket of a running ``aegis serve`` or
+TUI): the guest runs a :class:`~aegis_tui.remote.Remote` that mirrors the owner's sessions from the
+``aegis_attach`` stream; ``self.kernel`` is then built but never opened (config, plugins, panels only).
+In both modes every command (spawn, send, interrupt, approve/deny, close) is an operation called as the
+user (:meth:`AegisApp.run_op`) and tabs read session-like objects (:meth:`AegisApp.live_sessions`).
+Quitting an attached TUI only disconnects: the owner and its agents keep running.
 """
 
 from __future__ import annotations
@@ -136,9 +144,11 @@ class AegisApp(App[int]):
 
     def __init__(self, kernel: Kernel | None = None, *, kernel_factory: Callable[[], Kernel] | None = None,
                  project_dir: Path | None = None, clean: bool = False, tour: TourFn | None = None,
-                 title: str | None = None) -> None:
+                 title: str | None = None, attach: Path | None = None) -> None:
         """``kernel`` (built, not running), or ``kernel_factory`` + ``project_dir`` to build it only after
-        the first frame is on screen (imports and config loading then do not delay it)."""
+        the first frame is on screen (imports and config loading then do not delay it). ``attach``: the
+        control socket of the Aegis that owns the project — this TUI then attaches to it instead of
+        running the kernel (the kernel object is used for config and plugins only)."""
         super().__init__()
         if kernel is None and kernel_factory is None:
             raise ValueError("AegisApp needs a kernel or a kernel_factory")
@@ -170,6 +180,10 @@ class AegisApp(App[int]):
         self._save_pending = False
         self._panel_screens: dict[str, Screen] = {}
         self.first_frame_at: float | None = None
+        self.attach = attach
+        self.remote: Any = None  # the Remote while attached
+        self.detached_note: str | None = None  # printed after exit by the CLI when attached
+        self._focus_next: set[str] = set()  # handles this TUI spawned: their tabs open in front
 
     def get_driver_class(self) -> Any:
         driver_class = super().get_driver_class()
@@ -292,6 +306,9 @@ class AegisApp(App[int]):
             self._scope = scope
             if self._stopping:
                 scope.cancel()
+            if self.attach is not None:
+                await self._attached()
+                return
             # the project is ours (one kernel per project, shared with aegis serve) before any session
             # is restored; then the kernel restores the last run's sessions (unless --clean) before
             # services like the queue may start workers; a session that cannot come back is reported
@@ -324,6 +341,23 @@ class AegisApp(App[int]):
                 self._nursery = None
                 withdraw_viewer()
 
+    async def _attached(self) -> None:
+        """Attached mode: mirror the owner's sessions until quitting (or until the owner goes away)."""
+        import trio
+
+        from .remote import Remote
+
+        assert self.attach is not None
+        async with trio.open_nursery() as nursery:
+            remote = await nursery.start(Remote(self.attach).run)
+            self.remote = remote
+            self._nursery = nursery
+            try:
+                self.call_later(self._kernel_ready, [])
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
     async def _run_tour(self) -> None:
         assert self.tour is not None
         try:
@@ -337,8 +371,16 @@ class AegisApp(App[int]):
 
         try:
             outcome.unwrap()
-        except BaseException as exc:  # noqa: BLE001
-            if not isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
+        except BaseException as caught:  # noqa: BLE001
+            from aegis_kernel.kernel import unwrap_group
+
+            from .remote import RemoteGone
+
+            exc = unwrap_group(caught) if isinstance(caught, BaseExceptionGroup) else caught
+            if isinstance(exc, RemoteGone):
+                log.warning("detached: %s", exc)
+                self.exit_error = str(exc)
+            elif not isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
                 log.exception("the kernel stopped with an error", exc_info=exc)
                 self.exit_error = f"{type(exc).__name__}: {exc}"
         self._token = None
@@ -346,7 +388,8 @@ class AegisApp(App[int]):
             self._guest_done.set_result(None)
         if not self._stopping:
             self._stopping = True
-            self.exit(1, return_code=1, message=f"aegis: the kernel stopped: {self.exit_error or 'unexpectedly'}")
+            what = "the Aegis this TUI was attached to went away" if self.attach is not None else "the kernel stopped"
+            self.exit(1, return_code=1, message=f"aegis: {what}: {self.exit_error or 'unexpectedly'}")
 
     def _on_signal(self, sig: int) -> None:
         log.info("signal %s: quitting", sig)
@@ -388,6 +431,41 @@ class AegisApp(App[int]):
         except trio.RunFinishedError:
             return False
         return True
+
+    def live_sessions(self) -> list[Any]:
+        """The sessions tabs show: the kernel's own (owning) or the mirrored ones (attached)."""
+        if self.remote is not None:
+            return list(self.remote)
+        if self.attach is not None or self.kernel is None:
+            return []
+        return list(self.kernel.sessions)
+
+    def session_named(self, handle: str) -> Any:
+        sessions = self.remote if self.remote is not None else (self.kernel.sessions if self.attach is None else None)
+        return sessions.get(handle) if sessions is not None else None
+
+    async def call_op(self, operation: str, **args: Any) -> Any:
+        """Call ``operation`` as the user — on the attached owner, or in this kernel through its registry
+        (the same authorization and validation as every transport). Raises with a message for people."""
+        if self.remote is not None:
+            return await self.remote.call(operation, args)
+        from aegis_kernel.kernel import unwrap_group
+        from aegis_kernel.operations import Caller
+
+        try:
+            return await self.kernel.operations.call(self.kernel, operation, args, Caller(None, via="tui"))
+        except BaseExceptionGroup as group:
+            raise unwrap_group(group) from None
+
+    def run_op(self, operation: str, then: Callable[[Any], Any] | None = None, **args: Any) -> bool:
+        """:meth:`call_op` from Textual code: runs in the kernel's guest; ``then(result)`` runs there too
+        (on this thread) when it succeeds; a failure is shown as a notification."""
+        async def go() -> None:
+            result = await self.call_op(operation, **args)
+            if then is not None:
+                then(result)
+
+        return self.in_kernel(go)
 
     async def stop_kernel(self) -> None:
         """Cancel the guest and wait until it has finished (every agent process reaped)."""
@@ -433,8 +511,14 @@ class AegisApp(App[int]):
     async def _quit(self) -> None:
         if self.kernel_ready:
             self.save_workspace()
-        live = [s for s in self.kernel.sessions if s.state != "closed"] if self.kernel is not None else []
-        self.status.source = f"closing {len(live)} agent(s)…" if live else "bye"
+        live = [s for s in self.live_sessions() if s.state != "closed"]
+        if self.remote is not None:
+            owner = self.remote.owner
+            self.detached_note = (f"aegis: detached; aegis {owner.get('owner') or 'serve'} (pid {owner.get('pid', '?')}) "
+                                  f"keeps running {len(live)} session(s)")
+            self.status.source = "detaching (the agents keep running)…"
+        else:
+            self.status.source = f"closing {len(live)} agent(s)…" if live else "bye"
         self.status.refresh()
         await self.stop_kernel()
         self._remove_signal_handlers()
@@ -464,7 +548,7 @@ class AegisApp(App[int]):
         welcome = self.query_one("#welcome", Static)
         welcome.update(Text("no tabs open · Ctrl+T new agent · Ctrl+N pick an agent · Ctrl+O open a file · "
                             "F2 config · Ctrl+Q quit", style="dim"))
-        by_handle = {s.handle: s for s in self.kernel.sessions}
+        by_handle = {s.handle: s for s in self.live_sessions()}
         skipped = 0
         for rec in self.workspace.get("tabs", []):
             kind = rec.get("kind")
@@ -668,10 +752,12 @@ class AegisApp(App[int]):
             tab.widget.working.tick()
             self.status.refresh()
         if self.kernel_ready and not self._stopping:
-            for session in self.kernel.sessions:
+            for session in self.live_sessions():
                 if id(session) not in self._known and session.state != "closed":
                     self._known.add(id(session))
-                    self.call_later(self.add_agent_tab, session, activate=False, auto=True)
+                    mine = session.handle in self._focus_next  # spawned here: in front, never auto-closed
+                    self._focus_next.discard(session.handle)
+                    self.call_later(self.add_agent_tab, session, activate=mine, auto=not mine)
         sig = tuple((t.label(), t.state, t.star, t.extra.get("dirty")) for t in self.tabs)
         if sig != self._bar_sig:
             self._bar_sig = sig
@@ -681,12 +767,17 @@ class AegisApp(App[int]):
     # --- actions: tabs ------------------------------------------------------------------------
 
     def spawn_agent(self, agent: str | None = None, *, prompt: str | None = None) -> None:
-        async def go() -> None:
-            session = await self.kernel.sessions.spawn(agent, prompt=prompt)
-            self._known.add(id(session))
-            self.call_later(self.add_agent_tab, session, activate=True)
+        """``aegis_spawn``; the new session's tab opens in front as soon as this TUI sees the session."""
+        def spawned(result: Any) -> None:
+            handle = result["handle"]
+            session = self.session_named(handle)
+            if session is not None:  # (a tab the tick opened meanwhile is brought to the front)
+                self._known.add(id(session))
+                self.call_later(self.add_agent_tab, session, activate=True)
+            elif session is None:
+                self._focus_next.add(handle)  # attached: its mirror arrives with the stream
 
-        self.in_kernel(go)
+        self.run_op("aegis_spawn", spawned, agent=agent, prompt=prompt)
 
     def action_new_tab(self) -> None:
         if not (self.kernel.config.get("agents") or {}):
@@ -732,7 +823,7 @@ class AegisApp(App[int]):
 
     async def _close(self, tab: Tab) -> None:
         if tab.kind == "agent" and tab.session is not None and tab.session.state != "closed":
-            self.in_kernel(tab.session.close, "closed by the user")
+            self.run_op("aegis_close", handle=tab.session.handle)
         await self.remove_tab(tab)
         if not self.tabs:
             self.action_quit()  # closing the last tab quits
@@ -776,26 +867,28 @@ class AegisApp(App[int]):
         if session is None:
             self.notify("no agent in this tab (Ctrl+T starts one)", severity="warning")
             return
-        handle = session.handle
-        from aegis_kernel.delivery import Envelope
+        def sent(receipt: Any) -> None:
+            position = receipt.get("position") if isinstance(receipt, dict) else None
+            if position:
+                if self.remote is not None:
+                    session.pending_count = max(session.pending_count, position)  # no bus item says so
+                self.notify(f"queued behind the running turn (#{position})", timeout=2)
 
-        def deliver() -> None:
-            receipt = self.kernel.deliver(handle, Envelope.new("user", event.text))
-            if receipt.position:
-                self.notify(f"queued behind the running turn (#{receipt.position})", timeout=2)
-
-        self.in_kernel(deliver)
+        self.run_op("aegis_send", sent, handle=session.handle, text=event.text)
 
     @on(PromptInput.Answered)
     def _answered(self, event: PromptInput.Answered) -> None:
         session = self.active_session
         if session is not None:
-            self.in_kernel(session.answer_permission, event.allow, always=event.always)
+            if event.allow:
+                self.run_op("aegis_approve", handle=session.handle, always=event.always)
+            else:
+                self.run_op("aegis_deny", handle=session.handle)
 
     def action_interrupt(self) -> None:
         session = self.active_session
         if session is not None and session.busy:
-            self.in_kernel(session.interrupt)
+            self.run_op("aegis_interrupt", handle=session.handle)
             self.notify("interrupting…", timeout=1.5)
 
     @on(Transcript.Copied)

@@ -27,6 +27,8 @@ def run_app(kernel: Any = None, **options: Any) -> int:
 
     app = AegisApp(kernel, **options)
     app.run()
+    if app.detached_note:
+        print(app.detached_note)
     return app.return_code or 0
 
 
@@ -36,21 +38,28 @@ def tui_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def tui_run(args: argparse.Namespace) -> int:
-    from aegis_kernel.owner import ProjectOwned, current_owner
+    from aegis_kernel.owner import current_owner
     from aegis_kernel.project import resolve_project_dir
 
     project = resolve_project_dir(_project(args))
-    owner = current_owner(project / ".aegis" / "state")
-    if owner is not None:  # one kernel per project: never a second copy of its agents
-        print(f"aegis: {ProjectOwned(project, owner)}", file=sys.stderr)
-        return 1
+    state = project / ".aegis" / "state"
+    attach = None
+    if current_owner(state) is not None:  # one kernel per project: attach to it, never a second copy
+        from aegis_kernel.control import ControlError, connect_path, socket_path
+
+        try:
+            attach = connect_path(socket_path(state))
+        except ControlError as exc:
+            print(f"aegis: cannot attach to the Aegis that owns {project}: {exc}", file=sys.stderr)
+            return 1
 
     def build() -> Any:
         from aegis_kernel.kernel import build_kernel
 
         return build_kernel(project)
 
-    return run_app(kernel_factory=build, project_dir=project, clean=bool(getattr(args, "clean", False)))
+    return run_app(kernel_factory=build, project_dir=project, clean=bool(getattr(args, "clean", False)),
+                   attach=attach)
 
 
 def demo_setup(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,205 @@
+"""The TUI attached to a running Aegis (``aegis serve`` or another TUI): mirror sessions over the control socket.
+
+:class:`Remote` keeps two connections to the owner's control socket (:class:`aegis_kernel.rpc.AsyncRpcClient`):
+one for calls (``aegis_send``, ``aegis_approve``, …) and one carrying the ``aegis_attach`` stream — a
+snapshot of every session, then every bus item. Each session is mirrored by a :class:`MirrorSession`
+that looks, to the TUI's widgets, like a kernel ``Session`` (handle, state, metrics, history, pending
+approval, ``subscribe``): its events are folded with the kernel's own code (``events.event_from_dict``,
+``metrics.SessionMetrics``), so transcripts, the status bar and tab dots read the same in both modes.
+
+Everything here runs in the TUI's trio guest (the asyncio thread); nothing blocks. When the stream ends
+(the owner stopped) :meth:`Remote.run` raises :class:`RemoteGone`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+log = logging.getLogger("aegis.tui.remote")
+
+
+class RemoteGone(Exception):
+    """The Aegis this TUI was attached to went away (or never answered)."""
+
+
+def metrics_from_raw(raw: dict[str, Any] | None, provider: str, *, fresh: bool = False) -> Any:
+    """A :class:`~aegis_kernel.metrics.SessionMetrics` rebuilt from ``mirror_record``'s ``metrics_raw``
+    (times arrive as ages). ``fresh``: only the window and the start time (the live items fold the rest)."""
+    from aegis_kernel.events import TokenUsage
+    from aegis_kernel.metrics import SessionMetrics
+
+    raw = dict(raw or {})
+    now = time.monotonic()
+    started = now - float(raw.get("started_at") or 0.0)
+    if fresh:
+        return SessionMetrics(provider=provider, context_size=int(raw.get("context_size") or 0), started_at=started)
+    turn_ago = raw.get("turn_started_at")
+    names = {a.name for a in SessionMetrics.__attrs_attrs__}
+    fields = {k: v for k, v in raw.items() if k in names}
+    for key in ("total", "turn_peak"):
+        if isinstance(fields.get(key), dict):
+            fields[key] = TokenUsage(**{k: int(v) for k, v in fields[key].items()
+                                        if k in ("input", "output", "cache_read", "cache_creation")})
+    fields["started_at"] = started
+    fields["turn_started_at"] = None if turn_ago is None else now - float(turn_ago)
+    fields["provider"] = provider
+    try:
+        return SessionMetrics(**fields)
+    except (TypeError, ValueError):
+        return SessionMetrics(provider=provider, started_at=started)
+
+
+class MirrorSession:
+    """A session of the attached Aegis, as the TUI's widgets read a kernel ``Session``."""
+
+    restorable = True
+
+    def __init__(self, record: dict[str, Any], *, fresh: bool = False) -> None:
+        from aegis_kernel.events import event_from_dict
+
+        self.handle: str = record["handle"]
+        self.profile_name: str = record.get("agent") or ""
+        self.provider: str = record.get("provider") or ""
+        self.profile = SimpleNamespace(model=record.get("model"), permission=record.get("permission") or "",
+                                       provider=self.provider)
+        self.state: str = record.get("state") or "starting"
+        self.error: str | None = record.get("error")
+        self.spawned_by: str | None = record.get("spawned_by")
+        self.pending_count: int = int(record.get("pending") or 0)
+        self.metrics = metrics_from_raw(record.get("metrics_raw"), self.provider, fresh=fresh)
+        self.history: list[Any] = [event_from_dict(d) for d in record.get("history") or () if isinstance(d, dict)]
+        pending = record.get("pending_permission")
+        self.pending_permission: Any = event_from_dict(pending) if isinstance(pending, dict) else None
+        self.listeners: list[Callable[[Any, Any], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<MirrorSession {self.handle} {self.provider} {self.state}>"
+
+    @property
+    def busy(self) -> bool:
+        return self.state in ("working", "input-required")
+
+    def subscribe(self, listener: Callable[[Any, Any], None]) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    def apply(self, event: Any) -> None:
+        """Fold one live event as the kernel's session did, then tell the listeners."""
+        from aegis_kernel import events as ev
+
+        if isinstance(event, ev.StateChanged):
+            if event.new == "working":
+                self.metrics.begin_turn()
+                self.pending_count = 0  # a turn takes everything that waited
+            elif event.new == "error":
+                self.error = event.reason or self.error
+                if self.metrics.streaming:
+                    self.metrics.end_turn(ev.TurnResult(stop_reason="error", is_error=True, error=self.error))
+            if event.new != "input-required":
+                self.pending_permission = None
+            self.state = event.new
+        else:
+            self.metrics.observe(event)
+            if isinstance(event, ev.PermissionRequest):
+                self.pending_permission = event
+            elif isinstance(event, ev.TurnResult):
+                self.pending_permission = None
+        if not getattr(event, "partial", False):
+            self.history.append(event)
+        for listener in list(self.listeners):
+            try:
+                listener(self, event)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the mirror
+                log.exception("mirror listener failed")
+
+    def closed(self) -> None:
+        """The owner closed it (``session.closed``); a state change is synthesised if none came."""
+        if self.state != "closed":
+            from aegis_kernel.events import StateChanged
+
+            self.apply(StateChanged(old=self.state, new="closed"))
+
+
+class Remote:
+    """The attached Aegis: mirrored sessions by handle, and calls to its operations (as the user)."""
+
+    def __init__(self, socket: Path, *, on_queue: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.socket = socket
+        self.sessions: dict[str, MirrorSession] = {}
+        self.owner: dict[str, Any] = {}
+        self.on_queue = on_queue
+        self._calls: Any = None
+
+    def __iter__(self) -> Any:
+        return iter(list(self.sessions.values()))
+
+    def get(self, handle: str) -> MirrorSession | None:
+        return self.sessions.get(handle)
+
+    async def call(self, operation: str, args: dict[str, Any] | None = None) -> Any:
+        """Call ``operation`` on the owner as the user; raises ``RpcError`` (its message is for people)."""
+        if self._calls is None:
+            raise RemoteGone("not attached")
+        return await self._calls.call(operation, args or {})
+
+    async def run(self, *, task_status: Any = None) -> None:
+        """Connect, mirror the snapshot, report started (with self), then follow the stream until it ends."""
+        import trio
+
+        from aegis_kernel.rpc import AsyncRpcClient, RpcError
+
+        task_status = task_status or trio.TASK_STATUS_IGNORED
+        try:
+            async with AsyncRpcClient.open(self.socket, "the attached Aegis") as calls, \
+                    AsyncRpcClient.open(self.socket, "the attached Aegis") as events:
+                self.owner = await calls.call("aegis_ping")
+                self._calls = calls
+                stream = events.stream("aegis_attach")
+                try:
+                    first = await stream.__anext__()
+                    self.apply_batch(first)
+                    task_status.started(self)
+                    async for batch in stream:
+                        self.apply_batch(batch)
+                finally:
+                    await stream.aclose()
+        except (OSError, RpcError, StopAsyncIteration) as exc:
+            raise RemoteGone(f"{exc}") from None
+        finally:
+            self._calls = None
+        raise RemoteGone(f"aegis {self.owner.get('owner', '')} (pid {self.owner.get('pid', '?')}) stopped")
+
+    def apply_batch(self, batch: list[dict[str, Any]]) -> None:
+        for item in batch:
+            try:
+                self.apply_item(item)
+            except Exception:  # noqa: BLE001 - one odd item never breaks the mirror
+                log.exception("cannot mirror %r", item)
+
+    def apply_item(self, item: dict[str, Any]) -> None:
+        from aegis_kernel.events import event_from_dict
+
+        if "lagged" in item:  # the owner dropped items for us: what we show may miss some events
+            log.warning("attached TUI fell behind the owner: %s", item)
+            return
+        topic, handle, data = item.get("topic"), item.get("session"), item.get("data")
+        if topic == "snapshot":
+            self.sessions = {r["handle"]: MirrorSession(r) for r in data.get("sessions") or ()}
+        elif topic == "session.snapshot":
+            if handle not in self.sessions:
+                self.sessions[handle] = MirrorSession(data, fresh=True)
+        elif topic == "session.event":
+            session = self.sessions.get(handle)
+            if session is not None and isinstance(data, dict):
+                session.apply(event_from_dict(data))
+        elif topic == "session.closed":
+            session = self.sessions.pop(handle, None)
+            if session is not None:
+                session.closed()
+        elif topic == "queue" and self.on_queue is not None and isinstance(data, dict):
+            self.on_queue(data)
