@@ -149,5 +149,7 @@ class EventBus:
     # --- the kernel's own sources (wired by the builtin plugin's observer hooks) --------------------
 
     def watch_session(self, session: Session) -> Callable[[], None]:
-        handle_of = lambda s: s.handle  # noqa: E731 - a renamed session publishes under its new handle
-        return session.subscribe(lambda s, event: self.publish("session.event", event, handle_of(s)))
+        def forward(s: Session, event: Any) -> None:
+            self.publish("session.event", event, s.handle)  # a renamed session publishes under its new handle
+
+        return session.subscribe(forward)

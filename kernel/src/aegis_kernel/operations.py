@@ -16,7 +16,7 @@ kinds may call it (``callers``, default user and agents) and, optionally, a rela
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from attrs import Factory, field, frozen
@@ -172,7 +172,8 @@ class Operation:
 
     @property
     def properties(self) -> Mapping[str, Any]:
-        return self.params.get("properties", {})
+        properties: Mapping[str, Any] = self.params.get("properties", {})
+        return properties
 
     def resolve(self) -> Handler:
         if isinstance(self.handler, str):
@@ -285,7 +286,7 @@ class OperationRegistry:
     def get(self, name: str) -> Operation | None:
         return self._ops.get(name)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Operation]:
         return iter(sorted(self._ops.values(), key=lambda op: op.name))
 
     def __len__(self) -> int:
@@ -345,7 +346,7 @@ async def _approve(op: Operation, ctx: CallContext, args: Mapping[str, Any]) -> 
         return
     if ctx.caller.kind != "agent":
         raise forbidden(op.name, ctx.caller, f"it needs the user's approval ({question}), which only agents can ask")
-    session = ctx.kernel.sessions.get(ctx.caller.handle)
+    session = ctx.kernel.sessions.get(ctx.caller.handle) if ctx.caller.handle is not None else None
     if session is None:
         raise forbidden(op.name, ctx.caller, "it needs the user's approval and the calling session is gone")
     if not await session.ask_user(op.name, question, dict(args)):

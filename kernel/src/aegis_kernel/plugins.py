@@ -13,6 +13,7 @@ hooks plugin by plugin, through ``pm.hook`` (:func:`aegis_kernel.hookcall.call_p
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -94,8 +95,13 @@ def _validate_name(kind: str, name: Any) -> None:
         raise RegistrationError(f"invalid {kind[:-1]} name {name!r}: must be {rule}")
 
 
+def _itself(obj: Any) -> Any:
+    """A loader for an already imported plugin object (``extra`` plugins)."""
+    return obj
+
+
 def _driver(driver: Any) -> tuple[str, Any]:
-    return getattr(driver, "name", None), driver
+    return getattr(driver, "name", ""), driver  # a missing name is refused by _validate_name
 
 
 def _operation(name: str, handler: Any, description: str = "", params: Any = None, *,
@@ -203,7 +209,7 @@ class PluginHost:
         blocked = set(disabled) | _env_disabled()
         for module_name in DEFAULT_PLUGINS:
             name = module_name.rsplit(".", 1)[-1]
-            self._add(name, module_name, lambda m=module_name: importlib.import_module(m),
+            self._add(name, module_name, functools.partial(importlib.import_module, module_name),
                       dist="aegis-kernel", blocked=blocked)
         if entry_points:
             for ep in _aegis_entry_points():
@@ -211,8 +217,8 @@ class PluginHost:
                 version = ep.dist.version if ep.dist is not None else ""
                 self._add(ep.name, ep.value, ep.load, dist=dist, version=version, blocked=blocked)
         for name, obj in extra:
-            self._add(name, getattr(obj, "__name__", type(obj).__name__), lambda o=obj: o, dist="(test)",
-                      blocked=blocked)
+            self._add(name, getattr(obj, "__name__", type(obj).__name__), functools.partial(_itself, obj),
+                      dist="(test)", blocked=blocked)
         self.add_hookspecs()
         self.refuse_undeclared()
         self.collect()

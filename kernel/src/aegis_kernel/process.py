@@ -165,9 +165,10 @@ class AgentSubprocess:
         buf = bytearray()
         while True:
             try:
-                chunk = await stdout.receive_some(READ_CHUNK)
+                data = await stdout.receive_some(READ_CHUNK)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
-                chunk = b""
+                data = b""
+            chunk = data if isinstance(data, bytes) else bytes(data)  # a pipe gives bytes; the stream type allows bytearray
             if not chunk:
                 if buf:
                     yield bytes(buf)
@@ -294,7 +295,7 @@ class AgentSubprocess:
                 if self._recorder is not None and self.returncode is not None:  # reaped: nothing left to record
                     self._recorder.ended(self._pgid)
                 self._closed.set()
-            return self.returncode
+        return self.returncode
 
     async def _close(self, grace: float) -> None:
         await self.close_stdin()
@@ -350,7 +351,7 @@ async def open_agent_process(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=full_env,
+            env=full_env,  # type: ignore[arg-type]  # bytes pairs are fine for subprocess; trio's stub says str
             cwd=os.fspath(cwd) if cwd is not None else None,
             start_new_session=True,
         )

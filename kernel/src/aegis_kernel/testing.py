@@ -94,10 +94,11 @@ class FakeDriver(Driver):
         return Launch(argv=("fake-agent", spec.handle))
 
     async def start(self, spec: SpawnSpec, launch: Launch, nursery: trio.Nursery) -> AgentProcess:
-        proc = FakeProcess(self.reply, spec.resume_id or f"fake-{spec.handle}")
+        session_id = spec.resume_id or f"fake-{spec.handle}"
+        proc = FakeProcess(self.reply, session_id)
         proc._nursery = nursery
         self.processes.append(proc)
-        await proc._send.send(SystemInit(session_id=proc.session_id))
+        await proc._send.send(SystemInit(session_id=session_id))
         return proc
 
 

@@ -763,6 +763,16 @@ class AegisApp(App[int]):
             self._bar_sig = sig
             self.tab_bar.refresh()
             self._update_title()
+        self._show_config_error()
+
+    def _show_config_error(self) -> None:
+        """A config edit the running kernel refused (live reload) is shown once, with its file:line problems."""
+        error = getattr(self.kernel, "config_error", None) if self.kernel_ready else None
+        if error is not getattr(self, "_config_error_shown", None):
+            self._config_error_shown = error
+            if error is not None:
+                self.notify(f"config edit refused, the last good config stays:\n{error}", severity="error",
+                            timeout=15)
 
     # --- actions: tabs ------------------------------------------------------------------------
 
