@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ import trio
 
 from . import events as ev
 from .delivery import DeliveryError, Envelope, render_batch, utc_now
-from .drivers import AgentProcess, Launch, SpawnRefused, SpawnSpec
+from .drivers import AgentProcess, Driver, Launch, SpawnRefused, SpawnSpec
 from .hookcall import HookFailed, chain
 from .metrics import SessionMetrics
 from .names import check_handle, generate_handle
@@ -178,7 +178,7 @@ class Session:
         request_id = f"aegis-{len(self._kernel_asks)}-{time.monotonic_ns()}"
         req = ev.PermissionRequest(request_id=request_id, tool_name=tool_name, kind="other", summary=summary,
                                    raw_input=raw_input, options=("allow", "deny"))
-        done, answer = trio.Event(), []
+        done, answer = trio.Event(), list[bool]()
         self._kernel_asks[request_id] = (done, answer)
         previous = self.state
         self._record(req)
@@ -443,7 +443,7 @@ class SessionManager:
         self.restored = trio.Event()  # set once restore() ran (or the kernel started without restoring)
         self.restore_problems: list[str] = problems  # sessions restore() could not bring back, with why
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Session]:
         return iter(list(self.sessions.values()))
 
     def get(self, handle: str) -> Session | None:
@@ -527,7 +527,7 @@ class SessionManager:
     async def start_process(self, session: Session, nursery: trio.Nursery) -> AgentProcess:
         kernel = self.kernel
         drivers = kernel.plugins.registry.objects("drivers")
-        driver = drivers.get(session.provider)
+        driver: Driver | None = drivers.get(session.provider)
         if driver is None:
             raise SessionError(
                 f"unknown provider '{session.provider}' for agent '{session.profile_name}' "
