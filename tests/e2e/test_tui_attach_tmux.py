@@ -1,7 +1,7 @@
 """The TUI attached to a running ``aegis serve``, in a real terminal: tmux runs bare ``aegis`` next to a serve
 with two scripted agents; the CLI in "another shell" sends and the attached TUI shows it; an approval is
-answered in the TUI; quitting detaches and leaves both agents running — one agent process per session
-throughout."""
+answered in the TUI; a second TUI attached at the same time sees the same; quitting detaches and leaves
+both agents running — one agent process per session throughout."""
 
 from __future__ import annotations
 
@@ -47,15 +47,21 @@ def test_the_tui_attaches_to_a_running_serve(serve, serve_project: Path, tmp_pat
 
     done = tmp_path / "exit-status"
     name = f"aegis-attach-{uuid.uuid4().hex[:8]}"
-    _tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", name, "-c", str(serve_project),
-          f"sh -c '{AEGIS}; echo $? > {done}; sleep 60'")
+    other = f"{name}-2"  # a second TUI attached at the same time
+    for session, status in ((name, done), (other, tmp_path / "exit-status-2")):
+        _tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", session, "-c", str(serve_project),
+              f"sh -c '{AEGIS}; echo $? > {status}; sleep 60'")
     try:
-        _screen_until(name, lambda s: f"1 {first} ·helper·" in s and f"2 {second} ·helper·" in s, "both tabs")
+        for session in (name, other):
+            _screen_until(session, lambda s: f"1 {first} ·helper·" in s and f"2 {second} ·helper·" in s,
+                          "both tabs")
         assert len(pids_mentioning(agents)) == 2  # attaching started no second copy
 
-        # another shell sends: the attached TUI's transcript shows the turn
+        # another shell sends: both attached TUIs' transcripts show the turn
         serve.cli("send", first, "hello from another shell")
-        _screen_until(name, lambda s: "scripted reply to: hello from another shell" in s, "the sent turn")
+        for session in (name, other):
+            _screen_until(session, lambda s: "scripted reply to: hello from another shell" in s, "the sent turn")
+        _tmux("send-keys", "-t", other, "C-q")
 
         # an agent asks for approval: answered in the attached TUI
         serve.cli("send", first, "@ask execute rm -rf build")
@@ -77,5 +83,6 @@ def test_the_tui_attaches_to_a_running_serve(serve, serve_project: Path, tmp_pat
         assert len(pids_mentioning(agents)) == 2  # one agent process per session, still
     finally:
         _tmux("kill-session", "-t", name)
+        _tmux("kill-session", "-t", other)
     assert serve.stop() == 0
     assert pids_mentioning(agents) == []
