@@ -108,3 +108,18 @@ async def test_edits_are_validated_with_the_running_kernels_rules(observer, kern
     with pytest.raises(ConfigError, match=r"\.aegis\.yaml:\d+: unknown provider 'nosuch' .* @ agents\.x\.provider"):
         set_key(path, ["agents", "x"], {"provider": "nosuch"}, validate=validator_for(kernel, path))
     assert path.read_bytes() == before
+
+
+def test_only_config_files_and_overlay_folders_count_as_config_changes(tmp_path):
+    from aegis_kernel.config_watch import _relevant
+
+    project = tmp_path
+    (project / ".aegis" / "agents").mkdir(parents=True)
+    (project / ".aegis" / "prices.json").write_text("{}")
+    relevant = lambda *paths: _relevant(project, {(2, str(project / p)) for p in paths})  # noqa: E731
+    assert relevant(".aegis.yaml") == (True, False)
+    assert relevant(".aegis/agents/r.yaml", ".aegis/agents/r.yml") == (True, False)
+    assert relevant(".aegis/agents") == (True, True)  # a section folder: watch it too
+    assert relevant(".aegis/gone") == (True, True)  # a folder that went away
+    assert relevant("README.md", ".aegis/prices.json", ".aegis/state", ".aegis/state/aegis.log",
+                    ".aegis/worktrees/t1", ".aegis/agents/.r.yaml.swp", ".aegis/agents/notes.txt") == (False, False)

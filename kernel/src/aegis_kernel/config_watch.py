@@ -110,9 +110,10 @@ def _relevant(project: Path, changes: set[tuple[int, str]]) -> tuple[bool, bool]
         path = Path(raw)
         if path == project / CONFIG_NAME:
             touched = True
-        elif path == root or (path.parent == root and path.name not in NOT_OVERLAYS
-                              and not path.name.startswith(".")):
+        elif path == root or (path.parent == root and path.name not in NOT_OVERLAYS and not path.name.startswith(".")
+                              and (path.is_dir() or (not path.exists() and not path.suffix))):
             touched = rewatch = True  # .aegis/ or a section folder appeared, went or was replaced
+            # (a plain file in .aegis/, such as prices.json, is no overlay)
         elif path.parent.parent == root and path.parent.name not in NOT_OVERLAYS \
                 and path.suffix in OVERLAY_SUFFIXES and not path.name.startswith("."):
             touched = True
