@@ -1,0 +1,1 @@
+"""Aegis Canvas: shared markdown documents agents co-author section by section."""

@@ -1,0 +1,59 @@
+"""A canvas's ledger ``.aegis/state/canvases/<name>/ledger.jsonl``: record shapes and the replay fold.
+
+Every record is ``{"v": 1, "event": <kind>, "canvas": <name>, "at": <ISO UTC>, …}`` (a kernel
+:class:`~aegis_kernel.Journal` keyed by ``canvas``; replay tolerates a torn last line):
+
+- ``opened``       ``{file, by}`` — the binding (the file relative to the project root);
+- ``write``        ``{writer, section, op: write|append|external, added, removed, version, sha}`` — one per
+  changed section (an external edit of several sections writes one per section, same ``version``);
+  ``sha`` is the SHA-256 of the whole file after the write, so a start can tell whether the file changed
+  while Aegis was not running;
+- ``subscribed``   ``{handle, sections}`` (``sections`` null: every section) · ``unsubscribed`` ``{handle, reason}``.
+
+:func:`fold` gives the canvas's state: ``file``, ``version``, ``sha``, ``subscribers``
+(handle → sections or None), ``last`` (section → its latest write record) and ``writes`` (count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aegis_kernel import fold as journal_fold
+
+KEY = "canvas"
+
+
+def apply(state: dict[str, Any] | None, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """One record's effect on the canvas state (None before ``opened``: nothing to change)."""
+    kind = rec.get("event")
+    if kind == "opened":
+        if state is not None or not isinstance(rec.get("file"), str):
+            return state
+        return {"canvas": rec[KEY], "file": rec["file"], "opened_by": rec.get("by"), "opened_at": rec.get("at"),
+                "version": 0, "sha": None, "subscribers": {}, "last": {}, "writes": 0}
+    if state is None:
+        return None
+    if kind == "write" and isinstance(rec.get("version"), int):
+        state["version"] = max(state["version"], rec["version"])
+        state["writes"] += 1
+        if isinstance(rec.get("sha"), str):
+            state["sha"] = rec["sha"]
+        if isinstance(rec.get("section"), str):
+            state["last"][rec["section"]] = rec
+    elif kind == "subscribed" and isinstance(rec.get("handle"), str):
+        sections = rec.get("sections")
+        state["subscribers"][rec["handle"]] = tuple(sections) if isinstance(sections, list) else None
+    elif kind == "unsubscribed" and isinstance(rec.get("handle"), str):
+        state["subscribers"].pop(rec["handle"], None)
+    return state
+
+
+def fold(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The state of each canvas the records name (one per ledger in practice)."""
+    return journal_fold(records, apply, key=KEY)
+
+
+def writes(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``write`` records, in ledger order."""
+    return [r for r in records if r.get("event") == "write"]

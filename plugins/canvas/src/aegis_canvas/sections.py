@@ -1,0 +1,218 @@
+"""Sections of a canvas: pure text functions (no I/O), tested on their own.
+
+A canvas is a markdown document whose sections are its top-level ATX ``## `` headings, as a real
+CommonMark parser (``markdown-it-py``) finds them: a ``## `` line inside a fenced or indented code block,
+a block quote or a list is not a heading, and neither is a setext (underlined) heading. A section's
+**name** is its heading's text (trimmed; a closing ``##`` sequence is not part of it); its **body** is every
+line after the heading up to the next section heading or the end. Text before the first heading is the
+pseudo-section :data:`PREAMBLE`.
+
+Writing a section (:func:`replace_section`) changes only that section's lines: the rest of the document is
+kept byte for byte. A section that does not exist yet is appended at the end (``## name`` + body).
+Bodies are stored ending with one newline, and a section followed by another keeps one blank line before
+the next heading.
+
+Diffs (:func:`line_diff`) are real line diffs (``difflib.SequenceMatcher``, no junk heuristics): ``added``
+and ``removed`` count the lines a unified diff would mark ``+`` and ``-``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from attrs import frozen
+
+PREAMBLE = "_preamble"
+MAX_SECTION_NAME = 200
+
+
+class SectionError(ValueError):
+    """A section name or canvas text that cannot be used; the message says why."""
+
+
+@frozen
+class Section:
+    """One section: ``name``, the 0-based line of its heading (None for the preamble), and the
+    half-open range ``[start, end)`` of its body lines."""
+
+    name: str
+    heading: int | None
+    start: int
+    end: int
+
+
+@frozen
+class LineDiff:
+    """A line diff of one text against another: counts, and the changed lines themselves."""
+
+    added: int
+    removed: int
+    added_lines: tuple[str, ...]
+    removed_lines: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def check_section_name(name: str) -> str:
+    """``name`` trimmed, or :class:`SectionError`: empty, a line break, longer than
+    :data:`MAX_SECTION_NAME`, or one that would not read back as the same heading."""
+    if not isinstance(name, str):
+        raise SectionError("a section name must be a string")
+    if "\n" in name or "\r" in name:
+        raise SectionError(f"a section name is one line; {name!r} has a line break")
+    trimmed = name.strip()
+    if not trimmed:
+        raise SectionError("a section name must not be empty")
+    if len(trimmed) > MAX_SECTION_NAME:
+        raise SectionError(f"a section name has at most {MAX_SECTION_NAME} characters")
+    if trimmed != PREAMBLE and parse_headings(f"## {trimmed}\n") != [trimmed]:
+        raise SectionError(f"{name!r} does not read back as a '## ' heading of that name (markdown syntax in it?)")
+    return trimmed
+
+
+def _parser():  # one parser per process; markdown-it is imported on first use
+    global _MD
+    if _MD is None:
+        from markdown_it import MarkdownIt
+
+        _MD = MarkdownIt("commonmark")
+    return _MD
+
+
+_MD = None
+
+
+def _headings(text: str) -> list[tuple[int, str]]:
+    """``(line, name)`` of each top-level ATX level-2 heading."""
+    tokens = _parser().parse(text)
+    found = []
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.tag == "h2" and tok.level == 0 and tok.markup == "##" and tok.map:
+            inline = tokens[i + 1] if i + 1 < len(tokens) else None
+            name = (inline.content if inline is not None and inline.type == "inline" else "").strip()
+            found.append((tok.map[0], name))
+    return found
+
+
+def parse_headings(text: str) -> list[str]:
+    """The section names of ``text``, in order (the preamble not included)."""
+    return [name for _, name in _headings(text)]
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` as lines, each keeping its line end (as markdown-it numbers them)."""
+    return text.splitlines(keepends=True)
+
+
+def parse(text: str) -> list[Section]:
+    """Every section of ``text``: the preamble first (possibly empty), then each ``## `` section."""
+    lines = split_lines(text)
+    heads = _headings(text)
+    first = heads[0][0] if heads else len(lines)
+    out = [Section(PREAMBLE, None, 0, first)]
+    for n, (line, name) in enumerate(heads):
+        end = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
+        out.append(Section(name, line, line + 1, end))
+    return out
+
+
+def find(sections: Iterable[Section], name: str) -> Section | None:
+    """The first section called ``name`` (a later duplicate heading is part of no write)."""
+    for sec in sections:
+        if sec.name == name:
+            return sec
+    return None
+
+
+def body(text: str, name: str) -> str | None:
+    """The body of section ``name`` (its lines, trailing blank lines dropped), or None if absent."""
+    lines = split_lines(text)
+    sec = find(parse(text), name)
+    if sec is None:
+        return None
+    return _trim("".join(lines[sec.start:sec.end]))
+
+
+def bodies(text: str) -> dict[str, str]:
+    """Every section's body by name (the first of duplicate names wins)."""
+    lines = split_lines(text)
+    out: dict[str, str] = {}
+    for sec in parse(text):
+        out.setdefault(sec.name, _trim("".join(lines[sec.start:sec.end])))
+    return out
+
+
+def _trim(block: str) -> str:
+    stripped = block.rstrip("\r\n \t")
+    return stripped + "\n" if stripped else ""
+
+
+def _normal(content: str) -> str:
+    content = content.replace("\r\n", "\n")
+    content = content.rstrip("\n")
+    return content + "\n" if content.strip() else ""
+
+
+def replace_section(text: str, name: str, content: str) -> str:
+    """``text`` with section ``name``'s body replaced by ``content`` (appended as a new ``## name``
+    section when absent). The preamble is :data:`PREAMBLE`. Everything else is kept as it was."""
+    lines = split_lines(text)
+    new_body = _normal(content)
+    sections = parse(text)
+    sec = find(sections, name)
+    if sec is None:
+        head = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        return text + head + f"## {name}\n" + new_body
+    followed = sec.end < len(lines)
+    block = new_body + ("\n" if followed and new_body else "")
+    if sec.heading is not None and not new_body and followed:
+        block = "\n"
+    before = "".join(lines[:sec.start])
+    if before and not before.endswith("\n"):  # a heading on the file's last line, without a line end
+        before += "\n"
+    return before + block + "".join(lines[sec.end:])
+
+
+def append_section(text: str, name: str, content: str) -> str:
+    """``text`` with ``content`` added at the end of section ``name``'s body (created when absent)."""
+    current = body(text, name)
+    addition = _normal(content)
+    if current is None:
+        return replace_section(text, name, addition)
+    return replace_section(text, name, current + addition)
+
+
+def line_diff(old: str, new: str) -> LineDiff:
+    """A real line diff of ``old`` → ``new`` (the lines a unified diff marks ``+`` and ``-``)."""
+    a, b = old.splitlines(), new.splitlines()
+    added: list[str] = []
+    removed: list[str] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed.extend(a[i1:i2])
+        if tag in ("replace", "insert"):
+            added.extend(b[j1:j2])
+    return LineDiff(len(added), len(removed), tuple(added), tuple(removed))
+
+
+def unified(old: str, new: str, *, old_label: str, new_label: str, limit: int = 200) -> str:
+    """A unified diff of ``old`` → ``new`` (at most ``limit`` lines; a longer one ends with a note)."""
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), old_label, new_label, lineterm=""))
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} more diff lines"]
+    return "\n".join(lines)
+
+
+def section_changes(old: str, new: str) -> dict[str, LineDiff]:
+    """Per section name, the line diff of its body between two versions of a document (sections added
+    or removed count as all-added or all-removed); only sections that changed."""
+    before, after = bodies(old), bodies(new)
+    out: dict[str, LineDiff] = {}
+    for name in [*before, *(n for n in after if n not in before)]:
+        diff = line_diff(before.get(name, ""), after.get(name, ""))
+        if diff.changed or (name in before) != (name in after) and name != PREAMBLE:
+            out[name] = diff
+    return out

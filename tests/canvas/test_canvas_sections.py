@@ -1,0 +1,90 @@
+"""Sections found by a real markdown parser, section edits that keep the rest, and real line diffs."""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+
+from aegis_canvas.sections import (
+    PREAMBLE,
+    SectionError,
+    append_section,
+    body,
+    check_section_name,
+    line_diff,
+    parse_headings,
+    replace_section,
+    section_changes,
+)
+
+DOC = """\
+# Q3 report
+intro line
+
+## data
+old 1
+old 2
+
+```md
+## not a heading (inside a fence)
+```
+
+## notes ##
+n1
+"""
+
+
+def test_sections_are_atx_level_two_headings_outside_code_blocks():
+    assert parse_headings(DOC) == ["data", "notes"]
+    assert body(DOC, PREAMBLE) == "# Q3 report\nintro line\n"
+    assert body(DOC, "data") == "old 1\nold 2\n\n```md\n## not a heading (inside a fence)\n```\n"
+    assert body(DOC, "missing") is None
+    # setext, indented-code and quoted '## ' lines are not sections either
+    assert parse_headings("Title\n-----\n\n    ## code\n\n> ## quoted\n") == []
+
+
+def test_replacing_a_section_changes_only_its_lines():
+    new = replace_section(DOC, "data", "new 1\nold 2\n")
+    assert new == DOC.replace("old 1\nold 2\n\n```md\n## not a heading (inside a fence)\n```\n", "new 1\nold 2\n")
+    assert body(new, "notes") == "n1\n" and body(new, PREAMBLE) == body(DOC, PREAMBLE)
+    again = replace_section(new, "data", "new 1\nold 2")
+    assert again == new  # same content: same bytes
+
+
+def test_a_missing_section_is_appended_and_append_extends_a_section():
+    new = replace_section(DOC, "risks", "r1")
+    assert new == DOC + "\n## risks\nr1\n"
+    assert parse_headings(new) == ["data", "notes", "risks"]
+    assert body(append_section(new, "notes", "n2"), "notes") == "n1\nn2\n"
+    assert replace_section("", "data", "x") == "## data\nx\n"
+    assert replace_section("## data", "data", "x") == "## data\nx\n"  # a heading without a line end
+
+
+def test_line_diff_counts_what_a_unified_diff_marks():
+    old = "".join(f"line {i}\n" for i in range(40))
+    new_lines = [f"line {i}\n" for i in range(40) if i not in (3, 4, 5)]
+    new_lines[10:10] = [f"added {i}\n" for i in range(18)]
+    new = "".join(new_lines)
+    diff = line_diff(old, new)
+    unified = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm=""))
+    plus = sum(1 for ln in unified if ln.startswith("+") and not ln.startswith("+++"))
+    minus = sum(1 for ln in unified if ln.startswith("-") and not ln.startswith("---"))
+    assert (diff.added, diff.removed) == (plus, minus) == (18, 3)
+    assert diff.added_lines[0] == "added 0"
+
+
+def test_section_changes_name_each_changed_section():
+    edited = DOC.replace("n1\n", "n1 edited\nn2\n").replace("intro line", "intro")
+    changes = section_changes(DOC, edited)
+    assert {name: (d.added, d.removed) for name, d in changes.items()} == {PREAMBLE: (1, 1), "notes": (2, 1)}
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\rb", "", "   ", "x" * 201])
+def test_bad_section_names_are_refused(name):
+    with pytest.raises(SectionError):
+        check_section_name(name)
+
+
+def test_section_names_are_trimmed():
+    assert check_section_name("  data ") == "data"
