@@ -413,7 +413,7 @@ def test_no_config_opens_the_config_panel_with_a_prompt(tmp_path: Path) -> None:
     run(body())
 
 
-def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path) -> None:
+def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         config = "default_agent: alpha\nplugins:\n  disabled: [mcp]\nagents:\n  alpha: {provider: tfake}\n" \
                  "queues:\n  tests: {agent: alpha, max_parallel: 2}\n"
@@ -423,6 +423,11 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path) -> N
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             await wait_until(pilot, lambda: "queues: tests ●0/2 ○0 ✓0 ✗0" in screen_text(app), what="the strip")
+            if tui_mode == "attached":  # the strip follows the serve's queue
+                app.run_op("aegis_enqueue", queue="tests", payload="hang")
+                await wait_until(pilot, lambda: "queues: tests ●1/2 ○0 ✓0 ✗0" in screen_text(app), what="a task")
+                await pilot.press("ctrl+q")
+                return
             await pilot.press("ctrl+d")
             await wait_until(pilot, lambda: type(app.screen).__name__ == "QueueDashboard")
             assert "IN-FLIGHT" in screen_text(app)

@@ -46,6 +46,24 @@ def strip_text(runtime: Any) -> str:
     return text
 
 
+def status_strip_text(status: Any) -> str:
+    """:func:`strip_text` from ``aegis_queue_status``'s result: what a TUI attached to a serve shows (it
+    has no runtime object of its own)."""
+    queues = [q for q in (status or {}).get("queues") or () if isinstance(q, dict)]
+    if not queues:
+        return ""
+    def counts(q: dict[str, Any]) -> tuple[int, int, int, int, int]:
+        return (q.get("in_flight", 0), q.get("max_parallel", 0), q.get("pending", 0), q.get("completed", 0),
+                q.get("failed", 0))
+    if len(queues) <= 3:
+        text = "queues: " + " · ".join("{} ●{}/{} ○{} ✓{} ✗{}".format(q.get("queue"), *counts(q)) for q in queues)
+    else:
+        totals = [sum(c) for c in zip(*(counts(q) for q in queues))]
+        text = "{} queues · ●{}/{} ○{} ✓{} ✗{}".format(len(queues), *totals)
+    live = [q.get("last_worker") for q in queues if q.get("in_flight") and q.get("last_worker")]
+    return text + (f"  last: {live[-1]}" if live else "")
+
+
 def dashboard_rows(runtime: Any) -> dict[str, list[str]]:
     """The dashboard's bands as plain lines: QUEUES, IN-FLIGHT, QUEUED, RECENT (last 10)."""
     bands: dict[str, list[str]] = {"QUEUES": [], "IN-FLIGHT": [], "QUEUED": [], "RECENT": []}
@@ -102,12 +120,26 @@ def strip(app: Any, kernel: Any) -> Any:
                 self._unsubscribe = None
 
         def _follow(self) -> None:
+            if getattr(app, "remote", None) is not None:  # attached to a serve: ask it
+                app.in_kernel(self._poll)
+                return
             rt = _runtime(kernel)
             if self._unsubscribe is None and getattr(rt, "subscribe", None) is not None:
                 self._unsubscribe = rt.subscribe(lambda queue, task: self.refresh_text())
             self.refresh_text()
 
+        async def _poll(self) -> None:
+            try:
+                status = await app.call_op("aegis_queue_status")
+            except Exception:  # noqa: BLE001 - no queue service there: no strip
+                status = None
+            text = status_strip_text(status)
+            self.display = bool(text)
+            self.update(text)
+
         def refresh_text(self) -> None:
+            if getattr(app, "remote", None) is not None:
+                return
             rt = _runtime(kernel)
             version = getattr(rt, "version", -1)
             if version == self._seen:
