@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SCRIPTED_CONFIG
 
 pytestmark = pytest.mark.e2e
+
+SCRIPTED_CONFIG = "default_agent: helper\nagents:\n  helper:\n    provider: scripted\n"  # as the serve fixture's
 
 
 def spawned(serve, agent: str, handle: str) -> bool:
