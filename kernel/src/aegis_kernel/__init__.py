@@ -10,8 +10,9 @@ Three submodules are public on purpose, each with one job:
 - ``aegis_kernel.testing``: helpers for plugin authors' tests (``FakeDriver``, ``FakeProcess``,
   ``DriverPlugin``, ``pids_mentioning``); the pytest plugin and the fake model server live in
   ``aegis-testkit``.
-- ``aegis_kernel.client``: thin clients of a running kernel's control socket for CLI verbs
-  (``call``, ``connect``, ``NotRunning``); importing it loads no plugins.
+- ``aegis_kernel.client``: clients of a running kernel's control socket, for CLI verbs and an
+  attached front end (``call``, ``connect``, ``NotRunning``, ``RpcClient``, ``AsyncRpcClient``,
+  ``socket_path``/``connect_path``); importing it loads no plugins.
 - ``aegis_kernel.jsonrpc``: the project's one JSON-RPC 2.0 codec (control socket, ACP drivers).
 
 Every name is imported on first use (module ``__getattr__``) so that ``aegis --version`` and thin
@@ -178,98 +179,145 @@ _LAZY: dict[str, str | tuple[str, str]] = {
 }
 __all__ = ["hookimpl", "__version__", *_LAZY]
 
-if TYPE_CHECKING:  # the same names, for type checkers (keep in step with _LAZY; a test checks it)
+if TYPE_CHECKING:  # the same names for type checkers (`X as X`: an explicit re-export; a test keeps it in step)
     import pluggy
 
-    from .bus import BusEvent, EventBus, Lagged, Subscription
-    from .cli import print_table
-    from .clock import Clock, iso_utc, parse_iso
-    from .config import Config, ConfigError, config_validator, remove_key, set_key
-    from .config_sections import Section, check_safe_name, is_safe_name
-    from .config_watch import validator_for
-    from .control import ControlError, ControlServer
-    from .delivery import DeliveryError, Envelope, Receipt, new_id, utc_now
-    from .drivers import AgentProcess, Driver, Launch, McpEndpoint, SpawnRefused, SpawnSpec, bare_tool_name, private_dir
+    from .bus import BusEvent as BusEvent, EventBus as EventBus, Lagged as Lagged, Subscription as Subscription
+    from .cli import print_table as print_table
+    from .clock import Clock as Clock, iso_utc as iso_utc, parse_iso as parse_iso
+    from .config import (
+        Config as Config,
+        ConfigError as ConfigError,
+        config_validator as config_validator,
+        remove_key as remove_key,
+        set_key as set_key,
+    )
+    from .config_sections import Section as Section, check_safe_name as check_safe_name, is_safe_name as is_safe_name
+    from .config_watch import validator_for as validator_for
+    from .control import ControlError as ControlError, ControlServer as ControlServer
+    from .delivery import (
+        DeliveryError as DeliveryError,
+        Envelope as Envelope,
+        Receipt as Receipt,
+        new_id as new_id,
+        utc_now as utc_now,
+    )
+    from .drivers import (
+        AgentProcess as AgentProcess,
+        Driver as Driver,
+        Launch as Launch,
+        McpEndpoint as McpEndpoint,
+        SpawnRefused as SpawnRefused,
+        SpawnSpec as SpawnSpec,
+        bare_tool_name as bare_tool_name,
+        private_dir as private_dir,
+    )
     from .events import (
-        AgentError,
-        ApprovalAnswered,
-        AssistantText,
-        CompactBoundary,
-        Diff,
-        DriverEvent,
-        EnvelopeReceived,
-        EventTypeError,
-        PermissionRequest,
-        Plan,
-        PlanEntry,
-        StateChanged,
-        SystemInit,
-        Thinking,
-        TokenUsage,
-        ToolResult,
-        ToolUse,
-        TurnResult,
-        Unknown,
-        UnknownEvent,
-        UsageUpdate,
-        UserEcho,
-        UserTurn,
-        event_from_dict,
-        event_to_dict,
-        register_event_type,
+        AgentError as AgentError,
+        ApprovalAnswered as ApprovalAnswered,
+        AssistantText as AssistantText,
+        CompactBoundary as CompactBoundary,
+        Diff as Diff,
+        DriverEvent as DriverEvent,
+        EnvelopeReceived as EnvelopeReceived,
+        EventTypeError as EventTypeError,
+        PermissionRequest as PermissionRequest,
+        Plan as Plan,
+        PlanEntry as PlanEntry,
+        StateChanged as StateChanged,
+        SystemInit as SystemInit,
+        Thinking as Thinking,
+        TokenUsage as TokenUsage,
+        ToolResult as ToolResult,
+        ToolUse as ToolUse,
+        TurnResult as TurnResult,
+        Unknown as Unknown,
+        UnknownEvent as UnknownEvent,
+        UsageUpdate as UsageUpdate,
+        UserEcho as UserEcho,
+        UserTurn as UserTurn,
+        event_from_dict as event_from_dict,
+        event_to_dict as event_to_dict,
+        register_event_type as register_event_type,
     )
-    from .hookcall import HookFailed
+    from .hookcall import HookFailed as HookFailed
     from .hookspecs import (
-        RegisterCli,
-        RegisterConfigSection,
-        RegisterDriver,
-        RegisterEventType,
-        RegisterOperation,
-        RegisterService,
-        hookspec,
+        RegisterCli as RegisterCli,
+        RegisterConfigSection as RegisterConfigSection,
+        RegisterDriver as RegisterDriver,
+        RegisterEventType as RegisterEventType,
+        RegisterOperation as RegisterOperation,
+        RegisterService as RegisterService,
+        hookspec as hookspec,
     )
-    from .journal import ArchivePlan, Journal, fold, plan_archive
-    from .kernel import Kernel, build_kernel, open_kernel, setup_logging, unwrap_group
-    from .metrics import SessionMetrics, format_tokens, status_line
-    from .names import generate_handle
-    from .operations import CallContext, Caller, Operation, OperationError, OperationRegistry, params
-    from .owner import ProjectOwned, current_owner
-    from .owner import acquire as acquire_owner
-    from .plugins import RegistrationError, registration_hook
+    from .journal import ArchivePlan as ArchivePlan, Journal as Journal, fold as fold, plan_archive as plan_archive
+    from .kernel import (
+        Kernel as Kernel,
+        build_kernel as build_kernel,
+        open_kernel as open_kernel,
+        setup_logging as setup_logging,
+        unwrap_group as unwrap_group,
+    )
+    from .metrics import SessionMetrics as SessionMetrics, format_tokens as format_tokens, status_line as status_line
+    from .names import generate_handle as generate_handle
+    from .operations import (
+        CallContext as CallContext,
+        Caller as Caller,
+        Operation as Operation,
+        OperationError as OperationError,
+        OperationRegistry as OperationRegistry,
+        params as params,
+    )
+    from .owner import ProjectOwned as ProjectOwned, current_owner as current_owner
+    from .plugins import RegistrationError as RegistrationError, registration_hook as registration_hook
     from .process import (
-        AgentProcessError,
-        AgentStdinClosed,
-        AgentSubprocess,
-        SpawnFailed,
-        SubprocessAgent,
-        open_agent_process,
+        AgentProcessError as AgentProcessError,
+        AgentStdinClosed as AgentStdinClosed,
+        AgentSubprocess as AgentSubprocess,
+        SpawnFailed as SpawnFailed,
+        SubprocessAgent as SubprocessAgent,
+        open_agent_process as open_agent_process,
     )
-    from .profiles import PERMISSIONS, AgentProfile
-    from .project import resolve_project_dir
-    from .redact import forget_secret, redact_event, register_secret
-    from .redact import redact as redact_secrets
-    from .services import FileViewer, ServiceError
-    from .sessions import Session, SessionError, SessionManager, transcript_lines
+    from .profiles import PERMISSIONS as PERMISSIONS, AgentProfile as AgentProfile
+    from .project import resolve_project_dir as resolve_project_dir
+    from .redact import forget_secret as forget_secret, redact_event as redact_event, register_secret as register_secret
+    from .services import FileViewer as FileViewer, ServiceError as ServiceError
+    from .sessions import (
+        Session as Session,
+        SessionError as SessionError,
+        SessionManager as SessionManager,
+        transcript_lines as transcript_lines,
+    )
     from .state import (
-        Ledger,
-        LedgerWriteError,
-        Problem,
-        ReplayResult,
-        StateError,
-        read_json,
-        write_bytes_atomic,
-        write_json_atomic,
-        write_text_atomic,
+        Ledger as Ledger,
+        LedgerWriteError as LedgerWriteError,
+        Problem as Problem,
+        ReplayResult as ReplayResult,
+        StateError as StateError,
+        read_json as read_json,
+        write_bytes_atomic as write_bytes_atomic,
+        write_json_atomic as write_json_atomic,
+        write_text_atomic as write_text_atomic,
     )
-    from .turns import AGENT_FAILED as TURN_AGENT_FAILED
-    from .turns import CANCELLED as TURN_CANCELLED
-    from .turns import CLOSED as TURN_CLOSED
-    from .turns import DEADLINE as TURN_DEADLINE
-    from .turns import START_FAILED as TURN_START_FAILED
-    from .turns import Turn, TurnOutcome, TurnStatus, open_transient_turn, run_transient_turn, run_turn
-    from .writer import StateWriter, Ticket
+    from .turns import (
+        Turn as Turn,
+        TurnOutcome as TurnOutcome,
+        TurnStatus as TurnStatus,
+        open_transient_turn as open_transient_turn,
+        run_transient_turn as run_transient_turn,
+        run_turn as run_turn,
+    )
+    from .writer import StateWriter as StateWriter, Ticket as Ticket
+    from . import owner as _owner, redact as _redact, turns as _turns
 
     hookimpl: pluggy.HookimplMarker
+    TURN_AGENT_FAILED = _turns.AGENT_FAILED
+    TURN_CANCELLED = _turns.CANCELLED
+    TURN_CLOSED = _turns.CLOSED
+    TURN_DEADLINE = _turns.DEADLINE
+    TURN_START_FAILED = _turns.START_FAILED
+    acquire_owner = _owner.acquire
+    redact_secrets = _redact.redact
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .control import ControlError, connect_path, socket_path
-from .rpc import RpcClient, RpcError
+from .rpc import AsyncRpcClient, RpcClient, RpcError
+
+# a public submodule of aegis_kernel: what a client of a running kernel needs (a CLI verb, an attached TUI)
+__all__ = [
+    "START_HINT", "AsyncRpcClient", "ControlError", "NotRunning", "RpcClient", "RpcError", "call", "connect",
+    "connect_path", "socket_path",
+]
 
 
 class NotRunning(ControlError):
