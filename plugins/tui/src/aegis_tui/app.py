@@ -53,7 +53,7 @@ from .workspace import WorkspaceError, load_workspace, save_workspace, set_aside
 if TYPE_CHECKING:
     import trio
 
-    from aegis_kernel.kernel import Kernel
+    from aegis_kernel import Kernel
 
 log = logging.getLogger("aegis.tui")
 
@@ -235,7 +235,7 @@ class AegisApp(App[int]):
     def _after_first_frame(self) -> None:
         self.first_frame_at = time.monotonic()
         if self.kernel is None:
-            from aegis_kernel.config import ConfigError
+            from aegis_kernel import ConfigError
 
             try:
                 assert self.kernel_factory is not None
@@ -243,7 +243,7 @@ class AegisApp(App[int]):
             except ConfigError as exc:
                 self.exit(2, return_code=2, message=f"aegis: invalid configuration\n{exc}")
                 return
-        from aegis_kernel.kernel import setup_logging
+        from aegis_kernel import setup_logging
 
         setup_logging(self.kernel)  # before the kernel's services import anything that logs
         self._install_panels()
@@ -299,7 +299,7 @@ class AegisApp(App[int]):
     async def _trio_main(self) -> None:
         import trio
 
-        from aegis_kernel.owner import acquire as acquire_owner
+        from aegis_kernel import acquire_owner
 
         self._token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
@@ -318,8 +318,7 @@ class AegisApp(App[int]):
     async def _own_kernel(self) -> None:
         import trio
 
-        from aegis_kernel.control import ControlServer
-        from aegis_kernel.kernel import open_kernel
+        from aegis_kernel import ControlServer, open_kernel
 
         async with open_kernel(kernel=self.kernel, restore=not self.clean) as kernel:
             kernel.headless = False
@@ -372,7 +371,7 @@ class AegisApp(App[int]):
         try:
             outcome.unwrap()
         except BaseException as caught:  # noqa: BLE001
-            from aegis_kernel.kernel import unwrap_group
+            from aegis_kernel import unwrap_group
 
             from .remote import RemoteGone
 
@@ -449,8 +448,7 @@ class AegisApp(App[int]):
         (the same authorization and validation as every transport). Raises with a message for people."""
         if self.remote is not None:
             return await self.remote.call(operation, args)
-        from aegis_kernel.kernel import unwrap_group
-        from aegis_kernel.operations import Caller
+        from aegis_kernel import Caller, unwrap_group
 
         try:
             return await self.kernel.operations.call(self.kernel, operation, args, Caller(None, via="tui"))

@@ -20,7 +20,7 @@ def run_app(kernel: Any = None, **options: Any) -> int:
     ``.aegis/state/aegis.log`` (the app sets it up as soon as the kernel exists): nothing on stderr."""
     logging.captureWarnings(True)
     if kernel is not None:
-        from aegis_kernel.kernel import setup_logging
+        from aegis_kernel import setup_logging
 
         setup_logging(kernel)
     from .app import AegisApp
@@ -38,14 +38,14 @@ def tui_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def tui_run(args: argparse.Namespace) -> int:
-    from aegis_kernel.owner import current_owner
-    from aegis_kernel.project import resolve_project_dir
+    from aegis_kernel import current_owner, resolve_project_dir
 
     project = resolve_project_dir(_project(args))
     state = project / ".aegis" / "state"
     attach = None
     if current_owner(state) is not None:  # one kernel per project: attach to it, never a second copy
-        from aegis_kernel.control import ControlError, connect_path, socket_path
+        from aegis_kernel import ControlError
+        from aegis_kernel.client import connect_path, socket_path
 
         try:
             attach = connect_path(socket_path(state))
@@ -54,7 +54,7 @@ def tui_run(args: argparse.Namespace) -> int:
             return 1
 
     def build() -> Any:
-        from aegis_kernel.kernel import build_kernel
+        from aegis_kernel import build_kernel
 
         return build_kernel(project)
 

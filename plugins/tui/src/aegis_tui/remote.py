@@ -30,8 +30,7 @@ class RemoteGone(Exception):
 def metrics_from_raw(raw: dict[str, Any] | None, provider: str, *, fresh: bool = False) -> Any:
     """A :class:`~aegis_kernel.metrics.SessionMetrics` rebuilt from ``mirror_record``'s ``metrics_raw``
     (times arrive as ages). ``fresh``: only the window and the start time (the live items fold the rest)."""
-    from aegis_kernel.events import TokenUsage
-    from aegis_kernel.metrics import SessionMetrics
+    from aegis_kernel import SessionMetrics, TokenUsage
 
     raw = dict(raw or {})
     now = time.monotonic()
@@ -60,7 +59,7 @@ class MirrorSession:
     restorable = True
 
     def __init__(self, record: dict[str, Any], *, fresh: bool = False) -> None:
-        from aegis_kernel.events import event_from_dict
+        from aegis_kernel import event_from_dict
 
         self.handle: str = record["handle"]
         self.profile_name: str = record.get("agent") or ""
@@ -90,24 +89,24 @@ class MirrorSession:
 
     def apply(self, event: Any) -> None:
         """Fold one live event as the kernel's session did, then tell the listeners."""
-        from aegis_kernel import events as ev
+        from aegis_kernel import PermissionRequest, StateChanged, TurnResult
 
-        if isinstance(event, ev.StateChanged):
+        if isinstance(event, StateChanged):
             if event.new == "working":
                 self.metrics.begin_turn()
                 self.pending_count = 0  # a turn takes everything that waited
             elif event.new == "error":
                 self.error = event.reason or self.error
                 if self.metrics.streaming:
-                    self.metrics.end_turn(ev.TurnResult(stop_reason="error", is_error=True, error=self.error))
+                    self.metrics.end_turn(TurnResult(stop_reason="error", is_error=True, error=self.error))
             if event.new != "input-required":
                 self.pending_permission = None
             self.state = event.new
         else:
             self.metrics.observe(event)
-            if isinstance(event, ev.PermissionRequest):
+            if isinstance(event, PermissionRequest):
                 self.pending_permission = event
-            elif isinstance(event, ev.TurnResult):
+            elif isinstance(event, TurnResult):
                 self.pending_permission = None
         if not getattr(event, "partial", False):
             self.history.append(event)
@@ -120,7 +119,7 @@ class MirrorSession:
     def closed(self) -> None:
         """The owner closed it (``session.closed``); a state change is synthesised if none came."""
         if self.state != "closed":
-            from aegis_kernel.events import StateChanged
+            from aegis_kernel import StateChanged
 
             self.apply(StateChanged(old=self.state, new="closed"))
 
@@ -151,7 +150,7 @@ class Remote:
         """Connect, mirror the snapshot, report started (with self), then follow the stream until it ends."""
         import trio
 
-        from aegis_kernel.rpc import AsyncRpcClient, RpcError
+        from aegis_kernel.client import AsyncRpcClient, RpcError
 
         task_status = task_status or trio.TASK_STATUS_IGNORED
         try:
@@ -182,7 +181,7 @@ class Remote:
                 log.exception("cannot mirror %r", item)
 
     def apply_item(self, item: dict[str, Any]) -> None:
-        from aegis_kernel.events import event_from_dict
+        from aegis_kernel import event_from_dict
 
         if "lagged" in item:  # the owner dropped items for us: what we show may miss some events
             log.warning("attached TUI fell behind the owner: %s", item)
