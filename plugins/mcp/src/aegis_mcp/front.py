@@ -239,9 +239,10 @@ class FrontApp:
             canonical = "/mcp/" + token
             scope = {**scope, "path": canonical, "raw_path": canonical.encode()}
         if method == "POST":  # the SDK gets only bodies the fast path would parse too
-            receive = await self._checked_body(receive, send)
-            if receive is None:
+            checked = await self._checked_body(receive, send)
+            if checked is None:
                 return
+            receive = checked
         await self._delegate(scope, receive, send)
 
     async def _checked_body(self, receive: Receive, send: Send) -> Receive | None:
