@@ -74,6 +74,7 @@ class Defaults:
 class GroupsConfig:
     presets: Mapping[str, Preset] = field(factory=dict)
     defaults: Defaults = field(factory=Defaults)
+    paths: Mapping[str, tuple[str, ...]] = field(factory=dict)  # preset → where it is defined (key path)
 
 
 def _preset(value: Any, path: tuple[str, ...]) -> Preset:
@@ -99,6 +100,7 @@ def parse_groups(raw: Any) -> GroupsConfig:
     if not isinstance(raw, Mapping):
         raise GroupsConfigError(("groups",), "must be a mapping (defaults, presets)")
     presets: dict[str, Preset] = {}
+    paths: dict[str, tuple[str, ...]] = {}
     defaults = Defaults()
     for key, value in raw.items():
         path = ("groups", str(key))
@@ -117,12 +119,16 @@ def parse_groups(raw: Any) -> GroupsConfig:
             if not isinstance(value, Mapping):
                 raise GroupsConfigError(path, "must be a mapping of preset name → {profiles: [...]}")
             for name, body in value.items():
+                if str(name) in presets:
+                    raise GroupsConfigError((*path, str(name)), "preset defined twice (groups.presets and an overlay)")
                 presets[str(name)] = _preset(body, (*path, str(name)))
+                paths[str(name)] = (*path, str(name))
         else:  # a preset from an overlay file .aegis/groups/<name>.yaml
             if str(key) in presets:
                 raise GroupsConfigError(path, "preset defined twice (groups.presets and an overlay)")
             presets[str(key)] = _preset(value, path)
-    return GroupsConfig(presets=presets, defaults=defaults)
+            paths[str(key)] = path
+    return GroupsConfig(presets=presets, defaults=defaults, paths=paths)
 
 
 def groups_config(config: Any) -> GroupsConfig:
@@ -146,5 +152,5 @@ def check_groups(config: Any) -> Iterator[tuple[tuple[str, ...], str]]:
     for name, preset in parsed.presets.items():
         for i, profile in enumerate(preset.profiles):
             if profile not in agents:
-                yield (("groups", "presets", name, "profiles", str(i)),
+                yield ((*parsed.paths.get(name, ("groups", "presets", name)), "profiles", str(i)),
                        f"unknown agent {profile!r} (configured: {', '.join(sorted(agents)) or 'none'})")
