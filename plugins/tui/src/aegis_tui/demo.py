@@ -12,6 +12,16 @@ import json
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+
+def _queue_runtime(kernel: Any) -> Any:
+    """The running queue runtime when aegis-queue is installed and enabled, else None."""
+    try:
+        from aegis_queue.runtime import QueueRuntime
+    except ImportError:
+        return None
+    return kernel.find_service(QueueRuntime)
+
+
 DEMO_CONFIG = """\
 # aegis demo — scripted agents: real ACP subprocesses that follow @directives, no account, no network.
 default_agent: lead
@@ -32,15 +42,6 @@ WORKER_PY = '''\
 
 import time
 
-
-
-def _queue_runtime(kernel: Any) -> Any:
-    """The running queue runtime when aegis-queue is installed and enabled, else None."""
-    try:
-        from aegis_queue.runtime import QueueRuntime
-    except ImportError:
-        return None
-    return kernel.find_service(QueueRuntime)
 
 def _run_turn(task, attempts=3, backoff=0.5):
     """Run one task; on a transient error back off 0.5s x 2^n and retry, at most 3 times."""
