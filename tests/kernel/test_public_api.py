@@ -100,3 +100,14 @@ def test_importing_the_package_stays_cheap() -> None:
     code = "import sys, aegis_kernel; print(sorted({'trio', 'attrs', 'pluggy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_plugin_guide_lists_every_public_name() -> None:
+    """docs/plugins.md's "The public API" section names each export (and nothing that is not one)."""
+    import re
+
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## The public API", 1)[1].split("\nThe public submodules", 1)[0]
+    table = section[section.index("| what | names |"):]
+    listed = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", table))
+    assert listed == set(aegis_kernel.__all__) - {"__version__"}
