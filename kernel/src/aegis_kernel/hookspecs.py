@@ -86,7 +86,7 @@ def aegis_add_hookspecs(pm: pluggy.PluginManager) -> None:
     When: once, after every enabled plugin is registered and before any other hook is called, so a
     plugin may implement a hook another plugin declares whatever their load order. A registration
     hook a plugin declares can be collected into ``kernel.plugins.registry`` like the kernel's own
-    (mark it with ``aegis_kernel.plugins.registration_hook(kind, build)``).
+    (mark it with ``aegis_kernel.registration_hook(kind, build)``).
     Results: none (each implementation is called once). Raises: the plugin is marked ``failed``; a
     plugin implementing a hook nobody declared is marked ``failed`` too (after all hooks are added).
 
@@ -118,7 +118,7 @@ def aegis_register_config_sections(register: RegisterConfigSection) -> None:
 def aegis_register_drivers(register: RegisterDriver) -> None:
     """Contribute agent drivers.
 
-    :param register: ``register(driver)`` with an ``aegis_kernel.drivers.Driver``; ``driver.name`` is
+    :param register: ``register(driver)`` with an ``aegis_kernel.Driver``; ``driver.name`` is
         the provider key used in agent profiles (``provider: claude-code``).
 
     When: once per plugin, when the kernel is built. Results: collected; a provider key registered
@@ -136,11 +136,11 @@ def aegis_register_operations(register: RegisterOperation) -> None:
         stream=False, approval=None)``: ``name`` must match ``aegis_[a-z][a-z0-9_]*``; ``handler`` is
         ``async def handler(ctx, **arguments)`` (an async generator of batches when ``stream``) or a lazy
         ``"package.module:function"`` reference imported on first call (keeps registration cheap);
-        ``params`` is a JSON-schema object (see ``aegis_kernel.operations.params``); ``callers`` the
+        ``params`` is a JSON-schema object (see ``aegis_kernel.params``); ``callers`` the
         principal kinds allowed to call it (``user``, ``agent``, ``peer``, ``telegram``; default user and
         agent); ``check(ctx, args) -> reason | None`` an optional refusal rule; ``approval(ctx, args) ->
         question | None`` what needs a person's answer when an agent calls it. The registry enforces all
-        of it, for every transport (:mod:`aegis_kernel.operations`).
+        of it, for every transport (:class:`aegis_kernel.OperationRegistry`).
 
     When: once per plugin, when the kernel is built. Results: collected; a name registered twice is
     refused naming both plugins. Raises: the plugin is marked ``failed``, nothing kept.
@@ -197,7 +197,7 @@ def aegis_register_event_types(register: RegisterEventType) -> None:
     When: once, when the kernel is built. Results: all collected. A refused type (a tag another
     class owns, a non-attrs class) is logged naming the class and skipped; ``register`` never raises,
     so the plugin's other types and other plugins' types still register. A record whose type is not
-    registered (its plugin is uninstalled) is kept verbatim as ``aegis_kernel.events.UnknownEvent``,
+    registered (its plugin is uninstalled) is kept verbatim as ``aegis_kernel.UnknownEvent``,
     never dropped. Raises: logged, the kernel starts anyway.
 
     .. versionadded:: 0.2
@@ -220,7 +220,7 @@ def aegis_pre_spawn(spec: SpawnSpec, launch: Launch) -> Launch | None:
     each seeing the launch the previous one returned; a ``wrapper=True`` implementation wraps them
     all (``launch = yield`` is the final launch; return it or a replacement).
     Raises: **fail-closed** — the spawn is refused and the session fails with
-    ``spawn refused by plugin '<name>': <error>``. Raise ``aegis_kernel.drivers.SpawnRefused(reason)``
+    ``spawn refused by plugin '<name>': <error>``. Raise ``aegis_kernel.SpawnRefused(reason)``
     to refuse deliberately; any other exception refuses too (a sandboxing plugin with a bug never lets
     an agent run unsandboxed).
 
