@@ -30,8 +30,9 @@ async def agent(kernel: Any, handle: str | None = None) -> Any:
     return session
 
 
-async def call(kernel: Any, name: str, caller: str | None = None, **args: Any) -> Any:
-    return await kernel.operations.call(kernel, name, args, Caller(caller, via="mcp" if caller else "user"))
+async def call(kernel: Any, op: str, caller: str | None = None, **args: Any) -> Any:
+    """Call operation ``op`` as agent ``caller`` (None: the user)."""
+    return await kernel.operations.call(kernel, op, args, Caller(caller, via="mcp" if caller else "user"))
 
 
 async def wait_until(predicate: Any, timeout: float = 20.0) -> None:

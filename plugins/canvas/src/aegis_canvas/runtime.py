@@ -486,32 +486,36 @@ class CanvasRuntime:
 
     async def watch(self) -> None:
         """Watch the folders of the bound files (not recursively) and check a canvas whose file changed;
-        restarted whenever a canvas is opened. Runs until cancelled."""
-        from watchfiles import awatch
+        restarted whenever a canvas is opened. Runs until cancelled.
 
+        The watcher's thread cannot be cancelled by trio: it is told to stop through its stop event
+        (it looks every :data:`WATCH_STEP_MS`), so a restart or the kernel's stop never waits for it."""
         while True:
             self._watch_changed = trio.Event()
             folders = sorted({str(p.parent) for p in self._watched() if p.parent.is_dir()})
             if not folders:
                 await self._watch_changed.wait()
                 continue
+            stop = trio.Event()
             async with trio.open_nursery() as nursery:
-                async def restart_on_change(scope: trio.CancelScope = nursery.cancel_scope) -> None:
-                    await self._watch_changed.wait()
-                    scope.cancel()
-
-                nursery.start_soon(restart_on_change)
+                nursery.start_soon(self._watch_folders, folders, stop)
                 try:
-                    async for changes in awatch(*folders, recursive=False, step=WATCH_STEP_MS, debounce=1000,
-                                                rust_timeout=5000, yield_on_timeout=False):
-                        watched = self._watched()
-                        hit = {watched[Path(p)] for _, p in changes if Path(p) in watched}
-                        for canvas in hit:
-                            await self.check_file(canvas)
-                except (OSError, RuntimeError) as exc:  # a watched folder went away: start over
-                    log.info("canvas watcher restarts: %s", exc)
-                    await trio.sleep(0.5)
-                nursery.cancel_scope.cancel()
+                    await self._watch_changed.wait()
+                finally:
+                    stop.set()
+                    nursery.cancel_scope.cancel()
+
+    async def _watch_folders(self, folders: list[str], stop: trio.Event) -> None:
+        from watchfiles import awatch
+
+        try:
+            async for changes in awatch(*folders, recursive=False, step=WATCH_STEP_MS, debounce=1000,
+                                        stop_event=stop, rust_timeout=60_000):
+                watched = self._watched()
+                for canvas in {watched[Path(p)] for _, p in changes if Path(p) in watched}:
+                    await self.check_file(canvas)
+        except (OSError, RuntimeError) as exc:  # a watched folder went away: watch again on the next open
+            log.info("canvas watcher stopped: %s", exc)
 
 
 def _clip(line: str) -> str:
