@@ -42,10 +42,10 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
 
 
-def _call(args: argparse.Namespace, name: str, **arguments: Any) -> Any:
+def _call(args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
     from aegis_kernel.client import call
 
-    return call(_state_dir(args), name, arguments)
+    return call(_state_dir(args), operation, arguments)
 
 
 def run(args: argparse.Namespace) -> int:
