@@ -53,10 +53,10 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
 
 
-def _call(args: argparse.Namespace, name: str, timeout: float = 30.0, **arguments: Any) -> Any:
+def _call(args: argparse.Namespace, operation: str, /, timeout: float = 30.0, **arguments: Any) -> Any:
     from aegis_kernel.client import call
 
-    return call(_state_dir(args), name, arguments, timeout=timeout)
+    return call(_state_dir(args), operation, arguments, timeout=timeout)
 
 
 def run(args: argparse.Namespace) -> int:
