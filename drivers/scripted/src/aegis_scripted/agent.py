@@ -145,7 +145,8 @@ class Agent:
                 waiter.reply = msg
                 waiter.event.set()
             return
-        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+        raw_params = msg.get("params")
+        params = raw_params if isinstance(raw_params, dict) else {}
         if "id" not in msg:
             if method == "session/cancel":
                 session = self.sessions.get(str(params.get("sessionId")))

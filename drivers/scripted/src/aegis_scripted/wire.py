@@ -30,10 +30,10 @@ class _ScanContext:
     parse_constant = float  # "NaN", "Infinity", "-Infinity"
 
 
-def _accelerated() -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+def _accelerated() -> tuple[Callable[[str | bytes], Any], Callable[[Any], str]]:
     import _json
 
-    scan = _json.make_scanner(_ScanContext())
+    scan = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]  # stub: a JSONDecoder; its attributes do
     encode = _json.make_encoder(None, _no_default, _json.encode_basestring, None, ":", ",", False, False, True)
 
     def loads(text: str | bytes) -> Any:
@@ -57,7 +57,7 @@ def _accelerated() -> tuple[Callable[[str], Any], Callable[[Any], str]]:
     return loads, dumps
 
 
-def _portable() -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+def _portable() -> tuple[Callable[[str | bytes], Any], Callable[[Any], str]]:
     import json
 
     return json.loads, json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
