@@ -281,21 +281,33 @@ class AsyncRpcClient:
 
     @classmethod
     def open(cls, path: Path, where: str = "the running Aegis") -> Any:
-        """An async context manager: connect to the unix socket ``path`` and serve replies until exit."""
+        """An async context manager: connect to the unix socket ``path`` and serve replies until exit.
+        An exception the body raises comes out as itself (not wrapped in an exception group)."""
         from contextlib import asynccontextmanager
 
         import trio
 
         @asynccontextmanager
         async def opened() -> Any:
+            from .kernel import unwrap_group
+
             stream = await trio.open_unix_socket(str(path))
             client = cls(stream, where)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(client._read_loop)
-                try:
-                    yield client
-                finally:
-                    nursery.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(client._read_loop)
+                    try:
+                        yield client
+                    finally:
+                        nursery.cancel_scope.cancel()  # the reader; never a checkpoint here (it would
+                        # be cancelled too, and swallow what the body raised)
+            except BaseExceptionGroup as group:  # what the body raised, as itself
+                leaf = unwrap_group(group)
+                if leaf is group:
+                    raise
+                raise leaf from None
+            finally:
+                with trio.CancelScope(shield=True):
                     await stream.aclose()
 
         return opened()

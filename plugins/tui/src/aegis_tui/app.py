@@ -45,6 +45,7 @@ from textual.widgets import ContentSwitcher, Static
 from .blocks import TranscriptModel
 from .fileindex import scan
 from .prompt import PromptInput
+from .remote import RESYNCED
 from .statusbar import StatusBar, WorkingLine
 from .tabs import Tab, TabBar
 from .transcript import Transcript
@@ -625,6 +626,12 @@ class AegisApp(App[int]):
         if self._stopping:
             return
         view = tab.widget
+        if event is RESYNCED:  # an attached mirror was rebuilt after a lag: redraw it from its history
+            model = TranscriptModel()
+            for past in session.history:
+                model.apply(past)
+            view.transcript.replace_model(model)
+            return
         block = view.transcript.model.apply(event)
         view.transcript.note_change(block)
         self._dirty.add(view)

@@ -27,6 +27,15 @@ class RemoteGone(Exception):
     """The Aegis this TUI was attached to went away (or never answered)."""
 
 
+class _Lagged(Exception):
+    """The owner dropped stream items for us: the mirror must be rebuilt from a new snapshot."""
+
+
+#: what a mirror's listeners get (instead of an event) when it was rebuilt from a new snapshot: redraw
+#: everything from ``session.history``
+RESYNCED = object()
+
+
 def metrics_from_raw(raw: dict[str, Any] | None, provider: str, *, fresh: bool = False) -> Any:
     """A :class:`~aegis_kernel.metrics.SessionMetrics` rebuilt from ``mirror_record``'s ``metrics_raw``
     (times arrive as ages). ``fresh``: only the window and the start time (the live items fold the rest)."""
@@ -116,6 +125,18 @@ class MirrorSession:
             except Exception:  # noqa: BLE001 - a broken listener must not stop the mirror
                 log.exception("mirror listener failed")
 
+    def reset(self, record: dict[str, Any]) -> None:
+        """Take a newer snapshot of the same session (after a lag); listeners get :data:`RESYNCED`."""
+        fresh = MirrorSession(record)
+        for name in ("state", "error", "spawned_by", "pending_count", "metrics", "history", "pending_permission",
+                     "profile"):
+            setattr(self, name, getattr(fresh, name))
+        for listener in list(self.listeners):
+            try:
+                listener(self, RESYNCED)
+            except Exception:  # noqa: BLE001
+                log.exception("mirror listener failed")
+
     def closed(self) -> None:
         """The owner closed it (``session.closed``); a state change is synthesised if none came."""
         if self.state != "closed":
@@ -127,12 +148,16 @@ class MirrorSession:
 class Remote:
     """The attached Aegis: mirrored sessions by handle, and calls to its operations (as the user)."""
 
-    def __init__(self, socket: Path, *, on_queue: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, socket: Path, *, buffer: int = 16384) -> None:
+        """``buffer``: how many items the owner holds for this TUI before it drops some (then the
+        mirror is rebuilt from a new snapshot: :attr:`resyncs` counts those)."""
         self.socket = socket
+        self.buffer = buffer
         self.sessions: dict[str, MirrorSession] = {}
         self.owner: dict[str, Any] = {}
-        self.on_queue = on_queue
+        self.resyncs = 0
         self._calls: Any = None
+        self._started = False
 
     def __iter__(self) -> Any:
         return iter(list(self.sessions.values()))
@@ -154,27 +179,43 @@ class Remote:
 
         task_status = task_status or trio.TASK_STATUS_IGNORED
         try:
-            async with AsyncRpcClient.open(self.socket, "the attached Aegis") as calls, \
-                    AsyncRpcClient.open(self.socket, "the attached Aegis") as events:
+            async with AsyncRpcClient.open(self.socket, "the attached Aegis") as calls:
                 self.owner = await calls.call("aegis_ping")
                 self._calls = calls
-                stream = events.stream("aegis_attach")
-                try:
-                    first = await stream.__anext__()
-                    self.apply_batch(first)
-                    task_status.started(self)
-                    async for batch in stream:
-                        self.apply_batch(batch)
-                finally:
-                    await stream.aclose()
+                while True:
+                    try:
+                        await self._follow(task_status)
+                        break  # the stream ended: the owner stopped
+                    except _Lagged:
+                        self.resyncs += 1
+                        log.warning("the attached TUI fell behind the owner: rebuilding from a new snapshot")
         except (OSError, RpcError, StopAsyncIteration) as exc:
             raise RemoteGone(f"{exc}") from None
         finally:
             self._calls = None
         raise RemoteGone(f"aegis {self.owner.get('owner', '')} (pid {self.owner.get('pid', '?')}) stopped")
 
+    async def _follow(self, task_status: Any) -> None:
+        """One ``aegis_attach`` stream on its own connection (a stream holds its connection)."""
+        from aegis_kernel.client import AsyncRpcClient
+
+        async with AsyncRpcClient.open(self.socket, "the attached Aegis") as events:
+            stream = events.stream("aegis_attach", {"buffer": self.buffer})
+            try:
+                self.apply_batch(await stream.__anext__())
+                if not self._started:
+                    self._started = True
+                    task_status.started(self)
+                async for batch in stream:
+                    self.apply_batch(batch)
+            finally:
+                await stream.aclose()
+
     def apply_batch(self, batch: list[dict[str, Any]]) -> None:
+        """Fold a batch of ``aegis_attach`` items; raises :class:`_Lagged` at a ``lagged`` marker."""
         for item in batch:
+            if "lagged" in item:
+                raise _Lagged(item)
             try:
                 self.apply_item(item)
             except Exception:  # noqa: BLE001 - one odd item never breaks the mirror
@@ -183,12 +224,16 @@ class Remote:
     def apply_item(self, item: dict[str, Any]) -> None:
         from aegis_kernel import event_from_dict
 
-        if "lagged" in item:  # the owner dropped items for us: what we show may miss some events
-            log.warning("attached TUI fell behind the owner: %s", item)
-            return
         topic, handle, data = item.get("topic"), item.get("session"), item.get("data")
-        if topic == "snapshot":
-            self.sessions = {r["handle"]: MirrorSession(r) for r in data.get("sessions") or ()}
+        if topic == "snapshot":  # the first, or a new one after a lag: keep the mirrors the tabs hold
+            records = {r["handle"]: r for r in data.get("sessions") or ()}
+            for gone in [h for h in self.sessions if h not in records]:
+                self.sessions.pop(gone).closed()
+            for h, record in records.items():
+                if h in self.sessions:
+                    self.sessions[h].reset(record)
+                else:
+                    self.sessions[h] = MirrorSession(record)
         elif topic == "session.snapshot":
             if handle not in self.sessions:
                 self.sessions[handle] = MirrorSession(data, fresh=True)
@@ -200,5 +245,3 @@ class Remote:
             session = self.sessions.pop(handle, None)
             if session is not None:
                 session.closed()
-        elif topic == "queue" and self.on_queue is not None and isinstance(data, dict):
-            self.on_queue(data)

@@ -176,6 +176,15 @@ class Transcript(ScrollView, can_focus=True):
         if block is not None and block.id in self._index:
             self._changed.add(block.id)
 
+    def replace_model(self, model: TranscriptModel) -> None:
+        """Show ``model`` instead (every block measured and drawn again)."""
+        self.model = model
+        self._width = 0  # flush() then re-measures everything
+        self._cache.clear()
+        self._live.clear()
+        self._changed.clear()
+        self.flush()
+
     def flush(self) -> None:
         """Apply pending changes: heights, virtual size, follow-the-bottom, repaint."""
         width = self._content_width()
