@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted, aegis-scripted) is not installed")
 
-from canvas_testkit import SUMMARY_RE  # noqa: E402
+from canvas_testkit import SUMMARY_RE, Serve, reap_orphans, wait_for  # noqa: E402
 
-from aegis_kernel.client import call  # noqa: E402
 from aegis_kernel.state import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -37,72 +30,6 @@ agents:
 OLD_DATA = "".join(f"row {i}\n" for i in range(10))
 NEW_DATA = ("Q3 numbers came in stronger than projected\n" + "".join(f"row {i}\n" for i in range(10) if i not in (2, 3, 4))
             + "".join(f"extra {i}\n" for i in range(17)))
-
-
-class Serve:
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, lines = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return
-        self.kill()
-        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
-
-    def call(self, operation: str, **params):
-        return call(self.project / ".aegis" / "state", operation, params)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def reap_orphans(state_dir: Path) -> None:
-    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
-    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def wait_for(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def canvas_envelopes(project: Path, handle: str) -> list[dict]:
