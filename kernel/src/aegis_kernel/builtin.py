@@ -1,4 +1,5 @@
-"""The kernel's own plugin: the sections every project has (``default_agent``, ``agents``, ``plugins``)."""
+"""The kernel's own plugin: the sections every project has (``default_agent``, ``agents``, ``plugins``,
+``config_edits``), the session and config operations, the event bus's kernel sources."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def aegis_register_config_sections(register: Any) -> None:
     register("default_agent", str | None, check=check_default_agent)
     register("agents", dict[str, AgentProfile], check=check_agents)
     register("plugins", PluginsSection)
+    from .config_ops import POLICY_TYPE
+
+    register("config_edits", POLICY_TYPE)
 
 
 @hookimpl
@@ -20,6 +24,9 @@ def aegis_register_operations(register: Any) -> None:
     from .session_ops import register_session_operations
 
     register_session_operations(register)
+    from .config_ops import register_config_operations
+
+    register_config_operations(register)
 
 
 # --- the event bus's kernel sources (see aegis_kernel.bus) ------------------------------------------

@@ -42,7 +42,11 @@ class AgentProfile:
 
 @frozen
 class PluginsSection:
+    """``plugins:`` — ``disabled`` plugin names; ``dirs``: plugin folders (each ``*.py`` in them is a plugin;
+    relative paths are from the project folder)."""
+
     disabled: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()
 
 
 def check_default_agent(config: Config) -> Iterator[Issue]:

@@ -167,6 +167,7 @@ class QueueState:
     last_worker: str | None = None
     problems: list[str] = field(factory=list)
     archived: int = 0  # archive files holding this queue's older finished tasks
+    removed: bool = False  # removed from the config: finishes the tasks it admitted, accepts no more
 
     @property
     def open_count(self) -> int:
@@ -240,6 +241,7 @@ class QueueRuntime:
         self._by_handle: dict[str, Task] = {}
         self._dispatch_open = False  # opens once the kernel's session restore is settled
         self._listeners: list[Callable[[str, Task | None], None]] = []
+        self._opening: dict[str, trio.Event] = {}  # queues added by a live edit, their ledgers being read
         self.version = 0
 
     def _budget(self) -> Any:
@@ -258,26 +260,46 @@ class QueueRuntime:
         specs: dict[str, QueueSpec] = self.kernel.config.get("queues") or {}
         saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
         for name, spec in specs.items():
-            try:
-                check_queue_name(name)
-            except ValueError as exc:
-                self.invalid[name] = str(exc)
-                log.error("queue %s ignored: %s", name, exc)
-                continue
-            path = self.kernel.state.path("queues", f"{name}.jsonl")
-            qs = QueueState(name=name, spec=spec,
-                            ledger=Journal(path, fsync=LEDGER_FSYNC, writer=self.kernel.state.writer))
-            try:
-                replayed = await trio.to_thread.run_sync(self._archive, qs)
-            except StateError as exc:  # e.g. a folder where the ledger should be: this queue only
-                self.invalid[name] = f"its ledger cannot be read: {exc}"
-                log.error("queue %s ignored: %s", name, self.invalid[name])
-                continue
-            self.queues[name] = qs
-            self._replay(qs, path, replayed, saved)
+            await self._open(name, spec, saved)
         self.kernel.delivery.on_drop(self._callback_dropped)
         for qs in self.queues.values():
             self._pump(qs)
+
+    async def _open(self, name: str, spec: QueueSpec, saved: set[Any]) -> QueueState | None:
+        """Open one queue: check its name, replay its ledger (in a worker thread). None when invalid."""
+        try:
+            check_queue_name(name)
+        except ValueError as exc:
+            self.invalid[name] = str(exc)
+            log.error("queue %s ignored: %s", name, exc)
+            return None
+        path = self.kernel.state.path("queues", f"{name}.jsonl")
+        qs = QueueState(name=name, spec=spec,
+                        ledger=Journal(path, fsync=LEDGER_FSYNC, writer=self.kernel.state.writer))
+        try:
+            replayed = await trio.to_thread.run_sync(self._archive, qs)
+        except StateError as exc:  # e.g. a folder where the ledger should be: this queue only
+            self.invalid[name] = f"its ledger cannot be read: {exc}"
+            log.error("queue %s ignored: %s", name, self.invalid[name])
+            return None
+        self.queues[name] = qs
+        self._replay(qs, path, replayed, saved)
+        return qs
+
+    async def _open_added(self, name: str, spec: QueueSpec) -> None:
+        """A queue added by a live edit: open it (``enqueue`` waits for this), then take the spec the
+        config has now (it may have changed again meanwhile)."""
+        try:
+            saved = {rec.get("handle") for rec in self.kernel.sessions.saved()}
+            qs = await self._open(name, spec, saved)
+            if qs is not None:
+                current = (self.kernel.config.get("queues") or {}).get(name)
+                qs.spec, qs.removed = current or qs.spec, current is None
+                log.info("queue %s was added to the config: open", name)
+                self._changed(name, None)
+                self._pump(qs)
+        finally:
+            self._opening.pop(name).set()
 
     async def open_dispatch(self) -> None:
         """Service task: open dispatch once the kernel's session restore is settled, so workers never
@@ -407,6 +429,8 @@ class QueueRuntime:
             "last_worker": qs.last_worker, "worktree": qs.spec.worktree,
             "timeout_s": qs.spec.timeout_s, "budgets": len(qs.spec.budgets),
         }
+        if qs.removed:
+            out["removed"] = True
         if detail:
             now = time.monotonic()
             out["in_flight_tasks"] = [
@@ -441,24 +465,39 @@ class QueueRuntime:
     def on_config_changed(self, config: Any) -> None:
         """A live config edit: each open queue takes its new spec (``max_parallel``, and the agent,
         timeout, worktree and budgets of tasks dispatched from now on); tasks in flight keep theirs.
-        A queue added or removed by the edit opens or closes at the next start (logged)."""
+        A queue added by the edit opens at once (its ledger is read in the background; ``enqueue``
+        waits for it); a removed queue finishes the tasks it admitted and accepts no more (added back,
+        it accepts again)."""
         specs = config.get("queues") or {}
         for name, qs in self.queues.items():
             spec = specs.get(name)
             if spec is None:
-                log.warning("queue %s was removed from the config: it keeps running until the next start", name)
-            elif spec != qs.spec:
-                qs.spec = spec
+                if not qs.removed:
+                    qs.removed = True
+                    log.info("queue %s was removed from the config: it finishes its %d open task(s) and "
+                             "accepts no more", name, qs.open_count)
+                    self._changed(name, None)
+            elif spec != qs.spec or qs.removed:
+                qs.spec, qs.removed = spec, False
                 self._changed(name, None)
                 self._pump(qs)
-        for name in sorted(set(specs) - set(self.queues) - set(self.invalid)):
-            log.warning("queue %s was added to the config: it opens at the next start", name)
+        for name in [n for n in self.invalid if n not in specs]:
+            del self.invalid[name]
+        for name in sorted(set(specs) - set(self.queues) - set(self.invalid) - set(self._opening)):
+            self._opening[name] = trio.Event()
+            self.nursery.start_soon(self._open_added, name, specs[name])
 
     # --- enqueue / cancel / wait --------------------------------------------------------------------
 
     async def enqueue(self, queue: str, payload: str, *, producer: str | None, enqueued_by: str,
                       callback: bool = True, resume: bool = False) -> Task:
+        opening = self._opening.get(queue)
+        if opening is not None:  # added by a live edit a moment ago: its ledger is being read
+            await opening.wait()
         qs = self.queue(queue)
+        if qs.removed:
+            raise OperationError(f"queue '{queue}' was removed from the config: it finishes the tasks it admitted "
+                                 "and accepts no more", code="queue_removed", param="queue")
         try:
             _, profile = self.kernel.sessions.profile(qs.spec.agent)
         except SessionError as exc:
