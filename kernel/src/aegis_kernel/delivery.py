@@ -3,7 +3,9 @@
 Everything that reaches an agent from outside arrives as an :class:`Envelope`. ``deliver`` writes the
 envelope to ``.aegis/state/inboxes/<handle>.jsonl`` *before* acknowledging it, then hands it to the
 session: an idle session is woken with it as a normal user turn, a working one buffers it and gets the
-batch at its turn end (``interrupt=True`` interrupts first). Each envelope moves
+batch at its turn end (``interrupt=True`` interrupts first); a ``passive``
+envelope never starts a turn by itself: it waits, and reaches the agent with the next turn something
+else starts. Each envelope moves
 ``queued → delivered → read``; after a restart :meth:`Delivery.pending` returns the envelopes that were
 never delivered, in order, so they reach the resumed session exactly once.
 
@@ -62,6 +64,7 @@ class Envelope:
     task_id: str | None = None
     status: str | None = None
     interrupt: bool = False
+    passive: bool = False  # never wakes the recipient: it rides along with its next turn (a group's cancel note)
 
     @classmethod
     def new(cls, sender: str, body: str, **kw: Any) -> Envelope:
@@ -83,7 +86,7 @@ class Envelope:
 
 _ENVELOPE_TYPES: dict[str, tuple[type, ...]] = {
     "sender": (str,), "body": (str,), "id": (str,), "ts": (str,), "task_id": (str, type(None)),
-    "status": (str, type(None)), "interrupt": (bool,),
+    "status": (str, type(None)), "interrupt": (bool,), "passive": (bool,),
 }
 
 

@@ -151,8 +151,16 @@ class Session:
         self._pending.append(envelope)
         if envelope.interrupt:
             self.interrupt()
+        if envelope.passive:  # never wakes the agent: it rides with the next turn (see Envelope.passive)
+            self._notify()
+            return len(self._pending)
         self._kick()
         return 0 if self.state == "ready" and len(self._pending) == 1 else len(self._pending)
+
+    @property
+    def wants_turn(self) -> bool:
+        """An envelope waits that starts a turn (passive ones only ride along with one)."""
+        return any(not e.passive for e in self._pending)
 
     def interrupt(self) -> None:
         """Ask the agent to stop its current turn (no-op when idle). Sent at once from the session's own
@@ -236,7 +244,8 @@ class Session:
                 await self._changed.wait()
 
     async def wait_idle(self, timeout: float = 30) -> None:
-        await self.wait_for(lambda s: s.state in ("ready", "error", "closed") and not s._pending, timeout)
+        await self.wait_for(lambda s: s.state in ("ready", "error", "closed") and not s.wants_turn,
+                            timeout)
 
     def subscribe(self, listener: Callable[[Session, Any], None]) -> Callable[[], None]:
         self.listeners.append(listener)
@@ -341,14 +350,14 @@ class Session:
         self.pending_permission = None
         self._set_state("ready")
         self.kernel.hooks.aegis_turn_finished(session=self, result=result, final_text=self.final_text)
-        if self._pending:
+        if self.wants_turn:
             self._kick()
 
     async def _turn_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            if self.state == "ready" and self._pending:
+            if self.state == "ready" and self.wants_turn:
                 await self._start_turn()
 
     async def _start_turn(self) -> None:
@@ -414,7 +423,7 @@ class Session:
         self.state = new
         self._record(ev.StateChanged(old=old, new=new, reason=self.error or "" if new == "error" else ""))
         self.kernel.hooks.aegis_session_state_changed(session=self, old=old, new=new)
-        if new == "ready" and self._pending:
+        if new == "ready" and self.wants_turn:
             self._kick()
 
     def _kick(self) -> None:

@@ -130,36 +130,37 @@ async def reducers(ctx: CallContext) -> dict[str, Any]:
             "default": runtime(ctx).config.defaults.reducer}
 
 
-_SPAWN_DOC = ("Create group `name` with one new agent session per profile (or per profile of `preset`, from "
-              "groups.presets in .aegis.yaml); returns {name, members}.")
+_SPAWN_DOC = ("Create a group: one new agent per profile (or preset).\nOne new agent session per profile (or per "
+              "profile of `preset`, from groups.presets in .aegis.yaml); returns {name, members}.")
 
 OPERATIONS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
     ("aegis_group_spawn", "spawn", _SPAWN_DOC,
      params(("name",), name=_STR, profiles={"type": ["array", "null"], "items": _STR, "default": None},
             preset=_OPT_STR, from_handle=_FROM), {}),
-    ("aegis_group_spawn_mixed", "spawn", _SPAWN_DOC + " (The same as aegis_group_spawn: profiles may mix providers.)",
+    ("aegis_group_spawn_mixed", "spawn", "Create a group (as aegis_group_spawn; providers may mix).\n" + _SPAWN_DOC.split("\n", 1)[1],
      params(("name",), name=_STR, profiles={"type": ["array", "null"], "items": _STR, "default": None},
             preset=_OPT_STR, from_handle=_FROM), {}),
-    ("aegis_group_add", "add", "Add live sessions to group `name` (created when missing).",
+    ("aegis_group_add", "add", "Add live sessions to a group (created when missing).",
      params(("name", "handles"), name=_STR, handles=_HANDLES, from_handle=_FROM), {}),
-    ("aegis_group_remove", "remove", "Remove members from a group (their sessions keep running).",
+    ("aegis_group_remove", "remove", "Remove members from a group (they keep running).",
      params(("name", "handles"), name=_STR, handles=_HANDLES), {"check": _OPS + "may_manage"}),
     ("aegis_group_rename", "rename", "Rename a group.",
      params(("name", "new_name"), name=_STR, new_name=_STR), {"check": _OPS + "may_manage"}),
     ("aegis_group_move", "move", "Move a member to another group.",
      params(("handle", "to"), handle=_STR, to=_STR), {"check": _OPS + "may_manage"}),
     ("aegis_group_dissolve", "dissolve",
-     "Dissolve a group. close_members=true (default) closes the members the group spawned; sessions added "
+     "Dissolve a group.\nclose_members=true (default) closes the members the group spawned; sessions added "
      "with aegis_group_add keep running.",
      params(("name",), name=_STR, close_members={"type": "boolean", "default": True}),
      {"check": _OPS + "may_manage"}),
-    ("aegis_group_list", "group_list", "The groups: members (state), the open broadcast, and the presets.",
+    ("aegis_group_list", "group_list", "The groups and presets.",
      params(), {}),
     ("aegis_group_status", "status",
-     "One group: members with their state and whether they answered the open broadcast, recent broadcasts.",
+     "One group's members and broadcasts.\nMembers with their state and whether they answered the open "
+     "broadcast; recent broadcasts.",
      params(("name",), name=_STR), {}),
     ("aegis_group_broadcast", "broadcast",
-     "Send one structured question to every member of a group: each receives "
+     "Ask every member of a group one structured question.\nEach member receives "
      "'✉ from group:<name>/broadcast:<id>' with the four fields, and its reply is its whole final message of "
      "that turn. One open broadcast per group. Returns {broadcast_id, members}. With callback=true the reduced "
      "result reaches you as one envelope when the broadcast closes (so you need not hold a wait open).",
@@ -167,15 +168,15 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
             tool_guidance={"type": "string", "default": ""}, boundaries={"type": "string", "default": ""},
             callback={"type": "boolean", "default": False}, reducer=_OPT_STR, from_handle=_FROM), {}),
     ("aegis_group_wait_all", "wait_all",
-     "Wait for every member's reply to the group's broadcast (or until timeout: the rest are listed in "
+     "Gather every member's reply to the broadcast, reduced.\nWaits for every reply (or until timeout: the rest are listed in "
      "timeouts). Returns {broadcast_id, reduced, replies: {handle: {text, status, turn_s, usage}}, timeouts, "
      "errors}. Reducers: see aegis_group_reducers (default join_by_handle).",
      params(("name",), name=_STR, timeout=_TIMEOUT, reducer=_OPT_STR, broadcast_id=_OPT_STR), {}),
     ("aegis_group_wait_any", "wait_any",
-     "Wait for the first reply to the group's broadcast: it wins (reduced = its text, winner = its handle) and "
+     "Gather the first reply to the broadcast; cancel the rest.\nThe first reply wins (reduced = its text, winner = its handle) and "
      "the broadcast closes; with cancel_losers=true (default) the others get '✉ from group:<name>/cancel:<id> · "
      "superseded by <winner>'.",
      params(("name",), name=_STR, timeout=_TIMEOUT, cancel_losers={"type": "boolean", "default": True},
             broadcast_id=_OPT_STR), {}),
-    ("aegis_group_reducers", "reducers", "The reducers installed (built-in and from plugins).", params(), {}),
+    ("aegis_group_reducers", "reducers", "The reducers installed.", params(), {}),
 ]

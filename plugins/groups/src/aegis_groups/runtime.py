@@ -10,8 +10,8 @@ A turn that fails (or a member that fails or is closed first) is an error, not s
 
 **Closing.** A broadcast is open until every member answered (``complete``), a gather's timeout or the
 group's ``defaults.timeout`` passed (``timed_out``: the members still out are in ``timeouts``), a
-``wait_any`` picked a winner (``complete``; the members still out get ``✉ from group:<g>/cancel:<id>
-· superseded by <winner>``), the group was dissolved (``cancelled``), or Aegis restarted while it was
+``wait_any`` picked a winner (``complete``; the members still out get a *passive* ``✉ from group:<g>/cancel:<id>
+· superseded by <winner>``: it never starts a turn by itself, and reaches the member with its next turn), the group was dissolved (``cancelled``), or Aegis restarted while it was
 open (``interrupted``). One broadcast is open per group at a time. Replies after the close are ignored.
 With ``callback=True`` the broadcaster receives the reduced result as one envelope when it closes; an
 ``interrupted`` broadcast always tells its broadcaster (once: the close is journaled first).
@@ -606,7 +606,7 @@ class GroupRuntime:
             envelope = Envelope.new(f"group:{group.name}/cancel:{b.id}",
                                     f"Broadcast {b.id} is closed: {winner} answered first. "
                                     "Stop working on it; no answer is needed.",
-                                    status=f"superseded by {winner}")
+                                    status=f"superseded by {winner}", passive=True)
             try:
                 self.kernel.deliver(handle, envelope)
             except (DeliveryError, SessionError) as exc:
