@@ -24,7 +24,11 @@ async def meta(ctx: CallContext) -> str:
         "Messages from others arrive as turns headed '✉ from <sender> · <time>'.",
         "Tools:",
     ]
-    for op in kernel.operations.visible_to(ctx.caller):
+    owners = kernel.plugins.registry["operations"]
+    core = ("builtin", "inbox")  # the core tools first: a long list is cut at the end, never them
+    ops = sorted(kernel.operations.visible_to(ctx.caller),
+                 key=lambda op: getattr(owners.get(op.name), "owner", None) not in core)
+    for op in ops:
         if op.name == "aegis_meta":
             continue
         args = ", ".join(n for n in op.properties if n != "from_handle")
