@@ -51,9 +51,15 @@ def test_attaching_shows_the_serves_sessions_and_what_other_clients_do(tmp_path:
                                  what="the other client's turn in the transcript")
                 assert blocks(tab).count("assistant:fake reply to: before you came") == 1  # nothing doubled
 
+                # another client renames it: the tab follows
+                renamed = (await _call(serve, "aegis_rename", handle=first, new_handle="first-renamed"))["handle"]
+                await wait_until(pilot, lambda: f"● 1 {renamed} ·beta·" in screen_text(app), what="the new name")
+                await _call(serve, "aegis_send", handle=renamed, text="after the rename")
+                await wait_until(pilot, lambda: "assistant:fake reply to: after the rename" in blocks(tab))
+
                 # another client spawns: a new tab appears
                 second = (await _call(serve, "aegis_spawn", agent="alpha"))["handle"]
-                await wait_until(pilot, lambda: [t.label() for t in app.tabs] == [first, second],
+                await wait_until(pilot, lambda: [t.label() for t in app.tabs] == [renamed, second],
                                  what="the new session's tab")
                 await wait_until(pilot, lambda: app.tabs[1].session.state == "ready")
 
@@ -68,7 +74,7 @@ def test_attaching_shows_the_serves_sessions_and_what_other_clients_do(tmp_path:
             assert app.return_code == 0
             assert app.detached_note == (f"aegis: detached; aegis serve (pid {os.getpid()}) keeps running "
                                          "2 session(s)")
-            assert sorted(s.handle for s in serve.kernel.sessions) == sorted([first, second])
+            assert sorted(s.handle for s in serve.kernel.sessions) == sorted([renamed, second])
 
         run(body())
     finally:

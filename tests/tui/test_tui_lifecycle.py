@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 from aegis_kernel.testing import pids_mentioning
-from tui_testkit import (CONFIG, TDriver, blocks, make_app, make_project, new_agent_tab, ready, run, screen_text, send,
-                         wait_until)
+from tui_testkit import (CONFIG, ServeThread, TDriver, blocks, make_app, make_project, new_agent_tab, ready, run,
+                         screen_text, send, wait_until)
 
 from aegis_tui.dialogs import Confirm
 
@@ -217,14 +217,17 @@ agents:
 """
 
 
-def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path) -> None:
+def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path, tui_mode: str) -> None:
+    from aegis_kernel.kernel import build_kernel
+
     project = make_project(tmp_path, REAL)
+    # attached: a serve with the real MCP plane runs the agents; the agent's aegis_view_file reaches this TUI
+    serve = ServeThread(project, kernel=build_kernel(project)).start() if tui_mode == "attached" else None
 
     async def body() -> None:
         from aegis_tui.app import AegisApp
-        from aegis_kernel.kernel import build_kernel
 
-        app = AegisApp(build_kernel(project))
+        app = AegisApp(build_kernel(project), attach=serve.socket if serve is not None else None)
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: app.kernel_ready, timeout=20)
             two = await new_agent_tab(pilot)
@@ -247,6 +250,12 @@ def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path) -> None:
             assert app.active_tab.title == "worker.py"
             await pilot.press("ctrl+q")
         assert app.return_code == 0
-        assert pids_mentioning(str(project / ".aegis" / "state" / "scripted")) == []
 
-    run(body())
+    try:
+        run(body())
+        if serve is not None:  # detached: the serve's agents still run
+            assert [s.state for s in serve.kernel.sessions] == ["ready", "ready"]
+    finally:
+        if serve is not None:
+            serve.stop()
+    assert pids_mentioning(str(project / ".aegis" / "state" / "scripted")) == []

@@ -112,9 +112,10 @@ class ServeThread:
     on the in-memory driver, in ``trio.run`` on a thread of this process (a driver object cannot cross
     processes). ``kernel`` is the serve's; read it, never call into it from the test's thread."""
 
-    def __init__(self, project: Path, driver: TDriver | None = None) -> None:
+    def __init__(self, project: Path, driver: TDriver | None = None, *, kernel: Any = None) -> None:
+        """``kernel``: serve this one (built, not running) instead of one on ``driver``."""
         self.driver = driver or TDriver()
-        self.kernel = make_kernel(project, self.driver)
+        self.kernel = kernel if kernel is not None else make_kernel(project, self.driver)
         self._token: Any = None
         self._stop: Any = None
         self._ready = threading.Event()

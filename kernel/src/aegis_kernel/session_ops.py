@@ -10,6 +10,7 @@ renaming, resuming, stopping and reading whole transcripts are for people (decla
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from .delivery import Envelope
@@ -112,7 +113,9 @@ async def _answer(ctx: CallContext, handle: str, allow: bool, always: bool) -> d
 
 
 async def rename(ctx: CallContext, handle: str, new_handle: str) -> dict[str, Any]:
-    return {"handle": ctx.kernel.sessions.rename(handle, new_handle).handle, "was": handle}
+    session = ctx.kernel.sessions.rename(handle, new_handle)
+    ctx.kernel.bus.publish("session.renamed", {"old": handle, "new": session.handle}, session.handle)
+    return {"handle": session.handle, "was": handle}
 
 
 async def resume(ctx: CallContext, handle: str, new_handle: str | None = None,
@@ -205,23 +208,62 @@ async def attach(ctx: CallContext, buffer: int = 16384) -> AsyncIterator[list[di
     live items are exactly what happened after it. A session that starts later is published on the
     bus only from its ``session.started`` on; its earlier history (a resumed transcript, its first
     state change) is read when the batch holding that item is drained — in the same step — minus the
-    events of that batch that follow it, which the client folds itself."""
+    events of that batch that follow it, which the client folds itself.
+
+    While the stream lasts, agents' ``aegis_view_file`` reaches the attached interface: a
+    ``tui.view_file`` item (``{"path"}``, relative to the project) on this stream."""
     kernel = ctx.kernel
-    with kernel.bus.subscribe(None, None, buffer) as sub:
-        yield [{"seq": kernel.bus.seq, "topic": "snapshot", "session": None,
-                "data": {"sessions": [mirror_record(s) for s in kernel.sessions]}}]
-        while batch := await sub.next_batch():
-            out = [item.to_dict() for item in batch]
-            enriched: list[dict[str, Any]] = []
-            for i, item in enumerate(out):
-                handle = item.get("session")
-                if item.get("topic") == "session.started" and handle is not None:
-                    session = kernel.sessions.get(handle)
-                    if session is not None:
-                        later = sum(1 for x in out[i + 1:] if x.get("session") == handle
-                                    and x.get("topic") == "session.event" and not x["data"].get("partial"))
-                        history = session.history[:max(0, len(session.history) - later)]
-                        enriched.append({"seq": item["seq"], "topic": "session.snapshot", "session": handle,
-                                         "data": mirror_record(session, history)})
-                enriched.append(item)
-            yield enriched
+    withdraw = kernel.provide(AttachedViewer(kernel))
+    try:
+        with kernel.bus.subscribe(None, None, buffer) as sub:
+            yield [{"seq": kernel.bus.seq, "topic": "snapshot", "session": None,
+                    "data": {"sessions": [mirror_record(s) for s in kernel.sessions]}}]
+            while batch := await sub.next_batch():
+                yield _with_snapshots(kernel, [item.to_dict() for item in batch])
+    finally:
+        withdraw()
+
+
+def _with_snapshots(kernel: Any, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A drained batch with a ``session.snapshot`` before each ``session.started`` (see :func:`attach`)."""
+    enriched: list[dict[str, Any]] = []
+    for i, item in enumerate(out):
+        handle = item.get("session")
+        if item.get("topic") == "session.started" and handle is not None:
+            session = kernel.sessions.get(handle)
+            if session is not None:
+                later = sum(1 for x in out[i + 1:] if x.get("session") == handle
+                            and x.get("topic") == "session.event" and not x["data"].get("partial"))
+                history = session.history[:max(0, len(session.history) - later)]
+                enriched.append({"seq": item["seq"], "topic": "session.snapshot", "session": handle,
+                                 "data": mirror_record(session, history)})
+        enriched.append(item)
+    return enriched
+
+
+def viewable(project: Path, path: str) -> dict[str, Any]:
+    """Whether an agent may have ``path`` shown to the user: a file inside ``project`` (blocking: stats).
+    ``{"status": "opened", "path": <relative>}``, or ``refused`` / ``not_found`` with a message."""
+    root = project.resolve()
+    target = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
+    if not target.is_relative_to(root):
+        return {"status": "refused", "message": f"{path} is outside the project ({root})"}
+    if not target.is_file():
+        return {"status": "not_found", "message": f"no such file: {path}"}
+    return {"status": "opened", "path": str(target.relative_to(root))}
+
+
+class AttachedViewer:
+    """The :class:`~aegis_kernel.services.FileViewer` of the interfaces attached through ``aegis_attach``:
+    a viewable file is published as ``tui.view_file`` for them to open."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+
+    async def view_file(self, path: str) -> dict[str, Any]:
+        import trio
+
+        result = await trio.to_thread.run_sync(viewable, self.kernel.project_dir, path)
+        if result["status"] == "opened":
+            self.kernel.bus.publish("tui.view_file", {"path": result["path"]})
+        return result

@@ -349,7 +349,9 @@ class AegisApp(App[int]):
 
         assert self.attach is not None
         async with trio.open_nursery() as nursery:
-            remote = await nursery.start(Remote(self.attach).run)
+            viewer = Remote(self.attach, on_view_file=lambda rel: self.call_later(
+                self.open_file_tab, self.project_dir / rel, activate=True))
+            remote = await nursery.start(viewer.run)
             self.remote = remote
             self._nursery = nursery
             try:

@@ -148,11 +148,14 @@ class MirrorSession:
 class Remote:
     """The attached Aegis: mirrored sessions by handle, and calls to its operations (as the user)."""
 
-    def __init__(self, socket: Path, *, buffer: int = 16384) -> None:
+    def __init__(self, socket: Path, *, buffer: int = 16384,
+                 on_view_file: Callable[[str], None] | None = None) -> None:
         """``buffer``: how many items the owner holds for this TUI before it drops some (then the
-        mirror is rebuilt from a new snapshot: :attr:`resyncs` counts those)."""
+        mirror is rebuilt from a new snapshot: :attr:`resyncs` counts those). ``on_view_file(path)``:
+        an agent asked (``aegis_view_file``) to show the user a project file."""
         self.socket = socket
         self.buffer = buffer
+        self.on_view_file = on_view_file
         self.sessions: dict[str, MirrorSession] = {}
         self.owner: dict[str, Any] = {}
         self.resyncs = 0
@@ -241,6 +244,13 @@ class Remote:
             session = self.sessions.get(handle)
             if session is not None and isinstance(data, dict):
                 session.apply(event_from_dict(data))
+        elif topic == "session.renamed" and isinstance(data, dict):
+            session = self.sessions.pop(data.get("old"), None)
+            if session is not None:
+                session.handle = data.get("new") or session.handle
+                self.sessions[session.handle] = session
+        elif topic == "tui.view_file" and self.on_view_file is not None and isinstance(data, dict):
+            self.on_view_file(str(data.get("path") or ""))
         elif topic == "session.closed":
             session = self.sessions.pop(handle, None)
             if session is not None:
