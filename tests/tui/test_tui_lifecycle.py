@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 from aegis_kernel.testing import pids_mentioning
-from tui_testkit import (CONFIG, ServeThread, TDriver, blocks, make_app, make_project, new_agent_tab, ready, run,
-                         screen_text, send, wait_until)
+from tui_testkit import (CONFIG, ServeThread, TDriver, blocks, make_app, make_project, new_agent_tab, owner_kernel,
+                         ready, run, screen_text, send, wait_until)
 
 from aegis_tui.dialogs import Confirm
 
@@ -77,7 +77,7 @@ def test_reopening_restores_tabs_in_order_and_resumes_sessions(tmp_path: Path) -
     run(clean())
 
 
-def test_moved_tabs_are_saved_and_reopen_in_their_new_order(tmp_path: Path) -> None:
+def test_moved_tabs_are_saved_and_reopen_in_their_new_order(tmp_path: Path, tui_mode: str) -> None:
     project = make_project(tmp_path)
     saved_path = project / ".aegis/state/workspace.json"
 
@@ -129,7 +129,7 @@ def test_moved_tabs_are_saved_and_reopen_in_their_new_order(tmp_path: Path) -> N
 
     run(second())
 
-def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path) -> None:
+def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path, tui_mode: str) -> None:
     project = make_project(tmp_path)
     state = project / ".aegis" / "state"
     state.mkdir(parents=True)
@@ -163,7 +163,7 @@ def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path)
     run(fresh())
 
 
-def test_sigterm_quits_cleanly(tmp_path: Path) -> None:
+def test_sigterm_quits_cleanly(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         app = make_app(make_project(tmp_path))
         async with app.run_test(size=(120, 40)) as pilot:
@@ -174,8 +174,11 @@ def test_sigterm_quits_cleanly(tmp_path: Path) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             await wait_until(pilot, lambda: app.return_code is not None, what="exit on SIGTERM")
         assert app.return_code == 0
-        assert tab.session.state == "closed"
-        assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or True
+        if tui_mode == "owning":
+            assert tab.session.state == "closed"
+        else:  # SIGTERM detaches an attached TUI: the serve's agent goes on
+            assert owner_kernel(app).sessions.get(tab.session.handle).state == "working"
+            assert app.detached_note is not None
 
     run(body())
 

@@ -172,14 +172,16 @@ def attached() -> bool:
 
 
 def make_app(project: Path, driver: TDriver | None = None, **options: Any) -> Any:
-    """The app on ``project``: owning its kernel, or (``tui_mode`` attached) attached to a serve started
-    here on the same driver."""
+    """The app on ``project``: owning its kernel, or (``tui_mode`` attached) attached to the project's
+    serve (started here on ``driver`` the first time, reused by later apps of the same test)."""
     from aegis_tui.app import AegisApp
 
     if not attached():
         return AegisApp(make_kernel(project, driver), **options)
-    serve = ServeThread(project, driver).start()
-    MODE["serves"].append(serve)
+    serve = next((s for s in MODE["serves"] if s.kernel.project_dir == project.resolve()), None)
+    if serve is None:  # one serve per project for the whole test: a second app re-attaches to it
+        serve = ServeThread(project, driver).start()
+        MODE["serves"].append(serve)
     return AegisApp(make_kernel(project), attach=serve.socket, **options)
 
 
