@@ -220,7 +220,11 @@ async def test_bad_input_is_refused_clearly_and_nothing_is_written(fake, kernel,
         await call(kernel, "aegis_canvas_write_section", a.handle, name="doc", section="a\n## b", content="x")
     with pytest.raises(OperationError, match="may not contain a '## ' heading"):
         await call(kernel, "aegis_canvas_write_section", a.handle, name="doc", section="a", content="x\n## b\ny")
-    assert (aegis_project / "doc.md").read_bytes() == b""
+    await call(kernel, "aegis_canvas_write_section", a.handle, name="doc", section="later", content="kept")
+    before = (aegis_project / "doc.md").read_bytes()
+    with pytest.raises(OperationError, match="unclosed code fence"):
+        await call(kernel, "aegis_canvas_write_section", a.handle, name="doc", section="a", content="```\ncode")
+    assert (aegis_project / "doc.md").read_bytes() == before
     (aegis_project / "latin1.md").write_bytes("## données\ncafé\n".encode("latin-1"))
     with pytest.raises(OperationError, match="not UTF-8"):
         await call(kernel, "aegis_canvas_open", a.handle, name="latin", file="latin1.md")
@@ -237,5 +241,5 @@ async def test_bad_input_is_refused_clearly_and_nothing_is_written(fake, kernel,
     with pytest.raises(OperationError, match="outside the project root"):
         await call(kernel, "aegis_canvas_write_section", a.handle, name="doc", section="s", content="x")
     assert outside.read_text() == ""
-    assert [r for r in ledger(kernel, "doc") if r["event"] == "write"] == []
+    assert [r["section"] for r in ledger(kernel, "doc") if r["event"] == "write"] == ["later"]
     json.dumps(await call(kernel, "aegis_canvas_list"))  # every answer is JSON

@@ -88,3 +88,30 @@ def test_bad_section_names_are_refused(name):
 
 def test_section_names_are_trimmed():
     assert check_section_name("  data ") == "data"
+
+
+# --- the line-by-line shortcut agrees with the parser ------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from aegis_canvas.sections import _fast_headings, _parsed_headings  # noqa: E402
+
+LINES = ["## a", "## b ##", "##", "## ###", "##x", "## a#", "##\tc", "# h1", "### h3", "text", "", "- item",
+         "  - nested", "> quote", "1. one", "    code", "  ## indented", "```", "~~~", "<div>", "[r]: /u 'title",
+         "---", "===", "para ## not", "\\## escaped", "## a \\#", "  text"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(LINES), max_size=14))
+def test_the_shortcut_finds_the_headings_the_parser_finds(lines):
+    doc = "\n".join(lines) + "\n"
+    fast = _fast_headings(doc)
+    if fast is not None:
+        assert fast == _parsed_headings(doc)
+
+
+def test_the_shortcut_leaves_risky_documents_to_the_parser():
+    assert _fast_headings("```\n## in a fence\n```\n") is None
+    assert _fast_headings("- item\n  ## in the item\n") is None
+    assert parse_headings("```\n## in a fence\n```\n## real\n") == ["real"]

@@ -370,6 +370,9 @@ class CanvasRuntime:
         if inner:
             raise CanvasError(f"content may not contain a '## ' heading ('{inner[0]}'): it would start another "
                               "section; write that section separately", code="bad_argument", param="content")
+        if parse_headings(content.rstrip("\n") + "\n\n## end\n") != ["end"]:
+            raise CanvasError("content leaves a block open (an unclosed code fence or HTML block?) that would swallow "
+                              "the sections after it; nothing was written", code="bad_argument", param="content")
         async with canvas.lock:
             while True:
                 if if_version is not None and if_version != canvas.version:
@@ -380,6 +383,13 @@ class CanvasRuntime:
                 old = canvas.text
                 change = replace_section if op == "write" else append_section
                 new = change(old, section, content)
+                expected = parse_headings(old)
+                if section != PREAMBLE and section not in expected:
+                    expected.append(section)
+                if parse_headings(new) != expected:
+                    raise CanvasError("content would change the document's other sections (an unclosed code "
+                                      "fence or HTML block?); nothing was written", code="bad_argument",
+                                      param="content")
                 if new == old:
                     return {"canvas": name, "section": section, "version": canvas.version, "added": 0,
                             "removed": 0, "unchanged": True}
