@@ -118,6 +118,7 @@ def test_aegis_serve_is_refused_while_a_tui_owns_the_project_and_the_cli_reaches
                                           timeout=60)
             assert out.returncode == 1
             assert f"the Aegis TUI (pid {os.getpid()}) already owns {project}" in out.stderr, out.stderr
+            assert "attach another TUI with: aegis" in out.stderr
             sessions = await asyncio.to_thread(client.call, app.kernel.state.root, "aegis_sessions")
             assert [s["handle"] for s in sessions] == [tab.session.handle]  # one copy: the TUI's
             await pilot.press("ctrl+q")

@@ -34,7 +34,8 @@ class ProjectOwned(ControlError):
         if kind == "serve":
             how = "use it (aegis sessions, aegis send, or attach the TUI with: aegis), or stop it: aegis stop"
         elif kind == "tui":
-            how = "use it (aegis sessions, aegis send …), or quit that TUI first (Ctrl+Q)"
+            how = ("use it (aegis sessions, aegis send …, or attach another TUI with: aegis), "
+                   "or quit that TUI first (Ctrl+Q)")
         else:
             how = "wait for it to finish"
         super().__init__(f"{who} already owns {project}; {how}")
