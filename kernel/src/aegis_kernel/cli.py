@@ -347,10 +347,13 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     p = plugins.add_parser("list", help="every plugin: distribution, version, hooks, status")
     p.add_argument("--json", action="store_true")
 
-    config = sub.add_parser("config", help="show or validate the configuration").add_subparsers(dest="sub",
-                                                                                                required=True)
+    config = sub.add_parser("config", help="show, validate or edit the configuration").add_subparsers(
+        dest="sub", required=True)
     config.add_parser("show", help="the merged, validated config").add_argument("--json", action="store_true")
     config.add_parser("validate", help="exit 0 when the config is valid, 2 with file:line errors otherwise")
+    from .config_cli import PLUGIN_PREFIX, setup as setup_config_verbs
+
+    setup_config_verbs(config, plugin_cli)  # agent, queue, default-agent, plugin-dir, set, unset, plugins' sections
 
     sub.add_parser("doctor", help="check python, config, state dir, agent CLIs")
     p = sub.add_parser("serve", help="run headless with the MCP plane and a control socket")
@@ -387,7 +390,7 @@ def build_parser(plugin_cli: dict[str, Any]) -> argparse.ArgumentParser:
     p.add_argument("pairs", nargs="*", metavar="key=value")
     p.add_argument("--json", dest="json_args", metavar="ARGS", help="the arguments as one JSON object")
     for name, spec in sorted(plugin_cli.items()):
-        if name in sub.choices:
+        if name in sub.choices or name.startswith(PLUGIN_PREFIX):  # config-<section>: under `aegis config`
             continue
         p = sub.add_parser(name, help=spec["help"])
         if spec.get("setup"):
@@ -462,6 +465,10 @@ def _main(argv: list[str]) -> int:
     from .control import ControlError
 
     try:
+        if args.command == "config" and args.sub not in ("show", "validate"):
+            from .config_cli import run as run_config_verb
+
+            return run_config_verb(args, host)
         if args.command == "config":
             kernel = _build(args)
             return cmd_config_show(args, kernel) if args.sub == "show" else cmd_config_validate(args, kernel)

@@ -52,9 +52,14 @@ def apply_config(kernel: Kernel, new: Config) -> None:
     old = kernel.config
     kernel.config = new
     kernel.config_error = None
-    if (old.raw.get("plugins") or None) != (new.raw.get("plugins") or None):
+    if _disabled(old) != _disabled(new):
         log.warning("plugins.disabled changed: plugins are enabled or disabled at the next start")
     notify(kernel.plugins.pm, "aegis_config_changed", config=new, old=old, kernel=kernel)
+
+
+def _disabled(config: Config) -> object:
+    plugins = config.raw.get("plugins")
+    return plugins.get("disabled") if isinstance(plugins, dict) else None
 
 
 def validator_for(kernel: Kernel, path: Path | str) -> Callable[[Path], Config]:
