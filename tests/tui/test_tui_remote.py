@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 from tui_testkit import make_kernel, make_project
 
 from aegis_kernel.control import ControlServer, connect_path, socket_path
@@ -128,3 +129,18 @@ def _envelope(text: str) -> Any:
     from aegis_kernel.delivery import Envelope
 
     return Envelope.new("user", text)
+
+
+def test_attaching_waits_for_an_owner_still_opening_its_control_socket(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with open_kernel(kernel=_serve(tmp_path), restore=False) as kernel:
+            remote = Remote(socket_path(kernel.state.root))  # the public path: nothing listens there yet
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(remote.run)
+                await trio.testing.wait_all_tasks_blocked()  # its first try failed: it waits and retries
+                assert remote.owner == {}
+                await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+                await _until(lambda: remote.owner.get("project") == str(kernel.project_dir), "attached")
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -47,8 +47,9 @@ def tui_run(args: argparse.Namespace) -> int:
         from aegis_kernel import ControlError
         from aegis_kernel.client import connect_path, socket_path
 
+        attach = socket_path(state)  # resolved again when connecting: the owner may still be opening it
         try:
-            attach = connect_path(socket_path(state))
+            connect_path(attach)  # a socket folder that is not ours is refused here, before any frame
         except ControlError as exc:
             print(f"aegis: cannot attach to the Aegis that owns {project}: {exc}", file=sys.stderr)
             return 1

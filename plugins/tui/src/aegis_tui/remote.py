@@ -145,12 +145,15 @@ class MirrorSession:
             self.apply(StateChanged(old=self.state, new="closed"))
 
 
+CONNECT_WAIT_S = 10.0  # how long attaching waits for a starting owner's control socket
+
+
 class Remote:
     """The attached Aegis: mirrored sessions by handle, and calls to its operations (as the user)."""
 
     def __init__(self, socket: Path, *, buffer: int = 16384,
                  on_view_file: Callable[[str], None] | None = None) -> None:
-        """``buffer``: how many items the owner holds for this TUI before it drops some (then the
+        """``socket``: the owner's control socket (``aegis_kernel.client.socket_path``). ``buffer``: how many items the owner holds for this TUI before it drops some (then the
         mirror is rebuilt from a new snapshot: :attr:`resyncs` counts those). ``on_view_file(path)``:
         an agent asked (``aegis_view_file``) to show the user a project file."""
         self.socket = socket
@@ -181,6 +184,7 @@ class Remote:
         from aegis_kernel.client import AsyncRpcClient, RpcError
 
         task_status = task_status or trio.TASK_STATUS_IGNORED
+        await self._socket_up()
         try:
             async with AsyncRpcClient.open(self.socket, "the attached Aegis") as calls:
                 self.owner = await calls.call("aegis_ping")
@@ -197,6 +201,25 @@ class Remote:
         finally:
             self._calls = None
         raise RemoteGone(f"aegis {self.owner.get('owner', '')} (pid {self.owner.get('pid', '?')}) stopped")
+
+    async def _socket_up(self) -> None:
+        """Wait (at most :data:`CONNECT_WAIT_S`) for the owner's socket to accept: an owner that has just
+        taken the project opens its control socket a moment later."""
+        import trio
+
+        from aegis_kernel.client import ControlError, connect_path
+
+        public = self.socket
+        with trio.move_on_after(CONNECT_WAIT_S):
+            while True:
+                try:  # a long path is a symlink to the owner's private socket, made when it starts serving
+                    self.socket = connect_path(public)
+                    stream = await trio.open_unix_socket(str(self.socket))
+                except (OSError, ControlError):
+                    await trio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                return
 
     async def _follow(self, task_status: Any) -> None:
         """One ``aegis_attach`` stream on its own connection (a stream holds its connection)."""
