@@ -32,7 +32,10 @@ async def test_meta_is_short_and_lists_installed_tools(fake, kernel):
     assert len(text) < 2000
     assert "you are 'me-1'" in text
     for tool in ("aegis_handoff", "aegis_spawn", "aegis_list_sessions", "aegis_read_peer"):
-        assert tool in text
+        assert f"- {tool}(" in text  # the core tools are described
+    for op in kernel.operations.visible_to(Caller("me-1", via="mcp")):
+        assert op.name in text  # every tool the agent may call is at least named, however many are installed
+    assert "aegis_stop" not in text  # …and none it may not
 
 
 @pytest.mark.trio

@@ -275,10 +275,11 @@ def test_the_tui_owns_the_panel_hook_and_collects_panels():
     assert host.spec_owners["aegis_register_panels"] == "aegis-tui"
     assert "queue-dashboard" in host.registry.objects("panels")
     assert host.registry["panels"]["queue-dashboard"].owner == "queue"
-    for gone in ("triggers", "workflows", "transports"):
-        assert f"aegis_register_{gone}" not in host.spec_owners
-    # reducers are declared by their feature's plugin (aegis-groups, where installed), never by the kernel
-    assert host.spec_owners.get("aegis_register_reducers") in (None, "aegis-groups")
+    # reducers, triggers, workflows and transports are declared by their features' plugins (where
+    # installed), never by the kernel
+    for gone, owner in (("reducers", "aegis-groups"), ("triggers", "aegis-scheduler"),
+                        ("workflows", "aegis-workflow"), ("transports", "aegis-remote")):
+        assert host.spec_owners.get(f"aegis_register_{gone}") in (None, owner)
 
 
 def test_without_the_tui_panel_contributors_still_load(monkeypatch):

@@ -15,27 +15,39 @@ def _session(ctx: CallContext, handle: str, param: str) -> Any:
     return session
 
 
+#: described first in the briefing: the tools every agent needs to reach the others
+CORE_TOOLS = ("aegis_handoff", "aegis_list_sessions", "aegis_spawn", "aegis_read_peer", "aegis_close",
+              "aegis_list_agents")
+META_LIMIT = 2000
+
+
 async def meta(ctx: CallContext) -> str:
-    """A short briefing generated from the operations that are installed."""
-    kernel = ctx.kernel
+    """A short briefing generated from the operations the caller may call: the core tools with their
+    first line of help, then the others with theirs while the briefing stays under
+    :data:`META_LIMIT` characters, then the rest by name only (every tool is always named)."""
     me = ctx.caller.handle or "the user"
-    lines = [
+    head = [
         f"Aegis: you are '{me}'. Other agents work beside you; reach them only through these tools.",
         "Messages from others arrive as turns headed '✉ from <sender> · <time>'.",
         "Tools:",
     ]
-    owners = kernel.plugins.registry["operations"]
-    core = ("builtin", "inbox")  # the core tools first: a long list is cut at the end, never them
-    ops = sorted(kernel.operations.visible_to(ctx.caller),
-                 key=lambda op: getattr(owners.get(op.name), "owner", None) not in core)
+    ops = [op for op in ctx.kernel.operations.visible_to(ctx.caller) if op.name != "aegis_meta"]
+    ops.sort(key=lambda op: (op.name not in CORE_TOOLS, CORE_TOOLS.index(op.name) if op.name in CORE_TOOLS else 0,
+                             op.name))
+    lines, named = list(head), []
+    names_len = sum(len(op.name) + 2 for op in ops) + 20
     for op in ops:
-        if op.name == "aegis_meta":
-            continue
         args = ", ".join(n for n in op.properties if n != "from_handle")
         first = op.description.strip().splitlines()[0] if op.description else ""
-        lines.append(f"- {op.name}({args}): {first}")
-    text = "\n".join(lines)
-    return text if len(text) < 2000 else text[:1990] + "\n…"
+        line = f"- {op.name}({args}): {first}"
+        if not named and sum(len(x) + 1 for x in lines) + len(line) + names_len < META_LIMIT:
+            lines.append(line)
+            names_len -= len(op.name) + 2
+        else:
+            named.append(op.name)
+    if named:
+        lines.append("Also: " + ", ".join(named) + " (aegis_meta describes the ones above; call any to learn more).")
+    return "\n".join(lines)
 
 
 async def list_sessions(ctx: CallContext) -> list[dict[str, Any]]:
