@@ -32,6 +32,15 @@ def runtime(ctx: CallContext) -> GroupRuntime:
     return rt
 
 
+async def settled(ctx: CallContext) -> GroupRuntime:
+    """The runtime, once its restart reconciliation is done (members restored or removed, interrupted
+    broadcasts closed): a call made while Aegis is still starting waits for that instead of seeing
+    members whose sessions are not back yet."""
+    rt = runtime(ctx)
+    await rt.settled.wait()
+    return rt
+
+
 def may_manage(ctx: CallContext, args: Mapping[str, Any]) -> str | None:
     """The rule of remove/rename/move/dissolve: the user, or the agent that created the group."""
     if ctx.caller.is_user:
@@ -42,7 +51,7 @@ def may_manage(ctx: CallContext, args: Mapping[str, Any]) -> str | None:
     if "name" in args:
         group = rt.groups.get(args["name"])
     else:
-        group = rt._member_of(args.get("handle", ""))
+        group = rt.member_of(args.get("handle", ""))
     if group is None or group.created_by == ctx.caller.tag:
         return None  # an unknown group is the handler's clear error, not a refusal
     return f"group {group.name!r} was created by {group.created_by}; only it or the user may change it"
@@ -56,7 +65,7 @@ def _runtime_type() -> type:
 
 async def spawn(ctx: CallContext, name: str, profiles: list[str] | None = None, preset: str | None = None,
                 from_handle: str | None = None) -> dict[str, Any]:
-    rt = runtime(ctx)
+    rt = await settled(ctx)
     if preset is not None:
         if profiles:
             raise OperationError("give profiles or preset, not both", code="bad_argument", param="preset")
@@ -69,33 +78,33 @@ async def spawn(ctx: CallContext, name: str, profiles: list[str] | None = None, 
 
 
 async def add(ctx: CallContext, name: str, handles: list[str], from_handle: str | None = None) -> dict[str, Any]:
-    return runtime(ctx).add(name, handles, caller=ctx.caller)
+    return (await settled(ctx)).add(name, handles, caller=ctx.caller)
 
 
 async def remove(ctx: CallContext, name: str, handles: list[str]) -> dict[str, Any]:
-    return runtime(ctx).remove(name, handles, caller=ctx.caller)
+    return (await settled(ctx)).remove(name, handles, caller=ctx.caller)
 
 
 async def rename(ctx: CallContext, name: str, new_name: str) -> dict[str, Any]:
-    return await runtime(ctx).rename(name, new_name)
+    return await (await settled(ctx)).rename(name, new_name)
 
 
 async def move(ctx: CallContext, handle: str, to: str) -> dict[str, Any]:
-    return runtime(ctx).move(handle, to, caller=ctx.caller)
+    return (await settled(ctx)).move(handle, to, caller=ctx.caller)
 
 
 async def dissolve(ctx: CallContext, name: str, close_members: bool = True) -> dict[str, Any]:
-    return await runtime(ctx).dissolve(name, close_members=close_members, caller=ctx.caller)
+    return await (await settled(ctx)).dissolve(name, close_members=close_members, caller=ctx.caller)
 
 
 async def group_list(ctx: CallContext) -> dict[str, Any]:
-    rt = runtime(ctx)
+    rt = await settled(ctx)
     return {"groups": [rt.group_info(g) for g in rt.groups.values()],
             "presets": {n: list(p.profiles) for n, p in rt.config.presets.items()}}
 
 
 async def status(ctx: CallContext, name: str) -> dict[str, Any]:
-    rt = runtime(ctx)
+    rt = await settled(ctx)
     return rt.group_info(rt.group(name), detail=True)
 
 
@@ -104,19 +113,19 @@ async def broadcast(ctx: CallContext, name: str, objective: str, output_format: 
                     from_handle: str | None = None) -> dict[str, Any]:
     fields = {"objective": objective, "output_format": output_format, "tool_guidance": tool_guidance,
               "boundaries": boundaries}
-    return runtime(ctx).broadcast(name, fields, caller=ctx.caller, callback=callback, reducer=reducer)
+    return (await settled(ctx)).broadcast(name, fields, caller=ctx.caller, callback=callback, reducer=reducer)
 
 
 async def wait_all(ctx: CallContext, name: str, timeout: float | None = None, reducer: str | None = None,
                    broadcast_id: str | None = None) -> dict[str, Any]:
-    rt = runtime(ctx)
+    rt = await settled(ctx)
     return await rt.wait_all(name, timeout=rt.config.defaults.timeout if timeout is None else timeout,
                              reducer=reducer, broadcast_id=broadcast_id)
 
 
 async def wait_any(ctx: CallContext, name: str, timeout: float | None = None, cancel_losers: bool = True,
                    broadcast_id: str | None = None) -> dict[str, Any]:
-    rt = runtime(ctx)
+    rt = await settled(ctx)
     return await rt.wait_any(name, timeout=rt.config.defaults.timeout if timeout is None else timeout,
                              cancel_losers=cancel_losers, broadcast_id=broadcast_id)
 

@@ -194,7 +194,7 @@ class GroupRuntime:
                 group.members[rec["handle"]] = Member(rec["handle"], rec.get("profile"), bool(rec.get("spawned")),
                                                       rec.get("at") or "")
             elif event == "left":
-                if group.members.pop(rec.get("handle"), None) is not None:
+                if group.members.pop(str(rec.get("handle")), None) is not None:
                     group.left.append({"handle": rec.get("handle"), "reason": rec.get("reason"), "at": rec.get("at")})
             elif event == "broadcast" and isinstance(rec.get("broadcast_id"), str):
                 group.broadcasts.append(Broadcast(
@@ -278,7 +278,8 @@ class GroupRuntime:
         if name in self.groups:
             raise _fail(f"group {name!r} already exists", param=param)
 
-    def _member_of(self, handle: str) -> Group | None:
+    def member_of(self, handle: str) -> Group | None:
+        """The group ``handle`` is a member of (a session is in one group at a time)."""
         return next((g for g in self.groups.values() if handle in g.members), None)
 
     # --- membership ----------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ class GroupRuntime:
             raise _fail(f"unknown agent profile {unknown[0]!r} (configured: {', '.join(sorted(agents)) or 'none'})",
                         code="bad_argument", param="profiles")
         group = self._create(name, caller.tag)
-        members = []
+        members: list[str] = []
         for profile in profiles:
             try:
                 session = await self.kernel.sessions.spawn(profile, spawned_by=caller.handle, sender=caller.tag)
@@ -335,7 +336,7 @@ class GroupRuntime:
             if self.kernel.sessions.get(handle) is None:
                 raise _fail(f"no live session {handle!r} (see aegis_list_sessions)", code="unknown_handle",
                             param="handles")
-            other = self._member_of(handle)
+            other = self.member_of(handle)
             if other is not None and other.name != name:
                 raise _fail(f"{handle!r} is already a member of group {other.name!r} "
                             f"(aegis_group_move moves it)", param="handles")
@@ -356,7 +357,7 @@ class GroupRuntime:
         return {"name": name, "members": list(group.members)}
 
     def move(self, handle: str, to: str, *, caller: Any) -> dict[str, Any]:
-        source = self._member_of(handle)
+        source = self.member_of(handle)
         if source is None:
             raise _fail(f"{handle!r} is not a member of any group", code="unknown_handle", param="handle")
         target = self.group(to, "to")
