@@ -55,3 +55,31 @@ async def test_restart_interrupts_the_open_broadcast_keeps_restored_members_and_
     records = Ledger.replay(aegis_project / ".aegis" / "state" / "groups" / "audit.jsonl").records
     closed = [r for r in records if r["event"] == "closed"]
     assert [r["status"] for r in closed] == ["interrupted", "complete"]
+
+
+@pytest.mark.trio
+async def test_a_long_journal_archives_its_older_broadcasts_at_start_and_keeps_the_group(gdriver, make_kernel,
+                                                                                      aegis_project):
+    from aegis_groups.runtime import ARCHIVE_AT, RECENT
+
+    async with make_kernel() as kernel:
+        out = await call(kernel, "aegis_group_spawn", name="busy", profiles=["member"])
+        for i in range(ARCHIVE_AT):
+            await call(kernel, "aegis_group_broadcast", name="busy", objective=f"q{i}")
+            await call(kernel, "aegis_group_wait_all", name="busy", timeout=30)
+    folder = aegis_project / ".aegis" / "state" / "groups"
+    async with make_kernel(restore=True) as kernel:
+        rt = kernel.service(GroupRuntime)
+        await rt.settled.wait()
+        group = rt.groups["busy"]
+        assert list(group.members) == out["members"]
+        assert [b.fields["objective"] for b in group.broadcasts] == [f"q{i}" for i in range(ARCHIVE_AT - RECENT,
+                                                                                            ARCHIVE_AT)]
+        await call(kernel, "aegis_group_broadcast", name="busy", objective="after")
+        result = await call(kernel, "aegis_group_wait_all", name="busy", timeout=30)
+        assert result["reduced"] == {out["members"][0]: f"answer from {out['members'][0]}: after"}
+    live = Ledger.replay(folder / "busy.jsonl").records
+    assert live[0]["event"] == "archived" and live[0]["broadcasts"] == ARCHIVE_AT - RECENT
+    [archive] = list((folder / "archive").glob("busy-*.jsonl"))
+    moved = Ledger.replay(archive).records
+    assert sum(r["event"] == "closed" for r in moved) == ARCHIVE_AT - RECENT

@@ -18,7 +18,8 @@ With ``callback=True`` the broadcaster receives the reduced result as one envelo
 
 **Durability.** Each group is a journal ``.aegis/state/groups/<g>.jsonl`` (``aegis_kernel.Journal``):
 ``created``, ``joined``/``left`` (with a reason), ``broadcast``, ``reply`` (a preview), ``closed``,
-``dissolved``. At start the journals are replayed; once the kernel's session restore is settled,
+``dissolved``. At start the journals are replayed (a journal with many closed broadcasts first moves
+the older ones, whole, to ``groups/archive/``: :func:`plan_archive`); once the kernel's session restore is settled,
 members whose session came back stay, the others leave with the reason ``lost at restart``, and an
 open broadcast is closed ``interrupted``. A dissolved or renamed group's journal moves to
 ``groups/archive/``.
@@ -37,6 +38,7 @@ import trio
 from attrs import define, field
 
 from aegis_kernel import (
+    ArchivePlan,
     DeliveryError,
     Envelope,
     Journal,
@@ -56,6 +58,7 @@ log = logging.getLogger("aegis.groups")
 TOPIC = "groups"
 PREVIEW = 200
 RECENT = 10
+ARCHIVE_AT = 50  # closed broadcasts in a journal before the older ones are archived (at start)
 FIELDS = ("objective", "output_format", "tool_guidance", "boundaries")
 _HEADINGS = {"objective": "Objective", "output_format": "Output format", "tool_guidance": "Tool guidance",
              "boundaries": "Boundaries"}
@@ -128,6 +131,18 @@ class Group:
         self.journal.append({"event": event, "group": self.name, "at": utc_now(), **fields})
 
 
+def plan_archive(records: list[dict[str, Any]]) -> ArchivePlan | None:
+    """Once a group's journal holds :data:`ARCHIVE_AT` closed broadcasts, every record of all but the
+    newest :data:`RECENT` of them moves to ``groups/archive/`` (membership records stay)."""
+    closed = [r["broadcast_id"] for r in records if r.get("event") == "closed" and isinstance(r.get("broadcast_id"), str)]
+    if len(closed) < ARCHIVE_AT:
+        return None
+    moving = set(closed[:-RECENT])
+    return ArchivePlan(archived=[r for r in records if r.get("broadcast_id") in moving],
+                       kept=[r for r in records if r.get("broadcast_id") not in moving],
+                       summary={"broadcasts": len(moving)})
+
+
 def broadcast_body(fields: dict[str, str]) -> str:
     """The text each member receives under its ``✉ from group:<g>/broadcast:<id>`` header."""
     parts = [f"## {_HEADINGS[k]}\n{fields[k]}" for k in FIELDS if fields.get(k)]
@@ -164,8 +179,9 @@ class GroupRuntime:
         return self.kernel.state.path("groups")
 
     def _journal(self, name: str) -> Journal:
-        return Journal(self.kernel.state.path("groups", f"{name}.jsonl"), key="group", fsync="always",
-                       writer=self.kernel.state.writer)
+        # keyed by broadcast: an archive moves whole broadcasts and is named by the first and last one
+        return Journal(self.kernel.state.path("groups", f"{name}.jsonl"), key="broadcast_id", fsync="always",
+                       name=name, writer=self.kernel.state.writer)
 
     async def start(self) -> None:
         """Replay every group journal (file work in a worker thread)."""
@@ -174,7 +190,7 @@ class GroupRuntime:
             lambda: sorted(folder.glob("*.jsonl")) if folder.is_dir() else [])
         for path in paths:
             journal = self._journal(path.stem)
-            result = await trio.to_thread.run_sync(journal.replay)
+            result = await trio.to_thread.run_sync(lambda: journal.archive(plan_archive, at=utc_now()))
             for problem in result.problems:
                 log.warning("group journal %s: skipped %s", path, problem)
             group = self._fold(path.stem, journal, result.records)
