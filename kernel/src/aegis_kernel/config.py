@@ -811,6 +811,52 @@ def remove_key(path: Path | str, keys: Sequence[str], *, validate: Callable[[Pat
         for key in keys[:-1]:
             node = node.get(key) if isinstance(node, CommentedMap) else None
         if isinstance(node, CommentedMap) and keys[-1] in node:
-            del node[keys[-1]]
+            _remove_keeping_trailing_comments(node, keys[-1])
 
     return edit_config(path, mutate, validate)
+
+
+def _last_leaf(node: Any) -> tuple[Any, Key] | None:
+    """``(container, key)`` whose comment slot holds what follows ``node``'s last line (block style)."""
+    holder = None
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node) and not node.fa.flow_style():
+        key: Key = list(node.keys())[-1] if isinstance(node, CommentedMap) else len(node) - 1
+        holder, node = (node, key), node[key]
+    return holder
+
+
+def _comment_slot(container: Any) -> int:
+    return 2 if isinstance(container, CommentedMap) else 0
+
+
+def _remove_keeping_trailing_comments(parent: CommentedMap, key: str) -> None:
+    """``del parent[key]``, keeping the lines that follow the removed entry (ruamel stores a blank
+    line and comments after a block's last entry on that entry: deleting it would drop them)."""
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    trailing = ""
+    if list(parent.keys())[-1] == key:
+        leaf = _last_leaf(parent[key]) or (parent, key)
+        if leaf[0] is not parent or leaf[1] != key:  # inside the removed value: also check the parent's slot
+            slots = [leaf, (parent, key)]
+        else:
+            slots = [leaf]
+        for container, k in slots:
+            item = container.ca.items.get(k)
+            token = item[_comment_slot(container)] if item else None
+            if token is not None and "\n" in token.value:
+                trailing = token.value.split("\n", 1)[1]
+                break
+    del parent[key]
+    target = _last_leaf(parent) if trailing else None
+    if target is None:
+        return
+    container, k = target
+    item = container.ca.items.setdefault(k, [None, None, None, None] if isinstance(container, CommentedMap)
+                                         else [None, None])
+    slot = _comment_slot(container)
+    if item[slot] is None:
+        item[slot] = CommentToken("\n" + trailing, CommentMark(0), None)
+    else:
+        item[slot].value += trailing

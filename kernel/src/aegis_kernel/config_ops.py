@@ -344,12 +344,14 @@ async def add_plugin_dir(ctx: CallContext, path: str) -> dict[str, Any]:
 
 
 async def remove_plugin_dir(ctx: CallContext, path: str) -> dict[str, Any]:
-    def without(current: Any) -> list[str]:
+    def without(current: Any) -> Any:
         dirs = _dirs(current)
         if path not in dirs:
             raise OperationError(f"'{path}' is not a plugin folder (plugins.dirs: {', '.join(dirs) or 'none'})",
                                  code="not_found", param="path")
-        return [d for d in dirs if d != path]
+        return [d for d in dirs if d != path] or REMOVE  # the last one: no empty list left behind
+    from .config_edit import REMOVE
+
     return await edit(ctx, "remove_plugin_dir", ["plugins", "dirs"], without)
 
 

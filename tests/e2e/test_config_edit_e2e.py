@@ -1,0 +1,58 @@
+"""Agents extend the substrate from inside a running ``aegis serve``: config tools, live, under policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def call_line(tool: str, **args) -> str:
+    return f"@call {tool} {json.dumps(args)}"
+
+
+def texts(serve, handle: str) -> str:
+    return json.dumps(serve.events(handle))
+
+
+def test_an_agent_declares_a_queue_and_enqueues_to_it_in_one_turn_and_gets_the_callback(serve):
+    serve.start()
+    prompt = "\n".join([call_line("aegis_config_add_queue", name="work", agent="helper"),
+                        call_line("aegis_enqueue", queue="work", payload="@reply FROM\\tWORKER")])
+    serve.cli("spawn", "helper", "--handle", "boss", "--prompt", prompt)
+    # the worker replies "FROM<tab>WORKER" (the directive unescapes \t); only the callback carries it
+    serve.wait(lambda: "FROM\\tWORKER" in texts(serve, "boss"), "the queue's callback reaches the producer",
+               timeout=60)
+    events = texts(serve, "boss")
+    assert "tool aegis_config_add_queue" in events and "unknown queue" not in events
+    config = (serve.project / ".aegis.yaml").read_text()
+    assert config.endswith("queues:\n  work:\n    agent: helper\n    max_parallel: 1\n")
+    ledger = [json.loads(line) for line in
+              (serve.project / ".aegis" / "state" / "config_edits.jsonl").read_text().splitlines()]
+    assert [(r["who"], r["op"], r["key"]) for r in ledger] == [("agent:boss", "add_queue", "queues.work")]
+
+
+def test_adding_a_plugin_folder_waits_for_the_users_approval(serve):
+    serve.start()
+    serve.cli("spawn", "helper", "--handle", "boss", "--prompt", call_line("aegis_config_add_plugin_dir", path="plug"))
+    serve.wait(lambda: (serve.session("boss") or {}).get("state") == "input-required", "the edit is held")
+    assert "plug" not in (serve.project / ".aegis.yaml").read_text()
+    serve.cli("approve", "boss")
+    serve.wait(lambda: "plugins:\n  dirs:\n    - plug\n" in (serve.project / ".aegis.yaml").read_text(),
+               "the approved edit lands")
+    serve.wait(lambda: "tool aegis_config_add_plugin_dir" in texts(serve, "boss"), "the agent gets the result")
+
+
+def test_a_deny_policy_refuses_an_agents_config_edit_clearly(serve):
+    (serve.project / ".aegis.yaml").write_text(
+        (serve.project / ".aegis.yaml").read_text() + "config_edits: deny\n")
+    serve.start()
+    before = (serve.project / ".aegis.yaml").read_text()
+    serve.cli("spawn", "helper", "--handle", "boss", "--prompt",
+              call_line("aegis_config_add_agent", name="extra", provider="scripted"))
+    serve.wait(lambda: "denied by 'config_edits'" in texts(serve, "boss"), "the refusal reaches the agent")
+    assert (serve.project / ".aegis.yaml").read_text() == before
+    refused = serve.cli("spawn", "extra", check=False)
+    assert refused.returncode == 1 and "unknown agent 'extra'" in refused.stderr
