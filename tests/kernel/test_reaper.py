@@ -58,7 +58,7 @@ async def wait_exit(proc: subprocess.Popen) -> int:
 async def test_a_group_left_by_a_dead_kernel_is_terminated(tmp_path):
     survivor = group("sleep", "600")
     path = record(tmp_path, [entry(survivor)])
-    reaped = await reaper.reap(tmp_path)
+    reaped = await reaper.reap(tmp_path, grace=30)  # returns as soon as the group is gone
     assert [(r.pgid, r.gone, r.killed) for r in reaped] == [(survivor.pid, True, False)]
     assert await wait_exit(survivor) == -signal.SIGTERM
     assert not path.exists()
@@ -107,7 +107,7 @@ async def test_members_outliving_their_leader_are_reaped(tmp_path):
                and (st := reaper.proc_stat(int(name))) and st.pgrp == leader.pid and not st.dead]
     assert len(members) == 1
     record(tmp_path, [{"pgid": leader.pid, "start": leader_start, "argv0": "python"}])
-    reaped = await reaper.reap(tmp_path)
+    reaped = await reaper.reap(tmp_path, grace=30)
     assert [(r.pgid, r.gone) for r in reaped] == [(leader.pid, True)]
     assert not alive(members[0])
 
