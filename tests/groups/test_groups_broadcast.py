@@ -203,3 +203,18 @@ async def test_a_member_closed_for_good_leaves_the_group_and_counts_as_an_error(
     result = await call(kernel, "aegis_group_wait_all", name="audit", timeout=30)
     assert members[0] in result["errors"]
     assert members[0] not in kernel.service(GroupRuntime).groups["audit"].members
+
+
+@pytest.mark.trio
+async def test_a_renamed_member_stays_a_member_under_its_new_handle(gdriver, kernel):
+    members = await spawn_trio(kernel)
+    await call(kernel, "aegis_rename", handle=members[0], new_handle="renamed-one")
+    status = await call(kernel, "aegis_group_status", name="audit")
+    assert [m["handle"] for m in status["members"]] == ["renamed-one", *members[1:]]
+    assert status["members"][0]["state"] == "ready"
+    await call(kernel, "aegis_group_broadcast", name="audit", objective="q")
+    result = await call(kernel, "aegis_group_wait_all", name="audit", timeout=30)
+    assert result["reduced"]["renamed-one"] == f"answer from {members[0]}: q"  # the agent knows its first name
+    records = journal(kernel, "audit")
+    assert {"handle": members[0], "to": "renamed-one"}.items() <= next(
+        r for r in records if r["event"] == "member_renamed").items()

@@ -166,6 +166,7 @@ class GroupRuntime:
         self.groups: dict[str, Group] = {}
         self.settled = trio.Event()  # the restart reconciliation is done
         self._listeners: list[Callable[[str], None]] = []
+        self._sessions: dict[str, Any] = {}  # member handle → its Session (a renamed session keeps the object)
 
     # --- config ------------------------------------------------------------------------------------
 
@@ -209,6 +210,10 @@ class GroupRuntime:
             elif event == "joined" and isinstance(rec.get("handle"), str):
                 group.members[rec["handle"]] = Member(rec["handle"], rec.get("profile"), bool(rec.get("spawned")),
                                                       rec.get("at") or "")
+            elif event == "member_renamed" and rec.get("handle") in group.members:
+                member = group.members[rec["handle"]]
+                member.handle = str(rec.get("to"))
+                group.members = {member.handle if h == rec["handle"] else h: m for h, m in group.members.items()}
             elif event == "left":
                 if group.members.pop(str(rec.get("handle")), None) is not None:
                     group.left.append({"handle": rec.get("handle"), "reason": rec.get("reason"), "at": rec.get("at")})
@@ -247,8 +252,11 @@ class GroupRuntime:
         await self.kernel.sessions.restored.wait()
         for group in list(self.groups.values()):
             for handle in list(group.members):
-                if self.kernel.sessions.get(handle) is None:
+                session = self.kernel.sessions.get(handle)
+                if session is None:
                     self._leave(group, handle, "lost at restart (its session was not restored)")
+                else:
+                    self._sessions[handle] = session
             current = group.current
             if current is not None:
                 self._close(group, current, "interrupted", note="Aegis restarted while the broadcast was open")
@@ -274,13 +282,33 @@ class GroupRuntime:
         """A member closed for good leaves its groups (a kernel shutdown keeps it: it is restored)."""
         if reason == "shutdown":
             return
+        self.follow_renames()
         for group in list(self.groups.values()):
             if session.handle in group.members:
                 self._leave(group, session.handle, f"its session was closed ({reason})")
 
     # --- lookups -------------------------------------------------------------------------------------
 
+    def follow_renames(self) -> None:
+        """A member whose session was renamed (``aegis rename``) stays a member under its new handle
+        (journaled ``renamed``); called before every lookup, so nothing sees a stale handle."""
+        for group in self.groups.values():
+            moved = {h: s.handle for h, s in self._sessions.items() if h in group.members and s.handle != h}
+            if not moved:
+                continue
+            members = {}
+            for handle, member in group.members.items():
+                new = moved.get(handle, handle)
+                member.handle = new
+                members[new] = member
+                if new != handle:
+                    group.record("member_renamed", handle=handle, to=new)
+                    self._sessions[new] = self._sessions.pop(handle)
+            group.members = members
+            self._changed(group.name)
+
     def group(self, name: str, param: str = "name") -> Group:
+        self.follow_renames()
         group = self.groups.get(name)
         if group is None:
             known = ", ".join(sorted(self.groups)) or "none"
@@ -296,6 +324,7 @@ class GroupRuntime:
 
     def member_of(self, handle: str) -> Group | None:
         """The group ``handle`` is a member of (a session is in one group at a time)."""
+        self.follow_renames()
         return next((g for g in self.groups.values() if handle in g.members), None)
 
     # --- membership ----------------------------------------------------------------------------------
@@ -310,11 +339,16 @@ class GroupRuntime:
     def _join(self, group: Group, handle: str, *, profile: str | None, spawned: bool) -> None:
         member = Member(handle, profile, spawned, utc_now())
         group.members[handle] = member
+        session = self.kernel.sessions.get(handle)
+        if session is not None:
+            self._sessions[handle] = session
         group.record("joined", handle=handle, profile=profile, spawned=spawned)
 
     def _leave(self, group: Group, handle: str, reason: str) -> None:
         if group.members.pop(handle, None) is None:
             return
+        if self.member_of(handle) is None:
+            self._sessions.pop(handle, None)
         group.record("left", handle=handle, reason=reason)
         group.left.append({"handle": handle, "reason": reason, "at": utc_now()})
         del group.left[:-RECENT]
@@ -356,6 +390,7 @@ class GroupRuntime:
             if other is not None and other.name != name:
                 raise _fail(f"{handle!r} is already a member of group {other.name!r} "
                             f"(aegis_group_move moves it)", param="handles")
+        self.follow_renames()
         group = self.groups.get(name) or self._create(name, caller.tag)
         for handle in handles:
             if handle not in group.members:
@@ -646,6 +681,7 @@ class GroupRuntime:
     # --- views ---------------------------------------------------------------------------------------
 
     def group_info(self, group: Group, *, detail: bool = False) -> dict[str, Any]:
+        self.follow_renames()
         members = []
         current = group.current
         for m in group.members.values():
