@@ -120,3 +120,11 @@ def test_the_group_tab_renders_in_textual_and_redraws_on_every_change():
         assert rt.listeners == []  # unsubscribed when the tab went away
 
     asyncio.run(main())
+
+
+@pytest.mark.trio
+async def test_the_group_tab_is_contributed_through_the_tuis_panel_hook(gdriver, kernel):
+    pytest.importorskip("aegis_tui")
+    spec = kernel.plugins.registry.objects("panels")["groups"]
+    assert (spec["kind"], spec["key"], spec["title"]) == ("tab", "f6", "groups")
+    assert kernel.plugins.registry["panels"]["groups"].owner == "groups"

@@ -83,7 +83,7 @@ def aegis_register_cli(register: Any) -> None:
 def aegis_register_panels(register: Any) -> None:
     from .panels import group_tab
 
-    register("groups", group_tab, kind="tab", title="groups")
+    register("groups", group_tab, kind="tab", key="f6", title="groups")
 
 
 @hookimpl
