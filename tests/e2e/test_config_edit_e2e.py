@@ -56,3 +56,23 @@ def test_a_deny_policy_refuses_an_agents_config_edit_clearly(serve):
     assert (serve.project / ".aegis.yaml").read_text() == before
     refused = serve.cli("spawn", "extra", check=False)
     assert refused.returncode == 1 and "unknown agent 'extra'" in refused.stderr
+
+
+def test_a_removed_queue_finishes_the_task_in_flight_and_accepts_no_more(serve):
+    (serve.project / ".aegis.yaml").write_text(
+        (serve.project / ".aegis.yaml").read_text() + "queues:\n  work:\n    agent: helper\n")
+    serve.start()
+    serve.cli("queue", "enqueue", "work", "@ask execute run-it\n@reply finished after removal")
+    shown = serve.wait(lambda: (q := json.loads(serve.cli("queue", "show", "work", "--json").stdout))
+                       and q["in_flight_tasks"] and q, "the task is in flight")
+    worker = shown["in_flight_tasks"][0]["worker"]
+    serve.wait(lambda: (serve.session(worker) or {}).get("state") == "input-required", "the worker waits")
+    serve.cli("config", "queue", "remove", "work")  # the running serve applies it at once
+    assert (serve.project / ".aegis.yaml").read_text() == "default_agent: helper\nagents:\n  helper:\n" \
+        "    provider: scripted\n"  # the last queue gone, its section too
+    refused = serve.cli("queue", "enqueue", "work", "more", check=False)
+    assert refused.returncode == 1 and "queue 'work' was removed from the config" in refused.stderr
+    serve.cli("approve", worker)
+    done = serve.wait(lambda: (q := json.loads(serve.cli("queue", "show", "work", "--json").stdout))
+                      and q["completed"] == 1 and q, "the admitted task completes")
+    assert done["removed"] is True and "finished after removal" in done["recent"][0]["result"]

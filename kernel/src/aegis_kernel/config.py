@@ -800,18 +800,25 @@ def set_key(path: Path | str, keys: Sequence[str], value: Any, *, validate: Call
     return edit_config(path, mutate, validate)
 
 
-def remove_key(path: Path | str, keys: Sequence[str], *, validate: Callable[[Path], object]) -> bool:
+def remove_key(path: Path | str, keys: Sequence[str], *, validate: Callable[[Path], object],
+               prune: bool = False) -> bool:
     """Remove ``keys`` from ``path`` via :func:`edit_config`. Returns False (and writes nothing)
-    when the key is not there."""
+    when the key is not there. ``prune``: also remove the mappings on the path that this leaves empty
+    (removing the last queue removes ``queues:``)."""
     if not keys:
         raise ValueError("remove_key needs at least one key")
 
     def mutate(doc: CommentedMap) -> None:
-        node: Any = doc
+        nodes: list[Any] = [doc]
         for key in keys[:-1]:
-            node = node.get(key) if isinstance(node, CommentedMap) else None
-        if isinstance(node, CommentedMap) and keys[-1] in node:
-            _remove_keeping_trailing_comments(node, keys[-1])
+            nodes.append(nodes[-1].get(key) if isinstance(nodes[-1], CommentedMap) else None)
+        depth = len(keys) - 1
+        if not (isinstance(nodes[depth], CommentedMap) and keys[depth] in nodes[depth]):
+            return
+        _remove_keeping_trailing_comments(nodes[depth], keys[depth])
+        while prune and depth > 0 and not nodes[depth]:
+            depth -= 1
+            _remove_keeping_trailing_comments(nodes[depth], keys[depth])
 
     return edit_config(path, mutate, validate)
 

@@ -118,14 +118,16 @@ def read_key(path: Path | str, keys: Sequence[str]) -> Any:
 
 
 def apply_edit(path: Path | str, keys: Sequence[str], value: Any, *, validate: Callable[[Path], object],
-               who: str, op: str, expect: Any = None, check: Callable[[Any], None] | None = None) -> Edit:
+               who: str, op: str, expect: Any = None, check: Callable[[Any], None] | None = None,
+               prune: bool = False) -> Edit:
     """Set ``keys`` to ``value`` (or remove them: ``value=REMOVE``; or ``value(current)``'s result when
     it is a function of the current plain value) in ``path``, under the edit lock.
 
     Under the lock the file is re-read; ``expect`` (when not None) must equal the key's current plain
     value (or be :data:`ABSENT`), else :class:`ConfigConflict`. ``check(current)`` (optional) may raise
     (an :class:`~aegis_kernel.operations.OperationError`, say) to refuse given what is there now.
-    Validation and the atomic replace are :func:`~aegis_kernel.config.set_key`'s. A change is
+    Validation and the atomic replace are :func:`~aegis_kernel.config.set_key`'s (``prune``: a removal
+    also removes the mappings it leaves empty, see :func:`~aegis_kernel.config.remove_key`). A change is
     recorded in the ledger as ``who`` doing ``op``. Raises :class:`ConfigError` when invalid.
     """
     path = Path(path)
@@ -138,7 +140,7 @@ def apply_edit(path: Path | str, keys: Sequence[str], value: Any, *, validate: C
         if callable(value):
             value = value(before)
         if value is REMOVE:
-            changed = remove_key(path, keys, validate=validate)
+            changed = remove_key(path, keys, validate=validate, prune=prune)
         else:
             changed = set_key(path, keys, value, validate=validate)
         after = read_key(path, keys)

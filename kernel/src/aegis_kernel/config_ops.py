@@ -167,11 +167,11 @@ def _refuse_overlay(config: Config, keys: list[str]) -> None:
 
 
 async def edit(ctx: CallContext, op: str, keys: list[str], value: Any, *, expect: Any = None,
-               check: Callable[[Any], None] | None = None) -> dict[str, Any]:
+               check: Callable[[Any], None] | None = None, prune: bool = True) -> dict[str, Any]:
     """Apply one edit of ``.aegis.yaml`` for ``ctx.caller`` and apply the new config in this process.
 
     ``value``: the new value, :data:`~aegis_kernel.config_edit.REMOVE`, or a function of the current
-    value (read under the lock). Refusals are :class:`OperationError` (``conflict``, ``invalid_config``).
+    value (read under the lock); a removal also removes the sections it leaves empty (``prune``). Refusals are :class:`OperationError` (``conflict``, ``invalid_config``).
     """
     import functools
 
@@ -187,7 +187,7 @@ async def edit(ctx: CallContext, op: str, keys: list[str], value: Any, *, expect
 
     def run() -> Any:
         return apply_edit(path, keys, value, validate=validator_for(kernel, path), who=ctx.caller.tag, op=op,
-                          expect=expect, check=check)
+                          expect=expect, check=check, prune=prune)
 
     try:
         done = await trio.to_thread.run_sync(functools.partial(run))
@@ -380,4 +380,4 @@ async def config_set(ctx: CallContext, path: str, value: Any) -> dict[str, Any]:
 async def config_unset(ctx: CallContext, path: str) -> dict[str, Any]:
     from .config_edit import REMOVE
 
-    return await edit(ctx, "unset", split_path(path), REMOVE)
+    return await edit(ctx, "unset", split_path(path), REMOVE, prune=False)
