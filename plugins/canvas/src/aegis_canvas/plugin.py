@@ -100,6 +100,13 @@ def aegis_register_cli(register: Any) -> None:
     register("canvas", "canvases: list, show, read, write, log", setup, run)
 
 
+@hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
+def aegis_register_panels(register: Any) -> None:
+    from .panels import tab
+
+    register("canvases", tab, kind="tab", key="ctrl+b", title="canvases")
+
+
 @hookimpl
 def aegis_session_closed(session: Any, reason: str) -> None:
     """A closed session's subscriptions end (not when the kernel stops, nor when a resume takes over)."""

@@ -162,6 +162,8 @@ class CanvasRuntime:
         self.folder = kernel.state.root / "canvases"
         self._watch_changed = trio.Event()
         self._saved_handles: set[str] = set()
+        self._listeners: list[Any] = []
+        self.generation = 0  # bumped on every change (a view compares it to redraw only when needed)
 
     # --- start: replay ------------------------------------------------------------------------------
 
@@ -486,8 +488,20 @@ class CanvasRuntime:
         else:
             log.info("canvas subscriber %s is not running; the change is in the ledger only", handle)
 
+    def on_change(self, listener: Any) -> Any:
+        """Call ``listener(name, event)`` (synchronously, on the kernel's thread) after every change of
+        any canvas (opened, written, subscribed…); returns the function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
     def _publish(self, canvas: Canvas, what: str, **data: Any) -> None:
+        self.generation += 1
         self.kernel.bus.publish(TOPIC, {"canvas": canvas.name, "event": what, "version": canvas.version, **data})
+        for listener in list(self._listeners):
+            try:
+                listener(canvas.name, what)
+            except Exception:  # noqa: BLE001 - a view's bug must not fail a write
+                log.exception("canvas listener %r failed", listener)
 
     # --- the watcher ---------------------------------------------------------------------------------
 
