@@ -87,7 +87,8 @@ class StubRuntime:
         return lambda: self.listeners.remove(listener)
 
     def group_info(self, group, detail=False):
-        return {"members": [{"handle": "brisk-curie", "profile": "member", "state": "ready", "answered": "yes"}],
+        return {"name": group.name,
+                "members": [{"handle": "brisk-curie", "profile": "member", "state": "ready", "answered": "yes"}],
                 "current": None, "recent": [], "left": []}
 
 
@@ -128,3 +129,48 @@ async def test_the_group_tab_is_contributed_through_the_tuis_panel_hook(gdriver,
     spec = kernel.plugins.registry.objects("panels")["groups"]
     assert (spec["kind"], spec["key"], spec["title"]) == ("tab", "f6", "groups")
     assert kernel.plugins.registry["panels"]["groups"].owner == "groups"
+
+
+def test_an_attached_tab_polls_the_owners_group_status():
+    pytest.importorskip("textual")
+    import asyncio
+    from types import SimpleNamespace
+
+    from textual.app import App
+
+    from aegis_groups.panels import group_tab
+
+    answers = {"aegis_group_list": {"groups": [{"name": "audit"}]},
+               "aegis_group_status": {"name": "audit", "members": [
+                   {"handle": "brisk-curie", "profile": "member", "state": "working", "answered": "no"}],
+                   "current": {"broadcast_id": "b1", "by": "agent:pm", "answered": [], "members": ["brisk-curie"],
+                               "objective": "audit PR 214"}, "recent": []}}
+    calls = []
+
+    class Host(App):
+        remote = object()  # attached
+
+        def compose(self):
+            yield group_tab(self, None)
+
+        async def call_op(self, operation, **args):
+            calls.append(operation)
+            return answers[operation]
+
+        def in_kernel(self, fn):
+            asyncio.get_running_loop().create_task(fn())
+            return True
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test() as pilot:
+            tab = app.query_one("#group-tab")
+            for _ in range(200):  # until the first poll has drawn (generous; fails only if it never does)
+                await pilot.pause()
+                if "■ audit" in str(tab.render()):
+                    break
+            text = str(tab.render())
+            assert "◐ brisk-curie" in text and "0/1 answered · audit PR 214" in text
+            assert calls[:2] == ["aegis_group_list", "aegis_group_status"]
+
+    asyncio.run(main())
