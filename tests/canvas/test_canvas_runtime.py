@@ -243,3 +243,20 @@ async def test_bad_input_is_refused_clearly_and_nothing_is_written(fake, kernel,
     assert outside.read_text() == ""
     assert [r["section"] for r in ledger(kernel, "doc") if r["event"] == "write"] == ["later"]
     json.dumps(await call(kernel, "aegis_canvas_list"))  # every answer is JSON
+
+
+@pytest.mark.trio
+async def test_a_failed_subscriber_resumed_keeps_its_subscription_and_gets_what_was_held(fake, kernel):
+    a, b = await agent(kernel), await agent(kernel)
+    await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
+    await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+    [proc] = [p for p in fake.processes if p.session_id == f"fake-{a.handle}"]
+    proc._send.close()  # the agent process dies
+    await wait_until(lambda: a.state == "error")
+    await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="while down")
+    resumed = await kernel.sessions.spawn("agent", handle=a.handle, resume_id=a.driver_session_id)
+    await wait_until(lambda: len(wakeups(resumed)) == 1 and resumed.state == "ready")
+    assert kernel.service(CanvasRuntime).canvases["doc"].subscribers == {a.handle: None}
+    await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="after")
+    await wait_until(lambda: len(wakeups(resumed)) == 2)
+    assert [summaries(e)[0]["writer"] for e in wakeups(resumed)] == [f"agent:{b.handle}"] * 2
