@@ -35,7 +35,8 @@ async def meta(ctx: CallContext) -> str:
     ops.sort(key=lambda op: (op.name not in CORE_TOOLS, CORE_TOOLS.index(op.name) if op.name in CORE_TOOLS else 0,
                              op.name))
     lines, named = list(head), []
-    names_len = sum(len(op.name) + 2 for op in ops) + 20
+    also = " (aegis_meta describes the ones above; call any to learn more)."
+    names_len = sum(len(op.name) + 2 for op in ops) + len("\nAlso: ") + len(also)  # the closing line, whole
     for op in ops:
         args = ", ".join(n for n in op.properties if n != "from_handle")
         first = op.description.strip().splitlines()[0] if op.description else ""
@@ -46,7 +47,7 @@ async def meta(ctx: CallContext) -> str:
         else:
             named.append(op.name)
     if named:
-        lines.append("Also: " + ", ".join(named) + " (aegis_meta describes the ones above; call any to learn more).")
+        lines.append("Also: " + ", ".join(named) + also)
     return "\n".join(lines)
 
 
