@@ -423,14 +423,14 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path, tui_
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             await wait_until(pilot, lambda: "queues: tests ●0/2 ○0 ✓0 ✗0" in screen_text(app), what="the strip")
-            if tui_mode == "attached":  # the strip follows the serve's queue
-                app.run_op("aegis_enqueue", queue="tests", payload="hang")
-                await wait_until(pilot, lambda: "queues: tests ●1/2 ○0 ✓0 ✗0" in screen_text(app), what="a task")
-                await pilot.press("ctrl+q")
-                return
+            app.run_op("aegis_enqueue", queue="tests", payload="hang")
+            await wait_until(pilot, lambda: "queues: tests ●1/2 ○0 ✓0 ✗0" in screen_text(app), what="a task")
             await pilot.press("ctrl+d")
             await wait_until(pilot, lambda: type(app.screen).__name__ == "QueueDashboard")
             assert "IN-FLIGHT" in screen_text(app)
+            row = "tests            alpha          ●1/2 ○0 ✓0 ✗0 ⊘0"
+            await wait_until(pilot, lambda: row in screen_text(app) and "s  hang" in screen_text(app),
+                             what="the queue and its task in the dashboard")
             await pilot.press("ctrl+d")  # toggles closed
             await wait_until(pilot, lambda: type(app.screen).__name__ != "QueueDashboard")
             await pilot.press("ctrl+g")

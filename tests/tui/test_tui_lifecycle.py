@@ -256,8 +256,9 @@ def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path, tui_mode: st
 
     try:
         run(body())
-        if serve is not None:  # detached: the serve's agents still run
-            assert [s.state for s in serve.kernel.sessions] == ["ready", "ready"]
+        if serve is not None:  # detached: the serve's agents still run (one may still be finishing a turn)
+            states = [s.state for s in serve.kernel.sessions]
+            assert len(states) == 2 and set(states) <= {"ready", "working"}, states
     finally:
         if serve is not None:
             serve.stop()

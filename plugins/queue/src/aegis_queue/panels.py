@@ -91,6 +91,33 @@ def dashboard_rows(runtime: Any) -> dict[str, list[str]]:
     return bands
 
 
+def status_dashboard_rows(details: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """:func:`dashboard_rows` from ``aegis_queue_status(queue=…)`` details (an attached TUI's dashboard)."""
+    bands: dict[str, list[str]] = {"QUEUES": [], "IN-FLIGHT": [], "QUEUED": [], "RECENT": []}
+    recent = []
+    for q in details:
+        name = q.get("queue", "?")
+        bands["QUEUES"].append(f"{name:<16} {q.get('agent', ''):<14} "
+                               f"●{q.get('in_flight', 0)}/{q.get('max_parallel', 0)} "
+                               f"○{q.get('pending', 0)} ✓{q.get('completed', 0)} ✗{q.get('failed', 0)} "
+                               f"⊘{q.get('cancelled', 0)}")
+        for t in q.get("in_flight_tasks") or ():
+            bands["IN-FLIGHT"].append(f"{name}#{str(t.get('task_id'))[-6:]}  {t.get('worker') or '-':<20} "
+                                      f"{float(t.get('elapsed_s') or 0):6.1f}s  {_preview(t.get('payload') or '')}")
+        pending = q.get("pending_tasks") or []
+        for i, t in enumerate(pending, 1):
+            if i > 50:
+                bands["QUEUED"].append(f"{name}: … {len(pending) - 50} more")
+                break
+            bands["QUEUED"].append(f"{name}#{str(t.get('task_id'))[-6:]}  {i:>3}. {_preview(t.get('payload') or '')}")
+        recent.extend({**t, "queue": name} for t in q.get("recent") or ())
+    recent.sort(key=lambda t: t.get("finished_at") or "", reverse=True)
+    for t in recent[:10]:
+        bands["RECENT"].append(f"{MARKS.get(t.get('status'), '?')} {t['queue']}#{str(t.get('task_id'))[-6:]}  "
+                               f"{t.get('worker') or '-':<20} {_preview(t.get('result') or '', 60)}")
+    return bands
+
+
 def _preview(text: str, n: int = 60) -> str:
     line = " ".join((text or "").split())
     return line if len(line) <= n else line[: n - 1] + "…"
@@ -179,7 +206,21 @@ def dashboard(app: Any, kernel: Any) -> Any:
             self.action_refresh_now()
 
         def action_refresh_now(self) -> None:
-            bands = dashboard_rows(_runtime(kernel))
+            if getattr(app, "remote", None) is not None:  # attached to a serve: ask it
+                app.in_kernel(self._poll)
+                return
+            self._show(dashboard_rows(_runtime(kernel)))
+
+        async def _poll(self) -> None:
+            try:
+                names = [q["queue"] for q in (await app.call_op("aegis_queue_status")).get("queues") or ()]
+                details = [await app.call_op("aegis_queue_status", queue=name) for name in names]
+            except Exception:  # noqa: BLE001 - no queue service there: empty bands
+                details = []
+            if self.is_mounted:
+                self._show(status_dashboard_rows(details))
+
+        def _show(self, bands: dict[str, list[str]]) -> None:
             for band, lines in bands.items():
                 self.query_one(f"#band-{band.lower()}", Static).update("\n".join(lines) or "  (none)")
 

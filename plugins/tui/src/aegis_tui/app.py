@@ -515,7 +515,8 @@ class AegisApp(App[int]):
         live = [s for s in self.live_sessions() if s.state != "closed"]
         if self.remote is not None:
             owner = self.remote.owner
-            self.detached_note = (f"aegis: detached; aegis {owner.get('owner') or 'serve'} (pid {owner.get('pid', '?')}) "
+            self.detached_note = (f"aegis: detached; aegis {owner.get('owner') or 'serve'} "
+                                  f"(pid {owner.get('pid', '?')}) "
                                   f"keeps running {len(live)} session(s)")
             self.status.source = "detaching (the agents keep running)…"
         else:

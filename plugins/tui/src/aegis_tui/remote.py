@@ -153,7 +153,8 @@ class Remote:
 
     def __init__(self, socket: Path, *, buffer: int = 16384,
                  on_view_file: Callable[[str], None] | None = None) -> None:
-        """``socket``: the owner's control socket (``aegis_kernel.client.socket_path``). ``buffer``: how many items the owner holds for this TUI before it drops some (then the
+        """``socket``: the owner's control socket (``aegis_kernel.client.socket_path``). ``buffer``: how
+        many items the owner holds for this TUI before it drops some (then the
         mirror is rebuilt from a new snapshot: :attr:`resyncs` counts those). ``on_view_file(path)``:
         an agent asked (``aegis_view_file``) to show the user a project file."""
         self.socket = socket
