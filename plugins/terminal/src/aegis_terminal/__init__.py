@@ -1,0 +1,1 @@
+"""aegis-terminal: shared PTY shells with command boundaries (see docs/terminal.md)."""
