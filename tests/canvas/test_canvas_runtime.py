@@ -260,3 +260,21 @@ async def test_a_failed_subscriber_resumed_keeps_its_subscription_and_gets_what_
     await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="after")
     await wait_until(lambda: len(wakeups(resumed)) == 2)
     assert [summaries(e)[0]["writer"] for e in wakeups(resumed)] == [f"agent:{b.handle}"] * 2
+
+
+@pytest.mark.trio
+async def test_the_user_subscribes_an_agent_by_naming_it_and_may_end_a_gone_sessions_subscription(fake, kernel):
+    a = await agent(kernel)
+    await call(kernel, "aegis_canvas_open", None, name="doc", file="doc.md")
+    with pytest.raises(OperationError, match="name it in from_handle"):
+        await call(kernel, "aegis_canvas_subscribe", None, name="doc")
+    with pytest.raises(OperationError, match="no session 'ghost'"):
+        await call(kernel, "aegis_canvas_subscribe", None, name="doc", from_handle="ghost")
+    await call(kernel, "aegis_canvas_subscribe", None, name="doc", from_handle=a.handle)
+    await call(kernel, "aegis_canvas_write_section", None, name="doc", section="data", content="by the user")
+    await wait_until(lambda: len(wakeups(a)) == 1)
+    assert summaries(wakeups(a)[0]) == [{"section": "data", "writer": "user", "added": 1, "removed": 0}]
+    rt = kernel.service(CanvasRuntime)
+    rt.canvases["doc"].subscribers["gone-1"] = None  # a subscriber whose session no longer exists
+    out = await call(kernel, "aegis_canvas_unsubscribe", None, name="doc", from_handle="gone-1")
+    assert out["unsubscribed"] is True and "gone-1" not in rt.canvases["doc"].subscribers

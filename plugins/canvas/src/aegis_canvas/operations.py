@@ -66,8 +66,8 @@ async def canvas_subscribe(ctx: CallContext, name: str, sections: list[str] | No
 
 
 async def canvas_unsubscribe(ctx: CallContext, name: str, from_handle: str | None = None) -> dict[str, Any]:
-    handle = _subscriber(ctx, from_handle) if ctx.caller.handle or from_handle else None
-    if handle is None:
+    handle = ctx.caller.handle or from_handle  # the user may end the subscription of a session that is gone
+    if not handle:
         raise OperationError("name the subscriber in from_handle", code="bad_argument", param="from_handle")
     return {"canvas": name, "unsubscribed": runtime(ctx).unsubscribe(name, handle), "handle": handle}
 
