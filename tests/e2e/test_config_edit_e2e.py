@@ -34,15 +34,45 @@ def test_an_agent_declares_a_queue_and_enqueues_to_it_in_one_turn_and_gets_the_c
     assert [(r["who"], r["op"], r["key"]) for r in ledger] == [("agent:boss", "add_queue", "queues.work")]
 
 
-def test_adding_a_plugin_folder_waits_for_the_users_approval(serve):
+GREET = """\
+from aegis_kernel import hookimpl, params
+
+
+async def greet(ctx, who: str = "world"):
+    return {"greeting": f"%s {who}"}
+
+
+@hookimpl
+def aegis_register_operations(register):
+    register("aegis_greet", greet, "Say hello.", params(who={"type": "string"}))
+"""
+
+
+def greeting(serve) -> str | None:
+    out = serve.cli("call", "aegis_greet", "who=me", check=False)
+    return json.loads(out.stdout)["greeting"] if out.returncode == 0 and "greeting" in out.stdout else None
+
+
+def test_adding_a_plugin_folder_waits_for_the_users_approval_then_its_operations_run_live(serve):
+    (serve.project / "plug").mkdir()
+    (serve.project / "plug" / "greet.py").write_text(GREET % "hello")
     serve.start()
     serve.cli("spawn", "helper", "--handle", "boss", "--prompt", call_line("aegis_config_add_plugin_dir", path="plug"))
     serve.wait(lambda: (serve.session("boss") or {}).get("state") == "input-required", "the edit is held")
-    assert "plug" not in (serve.project / ".aegis.yaml").read_text()
+    assert "plug" not in (serve.project / ".aegis.yaml").read_text() and greeting(serve) is None
     serve.cli("approve", "boss")
     serve.wait(lambda: "plugins:\n  dirs:\n    - plug\n" in (serve.project / ".aegis.yaml").read_text(),
                "the approved edit lands")
     serve.wait(lambda: "tool aegis_config_add_plugin_dir" in texts(serve, "boss"), "the agent gets the result")
+    assert greeting(serve) == "hello me"  # loaded by the same serve, no restart
+    (serve.project / "plug" / "greet.py").write_text(GREET % "hi there")
+    serve.wait(lambda: greeting(serve) == "hi there me", "the changed module is reloaded")
+    (serve.project / "plug" / "broken.py").write_text("x = 1\ndef broken(:\n    pass\n")
+    listing = serve.cli("plugins", "list").stdout
+    assert f"{serve.project / 'plug' / 'broken.py'}:2: SyntaxError" in listing
+    assert [line.split()[3] for line in listing.splitlines() if line.startswith(("broken ", "greet "))] == [
+        "failed", "enabled"]
+    assert greeting(serve) == "hi there me"  # the rest keep working
 
 
 def test_a_deny_policy_refuses_an_agents_config_edit_clearly(serve):

@@ -55,11 +55,11 @@ def cmd_plugins_list(args: argparse.Namespace, host: Any) -> int:
     rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")]
     for i in infos:
         hooks = ", ".join(h.removeprefix("aegis_") for h in i["hooks"]) or "-"
-        rows.append((i["name"], i["dist"] or "-", i["version"] or "-", i["status"], hooks))
+        rows.append((i["name"], i.get("file") or i["dist"] or "-", i["version"] or "-", i["status"], hooks))
     print_table(rows)
     for i in infos:
         if i["status"] == "failed":
-            print(f"\n✗ {i['name']} ({i['dist'] or i['module']}) failed: {i['error']}")
+            print(f"\n✗ {i['name']} ({i.get('file') or i['dist'] or i['module']}) failed: {i['error']}")
     return 0
 
 
@@ -451,7 +451,9 @@ def _main(argv: list[str]) -> int:
     if known.command in CLIENT_VERBS:  # a thin client of the running Aegis: no plugin needs loading
         return _run_verb(build_parser({}).parse_args(argv))
     project = resolve_project_dir(known.project)
-    host = load_plugins(disabled=plugins_disabled(project))
+    from .config import raw_plugin_dirs
+
+    host = load_plugins(disabled=plugins_disabled(project), dirs=raw_plugin_dirs(project))
     parser = build_parser(host.registry.objects("cli"))
     args = parser.parse_args(argv)
     if args.version:

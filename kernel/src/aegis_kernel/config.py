@@ -65,6 +65,7 @@ __all__ = [
     "edit_config",
     "find_config",
     "load_config",
+    "raw_plugin_dirs",
     "raw_plugins_disabled",
     "remove_key",
     "set_key",
@@ -675,6 +676,25 @@ def raw_plugins_disabled(project_dir: Path | str) -> tuple[str, ...]:
         disabled = plugins.get("disabled") if isinstance(plugins, dict) else None
         if isinstance(disabled, list):
             return tuple(d for d in disabled if isinstance(d, str))
+    except Exception:  # noqa: BLE001 - a pre-read never fails; load_config reports problems
+        pass
+    return ()
+
+
+def raw_plugin_dirs(project_dir: Path | str) -> tuple[Path, ...]:
+    """``plugins.dirs`` read before plugins are loaded (from ``.aegis.yaml`` and overlays), each
+    resolved against the project folder. Tolerant like :func:`raw_plugins_disabled`."""
+    try:
+        project, path = _resolve_target(project_dir)
+        if "dirs" not in (path.read_text("utf-8", errors="replace") if path.is_file() else "") \
+                and not (project / OVERLAY_DIR / "plugins").is_dir():
+            return ()  # the cheap answer for nearly every project
+        loader = _Loader(project, path if path.is_file() else None, {})
+        loader.load()
+        plugins = loader.raw.get("plugins")
+        dirs = plugins.get("dirs") if isinstance(plugins, dict) else None
+        if isinstance(dirs, list):
+            return tuple((project / Path(d).expanduser()).resolve() for d in dirs if isinstance(d, str))
     except Exception:  # noqa: BLE001 - a pre-read never fails; load_config reports problems
         pass
     return ()

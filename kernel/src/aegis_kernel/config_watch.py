@@ -7,6 +7,10 @@
   problems go to ``aegis.log`` and to ``kernel.config_error`` (the TUI and ``aegis doctor`` — through
   the control socket's ``ping`` — show it) until a later edit is valid again.
 - ``plugins.disabled`` is read when plugins load: changing it takes effect at the next start (logged).
+- Plugin folders (``plugins.dirs``) are watched too: a module that changes, appears or goes is loaded
+  again (:func:`sync_folder_plugins`: its hooks and operations; a service of it starts at the next
+  start), and so is a folder added to or removed from ``plugins.dirs``. The import itself runs on the
+  event loop, like every plugin import (a plugin module is expected to be import-light).
 
 The watcher is :class:`ConfigWatcher`, run by the kernel in its nursery. It uses watchfiles' Rust
 notifier directly (``RustNotify``, the engine under ``watchfiles.awatch``) so that it is *armed* before
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aegis.config")
 
-__all__ = ["ConfigWatcher", "apply_config", "reload_config", "validator_for"]
+__all__ = ["ConfigWatcher", "apply_config", "plugin_dirs", "reload_config", "sync_folder_plugins", "validator_for"]
 
 STEP_MS = 50  # a burst of writes is one change once the files are quiet for this long
 DEBOUNCE_MS = 1_600  # …or at the latest after this long
@@ -54,7 +58,38 @@ def apply_config(kernel: Kernel, new: Config) -> None:
     kernel.config_error = None
     if _disabled(old) != _disabled(new):
         log.warning("plugins.disabled changed: plugins are enabled or disabled at the next start")
+    if plugin_dirs(old) != plugin_dirs(new):
+        sync_folder_plugins(kernel)
     notify(kernel.plugins.pm, "aegis_config_changed", config=new, old=old, kernel=kernel)
+
+
+def plugin_dirs(config: Config) -> tuple[Path, ...]:
+    """``plugins.dirs`` of ``config``, resolved against its project folder."""
+    plugins = config.get("plugins")
+    return tuple((config.project_dir / Path(d).expanduser()).resolve() for d in getattr(plugins, "dirs", ()))
+
+
+def sync_folder_plugins(kernel: Kernel) -> list[str]:
+    """Load again the plugin folders' modules that changed, appeared or went, and make the kernel's
+    operations match the plugins' registrations. Returns the names of the plugins reloaded."""
+    host = kernel.plugins
+    changed = host.reload_folders(plugin_dirs(kernel.config))
+    if changed:
+        registered = host.registry.objects("operations")
+        for op in list(kernel.operations):
+            if op.name not in registered:
+                kernel.operations.remove(op.name)
+        for op in registered.values():
+            kernel.operations.add(op)
+        for name in changed:
+            info = host.infos.get(name)
+            if info is None:
+                log.info("plugin %s: its file is gone, unloaded", name)
+            elif info.status == "failed":
+                log.error("plugin %s failed to load: %s", name, info.error)
+            else:
+                log.info("plugin %s (re)loaded from %s", name, info.file)
+    return changed
 
 
 def _disabled(config: Config) -> object:
@@ -96,9 +131,10 @@ async def reload_config(kernel: Kernel) -> bool:
     return True
 
 
-def _watch_paths(project: Path) -> list[Path]:
-    """The folders to watch (no recursion): project, ``.aegis/`` and its overlay folders, if present."""
-    paths = [project]
+def _watch_paths(project: Path, plugin_folders: tuple[Path, ...] = ()) -> list[Path]:
+    """The folders to watch (no recursion): project, ``.aegis/`` and its overlay folders, if present,
+    and the plugin folders that exist."""
+    paths = [project, *(p for p in plugin_folders if p.is_dir() and p != project)]
     root = project / OVERLAY_DIR
     if root.is_dir():
         paths.append(root)
@@ -148,7 +184,8 @@ class ConfigWatcher:
         project = kernel.project_dir
         ready = False
         while True:
-            paths = _watch_paths(project)
+            folders = plugin_dirs(kernel.config)
+            paths = _watch_paths(project, folders)
             try:
                 notifier = await trio.to_thread.run_sync(
                     lambda: RustNotify([str(p) for p in paths], False, False, 300, False, True))
@@ -162,6 +199,7 @@ class ConfigWatcher:
                 task_status.started()
             else:  # the watch set changed: files may have changed while it was being rebuilt
                 await reload_config(kernel)
+                sync_folder_plugins(kernel)
             while True:
                 # Cancelling abandons the thread (the kernel never waits for it); ``run`` sets ``stop``.
                 changes = await trio.to_thread.run_sync(notifier.watch, DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, stop,
@@ -171,8 +209,11 @@ class ConfigWatcher:
                 if not isinstance(changes, set):  # "timeout" (or "signal")
                     continue
                 touched, rewatch = _relevant(project, changes)
+                if any(Path(p).suffix == ".py" and Path(p).parent in folders for _, p in changes):
+                    sync_folder_plugins(kernel)
+                if touched:
+                    await reload_config(kernel)
+                    rewatch = rewatch or plugin_dirs(kernel.config) != folders
                 if rewatch:
                     notifier.close()  # not watching now: closing cannot race the thread
                     break
-                if touched:
-                    await reload_config(kernel)

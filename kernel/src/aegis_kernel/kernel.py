@@ -23,7 +23,7 @@ from . import reaper
 from .approvals import ApprovalBroker
 from .bus import EventBus
 from .clock import Clock
-from .config import Config, ConfigError, load_config, raw_plugins_disabled
+from .config import Config, ConfigError, load_config, raw_plugin_dirs, raw_plugins_disabled
 from .config_sections import schema_of
 from .config_watch import ConfigWatcher, apply_config
 from .project import resolve_project_dir
@@ -164,7 +164,8 @@ def build_kernel(project_dir: Path | str | None = None, *, extra_plugins: Iterab
     else the cwd). Raises ``ConfigError`` for a bad config."""
     project = resolve_project_dir(project_dir)
     blocked = set(disabled) | set(raw_plugins_disabled(project))
-    host = load_plugins(disabled=blocked, entry_points=entry_points, extra=extra_plugins)
+    host = load_plugins(disabled=blocked, entry_points=entry_points, extra=extra_plugins,
+                        dirs=raw_plugin_dirs(project))
     config = load_config(project, **schema_of(host, project))
     return Kernel(project, host, config)
 

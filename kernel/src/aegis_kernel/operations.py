@@ -286,6 +286,10 @@ class OperationRegistry:
     def get(self, name: str) -> Operation | None:
         return self._ops.get(name)
 
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (a plugin folder's module was reloaded without it); absent names are ignored."""
+        self._ops.pop(name, None)
+
     def __iter__(self) -> Iterator[Operation]:
         return iter(sorted(self._ops.values(), key=lambda op: op.name))
 

@@ -6,6 +6,11 @@ Plugins are modules named by entry points in the ``aegis`` group (plus the kerne
 raises is recorded as ``failed`` with its error and skipped; a disabled plugin
 (``AEGIS_DISABLE_PLUGINS=a,b`` or config ``plugins.disabled``) is blocked before it is imported.
 
+Plugin folders (config ``plugins.dirs``): each ``*.py`` file in them (not ``_*``, not hidden) is a
+plugin named after its stem, imported from its file (``PluginInfo.file``); one that fails to import
+is ``failed`` with ``file:line: error``. :meth:`PluginHost.reload_folders` loads again the folder
+plugins whose files changed, appeared or went (the kernel calls it on a live change).
+
 Loading goes: register every plugin → ``aegis_add_hookspecs`` (plugins declare their own hooks) →
 refuse plugins implementing undeclared hooks (so load order never matters) → call the registration
 hooks plugin by plugin, through ``pm.hook`` (:func:`aegis_kernel.hookcall.call_plugin`).
@@ -19,6 +24,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -57,12 +63,14 @@ class PluginInfo:
     error: str = ""
     hooks: list[str] = field(factory=list)
     registered: dict[str, list[str]] = field(factory=dict)
+    file: str = ""  # a plugin folder's module: its file
+    stamp: tuple[int, int] | None = None  # (mtime_ns, size) of ``file`` when loaded
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "module": self.module, "dist": self.dist, "version": self.version,
             "status": self.status, "error": self.error, "hooks": list(self.hooks),
-            "registered": {k: list(v) for k, v in self.registered.items()},
+            "registered": {k: list(v) for k, v in self.registered.items()}, "file": self.file,
         }
 
 
@@ -203,10 +211,12 @@ class PluginHost:
     # --- loading ---------------------------------------------------------------------------------
 
     def load(self, *, disabled: Iterable[str] = (), entry_points: bool = True,
-             extra: Iterable[tuple[str, Any]] = ()) -> None:
-        """Register the default plugins, entry-point plugins and ``extra`` (name, object) pairs, let
-        them add hookspecs, refuse undeclared hooks, then collect every registration hook."""
+             extra: Iterable[tuple[str, Any]] = (), dirs: Iterable[Path] = ()) -> None:
+        """Register the default plugins, entry-point plugins, ``extra`` (name, object) pairs and the
+        modules of the plugin folders ``dirs``, let them add hookspecs, refuse undeclared hooks, then
+        collect every registration hook."""
         blocked = set(disabled) | _env_disabled()
+        self._blocked = blocked
         for module_name in DEFAULT_PLUGINS:
             name = module_name.rsplit(".", 1)[-1]
             self._add(name, module_name, functools.partial(importlib.import_module, module_name),
@@ -219,6 +229,8 @@ class PluginHost:
         for name, obj in extra:
             self._add(name, getattr(obj, "__name__", type(obj).__name__), functools.partial(_itself, obj),
                       dist="(test)", blocked=blocked)
+        for file in folder_modules(dirs):
+            self._add_file(file)
         self.add_hookspecs()
         self.refuse_undeclared()
         self.collect()
@@ -243,8 +255,42 @@ class PluginHost:
         except BaseException as exc:  # noqa: BLE001 - a broken plugin must never be fatal
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+            info.status = "failed"
+            info.error = str(exc) if isinstance(exc, FolderPluginError) else f"{type(exc).__name__}: {exc}"
             return
+
+    def _add_file(self, file: Path) -> None:
+        self._add(file.stem, str(file), functools.partial(_import_file, file), dist=FOLDER_DIST,
+                  blocked=getattr(self, "_blocked", set()))
+        info = self.infos.get(file.stem)
+        if info is not None and info.module == str(file):
+            info.file, info.stamp = str(file), _stamp(file)
+
+    def reload_folders(self, dirs: Iterable[Path]) -> list[str]:
+        """Load again the folder plugins of ``dirs`` whose file changed, appeared or went; returns
+        their names. Their registrations are replaced (hooks and operations; a service starts only
+        with the next start)."""
+        files = {str(f): f for f in folder_modules(dirs)}
+        loaded = {i.file: i for i in self.infos.values() if i.dist == FOLDER_DIST and i.file}
+        stale = [i for f, i in loaded.items() if f not in files or _stamp(files[f]) != i.stamp]
+        fresh = [f for name, f in files.items() if name not in loaded or loaded[name] in stale]
+        for info in stale:
+            key = next(k for k, v in self.infos.items() if v is info)
+            if self.pm.get_plugin(key) is not None:
+                self.pm.unregister(name=key)
+            if self.pm.is_blocked(key):
+                self.pm.unblock(key)
+            for kind, names in info.registered.items():
+                for reg_name in names:
+                    self.registry[kind].pop(reg_name, None)
+            del self.infos[key]
+        for file in fresh:
+            self._add_file(file)
+        if fresh:
+            self.add_hookspecs()
+            self.refuse_undeclared()
+            self.collect(only={f.stem for f in fresh})
+        return sorted({i.name for i in stale} | {f.stem for f in fresh})
 
     def _fail(self, name: str, error: str) -> None:
         info = self.infos[name]
@@ -295,14 +341,17 @@ class PluginHost:
                 hooks[hook_name] = marked
         return hooks
 
-    def collect(self) -> None:
-        """Call every registration hook, plugin by plugin (through ``pm.hook``), and fill :attr:`registry`.
+    def collect(self, only: set[str] | None = None) -> None:
+        """Call every registration hook, plugin by plugin (through ``pm.hook``), and fill :attr:`registry`
+        (``only``: just these plugins, for a reload).
 
         A plugin whose hook raises (including a refused registration) is unregistered, marked failed,
         and none of its registrations are kept.
         """
         hooks = self.registration_hooks()
         for name, plugin in self._enabled():
+            if only is not None and name not in only:
+                continue
             info = self.infos[name]
             staged: list[tuple[str, Registered]] = []
             try:
@@ -341,8 +390,65 @@ def _aegis_entry_points() -> list[metadata.EntryPoint]:
     return sorted(out, key=lambda e: e.name)
 
 
+FOLDER_DIST = "(folder)"
+
+
+def folder_modules(dirs: Iterable[Path]) -> list[Path]:
+    """The plugin modules of the plugin folders ``dirs``: ``*.py``, not ``_*`` or hidden, sorted."""
+    out: list[Path] = []
+    for folder in dirs:
+        try:
+            out += sorted(f for f in Path(folder).iterdir()
+                          if f.suffix == ".py" and f.is_file() and not f.name.startswith(("_", ".")))
+        except OSError:
+            continue  # a missing folder holds no plugins (aegis doctor / plugins list show the config)
+    return out
+
+
+def _stamp(file: Path) -> tuple[int, int] | None:
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _import_file(file: Path) -> Any:
+    """Import a plugin folder's module from its file (a fresh module each time: reloads see edits).
+    An error names ``file:line``."""
+    import hashlib
+    import importlib.util
+    import sys
+    import traceback
+
+    name = f"aegis_folder_plugin_{hashlib.sha1(str(file).encode()).hexdigest()[:10]}_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file}: cannot be imported as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        raise FolderPluginError(f"{exc.filename or file}:{exc.lineno}: SyntaxError: {exc.msg}") from None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
+        where = f"{file}:{frames[-1].lineno}" if frames else str(file)
+        raise FolderPluginError(f"{where}: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+class FolderPluginError(ImportError):
+    """A plugin folder's module failed to import; the message starts with ``file:line:``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def load_plugins(*, disabled: Iterable[str] = (), entry_points: bool = True,
-                 extra: Iterable[tuple[str, Any]] = ()) -> PluginHost:
+                 extra: Iterable[tuple[str, Any]] = (), dirs: Iterable[Path] = ()) -> PluginHost:
     host = PluginHost()
-    host.load(disabled=disabled, entry_points=entry_points, extra=extra)
+    host.load(disabled=disabled, entry_points=entry_points, extra=extra, dirs=dirs)
     return host
