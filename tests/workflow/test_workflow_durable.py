@@ -1,0 +1,69 @@
+"""Durable runs in process: a kernel stops while a run waits for a person; the next kernel resumes it
+from its journal (no second spawn, send or bash; the agent reopened in its own conversation); a
+replay that diverges fails naming the step."""
+
+from __future__ import annotations
+
+import pytest
+import wkit
+from wkit import finished, journal, runtime, until
+
+
+@pytest.mark.trio
+async def test_a_run_resumed_by_the_next_kernel_redoes_nothing(flows, make_kernel, aegis_project):
+    target = aegis_project / "lines.txt"
+    async with make_kernel() as kernel:
+        rt = runtime(kernel)
+        run = rt.start_run("two_sends", {"path": str(target)})
+        await until(lambda: run.question, "the question")
+        assert run.question == {"question": "go on?", "options": ["yes", "no"]}
+        handle = next(r["result"]["handle"] for r in journal(aegis_project, run.id) if r.get("verb") == "spawn")
+        dsid = kernel.sessions.get(handle).driver_session_id
+        assert dsid
+        run_id = run.id
+    # the kernel stopped with the run in flight: nothing says it finished
+    assert not [r for r in journal(aegis_project, run_id) if r["event"] == "finished"]
+
+    async with make_kernel() as kernel:
+        rt = runtime(kernel)
+        run = rt.get(run_id)
+        await until(lambda: run.question, "the question asked again after the restart")
+        session = kernel.sessions.get(handle)
+        assert session is not None and session.driver_session_id == dsid  # reopened, not a fresh agent
+        rt.answer(run, "1")
+        await finished(run)
+        assert run.status == "ok", run.error
+        assert run.result == "first answer | second answer | yes"
+        assert run.replayed == 4  # spawn, two sends, bash answered by the journal
+    assert target.read_text() == "line\n"
+    records = journal(aegis_project, run_id)
+    steps = [r["verb"] for r in records if r["event"] == "step"]
+    assert steps == ["spawn", "send", "send", "bash", "ask_human"]  # each once
+    closed = [r for r in records if r["event"] == "session" and r.get("closed")]
+    assert closed and closed[-1]["driver_session_id"] == dsid
+
+
+@pytest.mark.trio
+async def test_a_replay_that_diverges_fails_naming_the_step(flows, make_kernel, aegis_project):
+    wkit.MODE["echo"] = "a"
+    try:
+        async with make_kernel() as kernel:
+            run = runtime(kernel).start_run("shifty")
+            await until(lambda: run.question, "the question")
+            run_id = run.id
+        wkit.MODE["echo"] = "b"  # the code changed while the run was in flight
+        async with make_kernel() as kernel:
+            run = runtime(kernel).get(run_id)
+            await finished(run)
+    finally:
+        wkit.MODE["echo"] = "a"
+    assert run.status == "error"
+    assert "replay diverged at step 0" in run.error
+    assert "bash('echo a')" in run.error and "bash('echo b')" in run.error
+
+
+@pytest.mark.trio
+async def test_checkpoints_and_resume_state_replay_the_same(flows, kernel, aegis_project):
+    run = runtime(kernel).start_run("steps", {"n": 3})
+    await finished(run)
+    assert run.status == "ok" and run.result == [0, 1, 2]
