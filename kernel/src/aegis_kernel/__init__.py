@@ -71,6 +71,11 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "check_safe_name": "config_sections",
     "is_safe_name": "config_sections",
     "validator_for": "config_watch",
+    "apply_config_edit": ("config_edit", "apply_edit"),
+    "read_config_key": ("config_edit", "read_key"),
+    "ConfigConflict": "config_edit",
+    "CONFIG_ABSENT": ("config_edit", "ABSENT"),
+    "CONFIG_REMOVE": ("config_edit", "REMOVE"),
     # drivers and agent processes
     "AgentProcess": "drivers",
     "Driver": "drivers",
@@ -193,6 +198,13 @@ if TYPE_CHECKING:  # the same names for type checkers (`X as X`: an explicit re-
         set_key as set_key,
     )
     from .config_sections import Section as Section, check_safe_name as check_safe_name, is_safe_name as is_safe_name
+    from .config_edit import (
+        ABSENT as CONFIG_ABSENT,
+        REMOVE as CONFIG_REMOVE,
+        ConfigConflict as ConfigConflict,
+        apply_edit as apply_config_edit,
+        read_key as read_config_key,
+    )
     from .config_watch import validator_for as validator_for
     from .control import ControlError as ControlError, ControlServer as ControlServer
     from .delivery import (
