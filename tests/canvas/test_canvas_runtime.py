@@ -179,19 +179,50 @@ async def test_bindings_subscriptions_and_the_ledger_survive_a_restart(fake, mak
         await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
         await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
         await call(kernel, "aegis_canvas_write_section", None, name="doc", section="data", content="v1")
+        await wait_until(lambda: len(wakeups(a)) == 1)
+        earlier = {e.envelope_id for e in wakeups(a)}  # the restored session's history shows it again
     (aegis_project / "doc.md").write_text("## data\nedited while stopped\n")  # Aegis is not running
     async with make_kernel(restore=True) as kernel:
         await wait_until(lambda: kernel.sessions.get("pm") is not None and kernel.sessions.get("pm").state == "ready")
         pm = kernel.sessions.get("pm")
+
+        def new_wakeups():
+            return [e for e in wakeups(pm) if e.envelope_id not in earlier]
         b = await agent(kernel)
         rt = kernel.service(CanvasRuntime)
         canvas = rt.canvases["doc"]
         assert canvas.subscribers == {"pm": None} and canvas.version == 2  # v1, then the offline edit
         out = await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="v3")
         assert out["version"] == 3
-        await wait_until(lambda: any(summaries(e)[0]["writer"] == f"agent:{b.handle}"
-                                     for e in wakeups(pm) if "written by agent" in e.body))
-        assert any("changed while Aegis was not running" in e.body for e in wakeups(pm))
+        await wait_until(lambda: len(new_wakeups()) == 2)
+        # the edit made while Aegis was stopped, diffed per section against the last content Aegis knew
+        assert [summaries(e) for e in new_wakeups()] == [
+            [{"section": "data", "writer": "user", "added": 1, "removed": 1}],
+            [{"section": "data", "writer": f"agent:{b.handle}", "added": 1, "removed": 1}]]
+        assert new_wakeups()[0].body.endswith("──\nedited while stopped")
+
+
+@pytest.mark.trio
+async def test_an_edit_while_stopped_without_a_snapshot_is_still_reported(fake, make_kernel, aegis_project):
+    async with make_kernel() as kernel:
+        a = await agent(kernel, handle="pm")
+        await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
+        await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+        await call(kernel, "aegis_canvas_write_section", None, name="doc", section="data", content="v1")
+        await wait_until(lambda: len(wakeups(a)) == 1)
+        earlier = {e.envelope_id for e in wakeups(a)}
+    (aegis_project / ".aegis/state/canvases/doc/last.md").unlink()  # e.g. written by an older version
+    (aegis_project / "doc.md").write_text("## data\nedited while stopped\n")
+    async with make_kernel(restore=True) as kernel:
+
+        def new_wakeups():
+            pm = kernel.sessions.get("pm")
+            return [e for e in wakeups(pm) if e.envelope_id not in earlier] if pm is not None else []
+
+        await wait_until(lambda: len(new_wakeups()) == 1)
+        [env] = new_wakeups()
+        assert env.body.startswith("the file was changed while Aegis was not running · written by user\n──\n")
+        assert kernel.service(CanvasRuntime).canvases["doc"].version == 2
 
 
 @pytest.mark.trio

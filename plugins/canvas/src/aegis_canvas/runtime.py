@@ -18,7 +18,8 @@ One :class:`CanvasRuntime` per kernel (published by the canvas service; operatio
   reported again (the watcher compares the file with the content Aegis wrote).
 - **Durability**: bindings, subscriptions and writes live in the ledger and are replayed at start (TUI
   and ``aegis serve`` alike). A file changed while Aegis was stopped (its SHA-256 differs from the
-  ledger's) is recorded as an external change at start. A subscription ends when its session is closed
+  ledger's) is recorded as an external change at start, diffed per section against the copy of the last
+  content Aegis knew (``canvases/<name>/last.md``, kept by the state writer thread). A subscription ends when its session is closed
   (not when the kernel stops: a restored or resumed session keeps it).
 """
 
@@ -44,6 +45,7 @@ from aegis_kernel import (
     check_safe_name,
     utc_now,
     write_bytes_atomic,
+    write_text_atomic,
 )
 
 from . import ledger as canvas_ledger
@@ -205,22 +207,48 @@ class CanvasRuntime:
             canvas.problem = str(exc)
             log.warning("canvas %s: %s", name, exc)
             return
+        missing = data is None
         if data is None:
             canvas.problem = f"'{canvas.rel}' is missing (the next write creates it again)"
             data = b""
         try:
-            canvas.text = _decode(data, canvas.rel)
+            text = _decode(data, canvas.rel)
         except CanvasError as exc:
             canvas.problem = exc.message
             return
-        if canvas.sha is not None and sha256(data) != canvas.sha and data:
+        if missing or canvas.sha is None or sha256(data) == canvas.sha:
+            canvas.text, canvas.sha = text, sha256(data)
+            canvas.history.append((canvas.version, canvas.text))
+            return
+        # changed while Aegis was not running: diff it per section against the last content Aegis knew
+        before = await trio.to_thread.run_sync(_read, self._snapshot_path(name))
+        if before is not None and sha256(before) == canvas.sha:
+            canvas.text = before.decode("utf-8")
+            canvas.history.append((canvas.version, canvas.text))
+            self._external(canvas, text)
+        else:  # no usable snapshot (an older version, or a crash before it was written): no counts
+            canvas.text, canvas.sha = text, sha256(data)
             self._changed_offline(canvas, data)
-        canvas.sha = sha256(data)
-        canvas.history.append((canvas.version, canvas.text))
+            canvas.history.append((canvas.version, canvas.text))
+            self._save_snapshot(canvas)
+
+    def _snapshot_path(self, name: str) -> Path:
+        return self.kernel.state.path("canvases", name, "last.md")
+
+    def _save_snapshot(self, canvas: Canvas) -> None:
+        """Keep a copy of the content Aegis last knew (``canvases/<name>/last.md``), written on the state
+        writer thread (never on the event loop; writes in a burst coalesce into one): the next start
+        diffs a file changed while Aegis was stopped against it, per section."""
+        path = self._snapshot_path(canvas.name)
+
+        def job() -> None:
+            write_text_atomic(path, canvas.text)  # the latest text when the job runs
+
+        self.kernel.state.writer.submit(job, key=(id(self), canvas.name, "snapshot"))
 
     def _changed_offline(self, canvas: Canvas, data: bytes) -> None:
-        """The file differs from what the ledger last recorded: an edit made while Aegis was stopped
-        (the earlier content is not kept, so no per-section counts)."""
+        """The file differs from what the ledger last recorded and there is no snapshot of the earlier
+        content to diff against: an edit made while Aegis was stopped, reported without counts."""
         canvas.version += 1
         rec = {"event": "write", canvas_ledger.KEY: canvas.name, "at": utc_now(), "writer": "user",
                "section": None, "op": "external", "added": None, "removed": None, "version": canvas.version,
@@ -278,6 +306,7 @@ class CanvasRuntime:
         journal.append({"event": "opened", canvas_ledger.KEY: name, "at": utc_now(), "file": cpath.rel, "by": by})
         canvas.history.append((0, text))
         self.canvases[name] = canvas
+        self._save_snapshot(canvas)
         self._watch_changed.set()
         self._publish(canvas, "opened", by=by)
         return {**canvas.info(), "created": created}
@@ -427,6 +456,7 @@ class CanvasRuntime:
             canvas.journal.append(rec)
             canvas.last[section] = rec
             canvas.writes += 1
+        self._save_snapshot(canvas)
         self._publish(canvas, "written", writer=writer, sections=[s for s, _ in changes], op=op)
 
     def _external(self, canvas: Canvas, text: str) -> bool:
