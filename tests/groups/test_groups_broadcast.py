@@ -218,3 +218,20 @@ async def test_a_renamed_member_stays_a_member_under_its_new_handle(gdriver, ker
     records = journal(kernel, "audit")
     assert {"handle": members[0], "to": "renamed-one"}.items() <= next(
         r for r in records if r["event"] == "member_renamed").items()
+
+
+@pytest.mark.trio
+async def test_a_broadcast_nobody_gathers_closes_at_the_groups_timeout_and_calls_back(gdriver, kernel,
+                                                                                       autojump_clock):
+    prod = await ready(kernel)
+    members = await spawn_trio(kernel, prod.handle)
+    gdriver.plan[members[2]] = "hang"
+    start = trio.current_time()
+    out = await call(kernel, "aegis_group_broadcast", prod.handle, name="audit", objective="q", callback=True)
+    b = kernel.service(GroupRuntime).groups["audit"].broadcasts[-1]
+    await b.closed.wait()
+    assert b.status == "timed_out" and trio.current_time() - start >= 3600  # groups.defaults.timeout: 1h
+    await wait_until(lambda: envelopes(prod, "group:audit/broadcast:"))
+    [env] = envelopes(prod, "group:audit/broadcast:")
+    assert env.status == "timed_out" and env.sender.endswith(out["broadcast_id"])
+    assert f"no answer from: {members[2]}" in env.body and f"answer from {members[0]}: q" in env.body
