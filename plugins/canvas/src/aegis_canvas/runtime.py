@@ -19,7 +19,8 @@ One :class:`CanvasRuntime` per kernel (published by the canvas service; operatio
 - **Durability**: bindings, subscriptions and writes live in the ledger and are replayed at start (TUI
   and ``aegis serve`` alike). A file changed while Aegis was stopped (its SHA-256 differs from the
   ledger's) is recorded as an external change at start, diffed per section against the copy of the last
-  content Aegis knew (``canvases/<name>/last.md``, kept by the state writer thread). A subscription ends when its session is closed
+  content Aegis knew (``canvases/<name>/last.md``, kept by the state writer thread; not fsynced: a
+  damaged copy fails its SHA-256 check and the change is reported without counts). A subscription ends when its session is closed
   (not when the kernel stops: a restored or resumed session keeps it).
 """
 
@@ -45,7 +46,6 @@ from aegis_kernel import (
     check_safe_name,
     utc_now,
     write_bytes_atomic,
-    write_text_atomic,
 )
 
 from . import ledger as canvas_ledger
@@ -138,6 +138,20 @@ def _open_file(root: Path, file: str) -> tuple[Any, bytes, bool]:
     fd = os.open(cpath.real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     os.close(fd)
     return cpath, b"", True
+
+
+def _write_unsynced(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` through a temp file and a rename, without fsync: a snapshot only
+    helps a diff, and one a power loss damaged fails its SHA-256 check at the next start."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _commit(root: Path, rel: str, expected: bytes, new: bytes) -> bytes | None:
@@ -242,7 +256,7 @@ class CanvasRuntime:
         path = self._snapshot_path(canvas.name)
 
         def job() -> None:
-            write_text_atomic(path, canvas.text)  # the latest text when the job runs
+            _write_unsynced(path, canvas.text)  # the latest text when the job runs
 
         self.kernel.state.writer.submit(job, key=(id(self), canvas.name, "snapshot"))
 
