@@ -140,3 +140,17 @@ def test_a_plugin_mounts_its_section_verbs_under_aegis_config():
     from aegis_kernel.config_cli import run
 
     assert run(args, Host()) == 0 and ran == [args]
+
+
+@pytest.mark.trio
+async def test_a_set_expecting_what_was_shown_is_refused_after_a_hand_edit(project, kernel):
+    path = project / ".aegis.yaml"
+    shown = (await call(kernel, "aegis_config_get", path="default_agent"))["value"]
+    path.write_text(path.read_text() + "  other:\n    provider: fake\n")
+    path.write_text(path.read_text().replace("default_agent: fake", "default_agent: other"))  # by hand
+    with pytest.raises(OperationError, match="changed meanwhile: expected 'fake', found 'other'") as info:
+        await call(kernel, "aegis_config_set", path="default_agent", value="fake", expect=shown)
+    assert info.value.code == "conflict" and "default_agent: other" in path.read_text()
+    out = await call(kernel, "aegis_config_set", path="agents.other.model", value="m", expect=None)
+    assert out["changed"] and "model: m" in path.read_text()  # expected absent, was absent
+

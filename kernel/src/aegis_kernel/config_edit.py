@@ -7,7 +7,8 @@ safe for concurrent writers and recorded in a ledger.
   re-read under the lock: an edit is always applied on top of what is on disk, including a change
   made by hand in the meantime.
 - **Never a silent overwrite.** An edit may carry ``expect`` — the value the caller believes the key
-  has (what it showed the person, or :data:`ABSENT` for "must not exist yet"). If the key holds
+  has (what it showed the person, or :data:`ABSENT` for "must not exist yet", which a null value
+  also satisfies). If the key holds
   something else under the lock, :class:`ConfigConflict` is raised and nothing is written.
 - **Attributed.** Every edit that changed the file appends one record to
   ``.aegis/state/config_edits.jsonl``: ``{"v": 1, "at", "who", "op", "key", "file", "before", "after"}``
@@ -152,8 +153,10 @@ def apply_edit(path: Path | str, keys: Sequence[str], value: Any, *, validate: C
 
 
 def _same(expect: Any, found: Any) -> bool:
-    if expect is ABSENT or found is ABSENT:
-        return expect is found
+    if expect is ABSENT:
+        return found is ABSENT or found is None  # ``key:`` with no value is as good as absent
+    if found is ABSENT:
+        return False
     return bool(_plain(expect) == found)
 
 

@@ -141,7 +141,9 @@ def register_config_operations(register: Any) -> None:
              callers=(*PEOPLE, "agent"), approval=ops + "approve_schedules")
     register("aegis_config_set", ops + "config_set",
              "Set a dotted key path of .aegis.yaml to a JSON value, validated (e.g. default_agent, "
-             "agents.main.model).", params(("path", "value"), path=_NAME, value={}), callers=PEOPLE)
+             "agents.main.model). expect: the value you last read (null: absent); if the file says otherwise "
+             "now (edited meanwhile), the edit is refused instead of overwriting it.",
+             params(("path", "value"), path=_NAME, value={}, expect={}), callers=PEOPLE)
     register("aegis_config_unset", ops + "config_unset", "Remove a dotted key path from .aegis.yaml, validated.",
              params(("path",), path=_NAME), callers=PEOPLE)
 
@@ -373,8 +375,14 @@ def _parent_exists(what: str, name: str, known: Callable[[], list[str]]) -> Call
     return check
 
 
-async def config_set(ctx: CallContext, path: str, value: Any) -> dict[str, Any]:
-    return await edit(ctx, "set", split_path(path), value)
+_UNSET: Any = object()
+
+
+async def config_set(ctx: CallContext, path: str, value: Any, expect: Any = _UNSET) -> dict[str, Any]:
+    from .config_edit import ABSENT
+
+    wanted = None if expect is _UNSET else (ABSENT if expect is None else expect)
+    return await edit(ctx, "set", split_path(path), value, expect=wanted)
 
 
 async def config_unset(ctx: CallContext, path: str) -> dict[str, Any]:
