@@ -115,6 +115,12 @@ async def test_an_edit_made_outside_aegis_reaches_subscribers_as_written_by_user
     assert rt.canvases["doc"].version == 2
     ops = [(r["op"], r["section"], r["writer"]) for r in ledger(kernel, "doc") if r["event"] == "write"]
     assert ops == [("write", "data", f"agent:{b.handle}"), ("external", "data", "user"), ("external", "extra", "user")]
+    # an edit saved the way git and many editors save (a new file renamed over the old one)
+    tmp = path.with_name(".doc.md.swp")
+    tmp.write_text(path.read_text().replace("by hand\n", "by hand, then renamed over\n"))
+    os.replace(tmp, path)
+    await wait_until(lambda: len(wakeups(a)) == 3)
+    assert summaries(wakeups(a)[2]) == [{"section": "extra", "writer": "user", "added": 1, "removed": 1}]
 
 
 @pytest.mark.trio

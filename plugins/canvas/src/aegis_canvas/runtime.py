@@ -578,7 +578,7 @@ class CanvasRuntime:
 
         try:
             async for changes in awatch(*folders, recursive=False, step=WATCH_STEP_MS, debounce=1000,
-                                        stop_event=stop, rust_timeout=60_000):
+                                        stop_event=stop, rust_timeout=60_000, watch_filter=None):
                 watched = self._watched()
                 for canvas in {watched[Path(p)] for _, p in changes if Path(p) in watched}:
                     await self.check_file(canvas)
