@@ -384,13 +384,14 @@ def test_f2_config_panel_adds_an_agent_through_the_validated_form(tmp_path: Path
             assert "gamma:" in text and "provider: tfake" in text and "model: m-1" in text
             assert "# " not in text or text.startswith("default_agent")  # file kept its shape
             assert "gamma" in app.kernel.config.get("agents")
+            assert "gamma" in owner_kernel(app).config.get("agents")  # the kernel that spawns has it at once
             await wait_until(pilot, lambda: "3 configured" in screen_text(app))
             await pilot.press("ctrl+q")
 
     run(body())
 
 
-def test_no_config_opens_the_config_panel_with_a_prompt(tmp_path: Path) -> None:
+def test_no_config_opens_the_config_panel_with_a_prompt(tmp_path: Path, tui_mode: str) -> None:
     async def body() -> None:
         project = make_project(tmp_path, config=None)
         app = make_app(project)

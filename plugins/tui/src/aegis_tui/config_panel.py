@@ -37,17 +37,21 @@ def add_agent(kernel: Any, name: str, profile: dict[str, Any], *, make_default: 
     loader refuses the result (nothing is written then)."""
     from aegis_kernel import set_key, validator_for
 
-    if not NAME_RE.match(name):
-        raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
-    agents = kernel.config.get("agents") or {}
-    if name in agents:
-        raise ValueError(f"an agent named '{name}' already exists")
+    check_new_agent(kernel, name)
     path = config_path(kernel)
     validate = validator_for(kernel, path)  # the running kernel's rules: checks, drivers, dormant sections
     set_key(path, ["agents", name], {k: v for k, v in profile.items() if v not in (None, "")}, validate=validate)
     if make_default or not kernel.config.get("default_agent"):
         set_key(path, ["default_agent"], name, validate=validate)
     reload_config(kernel)
+
+
+def check_new_agent(kernel: Any, name: str) -> None:
+    """Raise ``ValueError`` for a bad agent name or a taken one."""
+    if not NAME_RE.match(name):
+        raise ValueError("the agent name must be lowercase letters, digits, '-' or '_', starting with a letter")
+    if name in (kernel.config.get("agents") or {}):
+        raise ValueError(f"an agent named '{name}' already exists")
 
 
 def reload_config(kernel: Any) -> None:
@@ -229,13 +233,53 @@ class AddAgentForm(ModalScreen[str | None]):
             "description": value("#f-description"),
         }
         name = value("#f-name")
+        make_default = bool(self.query_one("#f-default", Checkbox).value)
         from aegis_kernel import ConfigError
 
+        if getattr(self.app, "remote", None) is not None:  # attached: the owner edits its config, live
+            try:
+                check_new_agent(self.kernel, name)
+            except ValueError as exc:
+                self.query_one("#form-error", Static).update(f"✗ {exc}")
+                return
+            self._save_on_owner(name, profile, make_default)
+            return
         try:
-            add_agent(self.kernel, name, profile, make_default=self.query_one("#f-default", Checkbox).value)
+            add_agent(self.kernel, name, profile, make_default=make_default)
         except (ValueError, ConfigError) as exc:
             self.query_one("#form-error", Static).update(f"✗ {exc}")
             return
+        self.notify(f"added agent '{name}' to {config_path(self.kernel).name}")
+        self.dismiss(name)
+
+    def _save_on_owner(self, name: str, profile: dict[str, Any], make_default: bool) -> None:
+        """``aegis_config_add_agent`` (and ``aegis_config_set default_agent``) on the Aegis this TUI is
+        attached to: validated and applied there at once; then this TUI re-reads the file."""
+        app: Any = self.app
+        args = {k: v for k, v in profile.items() if v not in (None, "")}
+
+        async def save() -> None:
+            try:
+                await app.call_op("aegis_config_add_agent", name=name, **args)
+                if make_default:
+                    await app.call_op("aegis_config_set", path="default_agent", value=name)
+            except Exception as exc:  # noqa: BLE001 - shown in the form, as a local refusal is
+                app.call_later(self._show_error, str(exc))
+                return
+            app.call_later(self._saved_on_owner, name)
+
+        app.in_kernel(save)
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(f"✗ {message}")
+
+    def _saved_on_owner(self, name: str) -> None:
+        from aegis_kernel import ConfigError
+
+        try:
+            reload_config(self.kernel)
+        except ConfigError as exc:
+            self.notify(str(exc), title="invalid configuration", severity="error", timeout=10)
         self.notify(f"added agent '{name}' to {config_path(self.kernel).name}")
         self.dismiss(name)
 

@@ -1,6 +1,6 @@
 """The TUI attached to a running Aegis (``aegis serve`` or another TUI): mirror sessions over the control socket.
 
-:class:`Remote` keeps two connections to the owner's control socket (:class:`aegis_kernel.rpc.AsyncRpcClient`):
+:class:`Remote` keeps two connections to the owner's control socket (:class:`aegis_kernel.client.AsyncRpcClient`):
 one for calls (``aegis_send``, ``aegis_approve``, …) and one carrying the ``aegis_attach`` stream — a
 snapshot of every session, then every bus item. Each session is mirrored by a :class:`MirrorSession`
 that looks, to the TUI's widgets, like a kernel ``Session`` (handle, state, metrics, history, pending
