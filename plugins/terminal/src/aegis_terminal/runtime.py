@@ -96,6 +96,7 @@ class Command:
     started: str
     t0: float
     by_run: bool = False
+    from_echo: bool = False  # cmd is what the PTY echoed; the shell's own text (E) replaces it
     capture: Capture = field(factory=Capture)
     done: trio.Event = field(factory=trio.Event)
     record: dict[str, Any] | None = None
@@ -144,6 +145,7 @@ class Terminal:
         self._raw_room = trio.Event()
         self.recent = bytearray()  # the last bytes printed, for a read with no command yet
         self.closing: str | None = None  # who is closing the shell right now
+        self._typed = bytearray()  # what was echoed since the prompt ended
 
     # --- info ---------------------------------------------------------------------------------------
 
@@ -250,20 +252,27 @@ class Terminal:
                 del self.recent[:len(self.recent) - TAIL_RAW]
             if self.current is not None:
                 self.current.capture.add(ev.data)
+            elif len(self._typed) < TAIL_RAW:
+                self._typed += ev.data
             return
         if ev.kind == "C":
             self._command_started()
         elif ev.kind == "E":
             text = ev.args[0] if ev.args else ""
             text = _history_line(text) if self.launch and self.launch.kind == "bash" else text.strip()
-            if self.current is not None and self.current.cmd is None:
-                self.current.cmd = text
-            else:
-                self._last_e = text
+            if self.current is None:
+                self._last_e = text  # zsh: preexec, just before C
+            elif self.current.cmd is None or self.current.from_echo:
+                self.current.cmd = text  # bash: from history, just before D
+                self.current.from_echo = False
         elif ev.kind == "D":
             if self.current is not None:
                 self._command_finished(self.current, ev.exit_code, "ok" if ev.exit_code is not None else "unknown")
-        elif ev.kind == "B" or (ev.kind == "A" and not (self.launch and self.launch.integrated)):
+        elif ev.kind in ("A", "B"):
+            self._last_e = None
+            self._typed = bytearray()
+            if ev.kind == "A" and self.launch and self.launch.integrated:
+                return  # the prompt is being drawn: ready at its end (B)
             self.idle = True
             if self.pending is not None and self.current is None:  # the run's line started no command
                 pending, self.pending = self.pending, None
@@ -280,8 +289,13 @@ class Terminal:
             cmd, who = pending.cmd, pending.who
         else:
             cmd, who = self._last_e, self.keys_by
+        echoed = None
+        if cmd is None:  # typed by hand into bash: what the terminal echoed, until history says better
+            echoed = plain(bytes(self._typed)).strip() or None
         self._last_e = None
-        cur = Command(self.seq, cmd, who, utc_now(), trio.current_time(), by_run=pending is not None)
+        self._typed = bytearray()
+        cur = Command(self.seq, cmd or echoed, who, utc_now(), trio.current_time(), by_run=pending is not None,
+                      from_echo=echoed is not None)
         self.current = cur
         self.idle = False
         self.prompt = trio.Event()
