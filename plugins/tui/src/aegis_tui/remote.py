@@ -18,9 +18,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("aegis.tui.remote")
+
+
+class SessionView(Protocol):
+    """What the TUI's widgets read of a session — a kernel ``Session`` (owning) or a :class:`MirrorSession`
+    (attached) — and all they read: commands never go through it (they are operations, see
+    ``AegisApp.call_op``)."""
+
+    handle: str
+    profile_name: str
+    provider: str
+    profile: Any  # .model, .permission
+    state: str
+    error: str | None
+    metrics: Any  # aegis_kernel.SessionMetrics
+    history: list[Any]
+    pending_permission: Any
+    pending_count: int
+
+    @property
+    def busy(self) -> bool: ...
+
+    def subscribe(self, listener: Callable[[Any, Any], None]) -> Callable[[], None]: ...
 
 
 class RemoteGone(Exception):
