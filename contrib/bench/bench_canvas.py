@@ -72,11 +72,14 @@ async def run(writes: int, lines: int, edits: int) -> None:
             print(f"write → envelope in the subscriber's ledger ({writes} writes): "
                   f"median {statistics.median(samples):.2f} ms · p99 {samples[int(len(samples) * 0.99) - 1]:.2f} ms")
 
+            from aegis_canvas.runtime import CanvasRuntime
+
             edit_samples = []
             path = project / "board.md"
             for n in range(edits):
                 await b.wait_idle()
-                await trio.sleep(0.1)  # the watcher is idle again
+                await kernel.service(CanvasRuntime).watching()
+                await trio.sleep(0.1)  # the watcher is idle again (quiet since its last batch)
                 marks.clear()
                 text = path.read_text().replace(f"line 3.{n % (per - 2)} of", f"line 3.{n % (per - 2)} (hand {n}) of")
                 t0 = time.perf_counter()

@@ -91,7 +91,8 @@ def test_two_scripted_agents_coauthor_a_canvas_under_serve_across_a_kill_9(proje
                  "the conflict in the researcher's transcript")
         assert (project / "vault/reports/q3.md").read_bytes() == before and canvas(serve)["version"] == 1
 
-        # an edit by another process
+        # an edit by another process (once the serve's watcher covers the file's folder)
+        wait_for(lambda: canvas(serve)["watched"], "the file to be watched")
         path = project / "vault/reports/q3.md"
         path.write_text(path.read_text().replace("keep\n", "keep\nadded by hand\n"))
         wait_for(lambda: len(canvas_envelopes(project, "pm")) == 2, "pm's wake-up for the hand edit")

@@ -102,6 +102,7 @@ async def test_an_edit_made_outside_aegis_reaches_subscribers_as_written_by_user
     await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
     await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="one\ntwo")
     await wait_until(lambda: len(wakeups(a)) == 1)
+    await kernel.service(CanvasRuntime).watching()
     path = aegis_project / "notes/doc.md"
     path.write_text(path.read_text().replace("two\n", "two\nthree\nfour\n") + "\n## extra\nby hand\n")
     await wait_until(lambda: len(wakeups(a)) == 2)
@@ -315,3 +316,25 @@ async def test_the_user_subscribes_an_agent_by_naming_it_and_may_end_a_gone_sess
     rt.canvases["doc"].subscribers["gone-1"] = None  # a subscriber whose session no longer exists
     out = await call(kernel, "aegis_canvas_unsubscribe", None, name="doc", from_handle="gone-1")
     assert out["unsubscribed"] is True and "gone-1" not in rt.canvases["doc"].subscribers
+
+
+@pytest.mark.trio
+async def test_the_watcher_follows_a_folder_that_is_removed_and_made_again(fake, kernel, aegis_project):
+    import shutil
+
+    a, b = await agent(kernel), await agent(kernel)
+    await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="notes/doc.md")
+    await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+    rt = kernel.service(CanvasRuntime)
+    await rt.watching()
+    assert (await call(kernel, "aegis_canvas_list"))["canvases"][0]["watched"] is True
+    shutil.rmtree(aegis_project / "notes")
+    await wait_until(lambda: not rt._watching)  # the watcher noticed and watches what is left (nothing)
+    assert (await call(kernel, "aegis_canvas_list"))["canvases"][0]["watched"] is False
+    await call(kernel, "aegis_canvas_write_section", b.handle, name="doc", section="data", content="again")
+    await rt.watching()  # the write made the folder again: it is watched again
+    await wait_until(lambda: len(wakeups(a)) == 1)
+    path = aegis_project / "notes/doc.md"
+    path.write_text(path.read_text() + "by hand\n")
+    await wait_until(lambda: len(wakeups(a)) == 2)
+    assert summaries(wakeups(a)[1]) == [{"section": "data", "writer": "user", "added": 1, "removed": 0}]

@@ -179,6 +179,8 @@ class CanvasRuntime:
         self._watch_changed = trio.Event()
         self._saved_handles: set[str] = set()
         self._listeners: list[Any] = []
+        self._watching: set[str] = set()  # the folders the watcher covers now
+        self._watch_ready = trio.Event()  # set once the watch of _watching is in place
         self.generation = 0  # bumped on every change (a view compares it to redraw only when needed)
 
     # --- start: replay ------------------------------------------------------------------------------
@@ -364,7 +366,11 @@ class CanvasRuntime:
                 "writes": [{k: r.get(k) for k in keep} for r in recs]}
 
     def list(self) -> list[dict[str, Any]]:
-        return [self.canvases[name].info() for name in sorted(self.canvases)]
+        """Every canvas's :meth:`Canvas.info`, with ``watched``: whether an edit of its file made outside
+        Aegis is seen right now (the watcher covers its folder)."""
+        ready = self._watch_ready.is_set()
+        return [{**c.info(), "watched": ready and str(c.real.parent) in self._watching}
+                for c in (self.canvases[name] for name in sorted(self.canvases))]
 
     # --- subscriptions -------------------------------------------------------------------------------
 
@@ -450,6 +456,7 @@ class CanvasRuntime:
                     break
                 self._external(canvas, _decode(found, canvas.rel))  # then try again on top of it
             canvas.problem = None
+            self._ensure_watched(canvas)
             diff = line_diff(body(old, section) or "", body(new, section) or "")
             self._record(canvas, new, [(section, diff)], writer=writer, op=op)
             self._notify(canvas, [(section, diff)], writer=writer, skip=handle)
@@ -560,11 +567,14 @@ class CanvasRuntime:
         (it looks every :data:`WATCH_STEP_MS`), so a restart or the kernel's stop never waits for it."""
         while True:
             self._watch_changed = trio.Event()
-            folders = sorted({str(p.parent) for p in self._watched() if p.parent.is_dir()})
+            self._watch_ready = trio.Event()
+            folders = self._wanted()
+            self._watching = set(folders)
             if not folders:
+                self._watch_ready.set()
                 await self._watch_changed.wait()
                 continue
-            stop = trio.Event()
+            stop = _WatchStop(trio.lowlevel.current_trio_token(), self._watch_ready)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch_folders, folders, stop)
                 try:
@@ -573,7 +583,16 @@ class CanvasRuntime:
                     stop.set()
                     nursery.cancel_scope.cancel()
 
-    async def _watch_folders(self, folders: list[str], stop: trio.Event) -> None:
+    def _wanted(self) -> list[str]:
+        return sorted({str(p.parent) for p in self._watched() if p.parent.is_dir()})
+
+    async def watching(self) -> None:
+        """Return once the watcher covers the folder of every bound file that exists (an edit made from
+        then on is seen). For tests and benchmarks: nothing else needs to wait for it."""
+        while not (self._watch_ready.is_set() and set(self._wanted()) <= self._watching):
+            await trio.sleep(0.005)
+
+    async def _watch_folders(self, folders: list[str], stop: _WatchStop) -> None:
         from watchfiles import awatch
 
         try:
@@ -582,8 +601,40 @@ class CanvasRuntime:
                 watched = self._watched()
                 for canvas in {watched[Path(p)] for _, p in changes if Path(p) in watched}:
                     await self.check_file(canvas)
-        except (OSError, RuntimeError) as exc:  # a watched folder went away: watch again on the next open
-            log.info("canvas watcher stopped: %s", exc)
+                if not all(os.path.isdir(f) for f in folders):  # a watched folder was removed: it is
+                    self._watch_changed.set()  # no longer watched, even if it comes back (watch anew)
+                    return
+        except (OSError, RuntimeError) as exc:  # a watched folder went away: watch what is left, soon
+            log.info("canvas watcher restarts: %s", exc)
+            await trio.sleep(1.0)
+            self._watch_changed.set()
+
+    def _ensure_watched(self, canvas: Canvas) -> None:
+        """A write (re)created the folder of ``canvas``'s file: make sure the watcher covers it."""
+        if str(canvas.real.parent) not in self._watching:
+            self._watch_changed.set()
+
+
+class _WatchStop:
+    """The watcher's stop event, which its thread checks every step. Its first check also tells the
+    runtime that the watch is in place (the thread registered it before it started checking)."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken, ready: trio.Event) -> None:
+        self._stopped = False
+        self._token = token
+        self._ready: trio.Event | None = ready
+
+    def is_set(self) -> bool:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            try:
+                self._token.run_sync_soon(ready.set)
+            except trio.RunFinishedError:
+                pass
+        return self._stopped
+
+    def set(self) -> None:
+        self._stopped = True
 
 
 def _clip(line: str) -> str:
