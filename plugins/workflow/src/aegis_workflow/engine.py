@@ -113,7 +113,7 @@ class Engine:
         if self.diverged is not None:
             raise self.diverged
         sid = self._next_id()
-        key = _key(key)
+        key, desc = _key(key), _desc(desc)
         rec = self.log.steps.get(sid)
         if rec is not None:
             self._match(sid, verb, key, desc, rec)

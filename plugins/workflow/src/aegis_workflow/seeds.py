@@ -43,6 +43,10 @@ async def enqueue(engine: Any, queue: str, payload: str) -> dict[str, Any]:
     return await engine.enqueue(queue, payload)
 
 
+# the working tree's change: tracked files against HEAD, then new files (Aegis's own state left out)
+_OWN = "':(exclude).aegis' ':(exclude).aegis.yaml'"
+CHANGES = (f"{{ git diff HEAD -- . {_OWN}; git ls-files -z --others --exclude-standard -- . {_OWN} "
+           "| xargs -0 -r -n1 git diff --no-index /dev/null; } 2>/dev/null || true")
 TDD_TEST = ("Write a failing test for: {feature}\n"
             "Put it in {test_path}. Do not implement the feature yet: the test must fail.")
 TDD_IMPLEMENT = "Now implement {feature} so that the test in {test_path} passes. Do not weaken the test."
@@ -68,7 +72,7 @@ async def tdd_cycle(engine: Any, feature: str, test_path: str | None = None, *, 
     await engine.bash_predicate(failing, retry_with=retry_fail_prompt, agent=impl, max_retries=max_retries)
     await engine.send(impl, implement_prompt.format(**fields))
     await engine.bash_predicate(cmd, retry_with=retry_pass_prompt, agent=impl, max_retries=max_retries)
-    diff = await engine.bash("git add -N . 2>/dev/null; git diff HEAD 2>/dev/null || true")
+    diff = await engine.bash(CHANGES)
     rev = await engine.spawn(reviewer)
     return await engine.send(rev, review_prompt.format(diff=diff["stdout"] or "(no diff)", **fields))
 
