@@ -251,12 +251,16 @@ def test_kill_9_during_a_broadcast_interrupts_it_tells_the_broadcaster_once_and_
         wait_for(lambda: serve.idle(producer), 30, "the producer idle")
         envs = serve.envelopes(producer, f"group:audit/broadcast:{bid}")
         assert [e["status"] for e in envs] == ["interrupted"]
-        # the group takes a broadcast again
+        # the members that were on it hold a passive note that it is moot (it waits for their next turn)
         for handle in members:
-            wait_for(lambda: serve.idle(handle), 60, f"{handle} idle")
+            wait_for(lambda: serve.state(handle) == "ready", 60, f"{handle} ready")
+        # the group takes a broadcast again
         serve.call("aegis_group_broadcast", name="audit", objective="@reply back")
         result = serve.call("aegis_group_wait_all", name="audit", timeout=60)
         assert result["reduced"] == {h: "back" for h in members}
+        for handle in members:  # the note rode along with that turn, once
+            notes = serve.envelopes(handle, f"group:audit/cancel:{bid}")
+            assert [n["status"] for n in notes] == ["interrupted by a restart of Aegis"]
     finally:
         serve.stop()
     serve.start()  # a clean restart tells the broadcaster nothing more

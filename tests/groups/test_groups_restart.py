@@ -42,6 +42,11 @@ async def test_restart_interrupts_the_open_broadcast_keeps_restored_members_and_
         await wait_until(lambda: envelopes(prod, "group:audit/broadcast:"))
         [env] = envelopes(prod, "group:audit/broadcast:")
         assert env.status == "interrupted" and b["broadcast_id"] in env.sender
+        for handle in members[:2]:  # the members that were on it get a passive note that it is moot
+            session = kernel.sessions.get(handle)
+            notes = [e for e in [*session._pending, *envelopes(session, "group:audit/cancel:")]
+                     if getattr(e, "sender", "") == f"group:audit/cancel:{b['broadcast_id']}"]
+            assert [n.status for n in notes] == ["interrupted by a restart of Aegis"]
         # the group works again
         await call(kernel, "aegis_group_broadcast", name="audit", objective="after")
         result = await call(kernel, "aegis_group_wait_all", name="audit", timeout=30)

@@ -259,7 +259,11 @@ class GroupRuntime:
                     self._sessions[handle] = session
             current = group.current
             if current is not None:
+                waiting = [h for h in current.outstanding if h in group.members]
                 self._close(group, current, "interrupted", note="Aegis restarted while the broadcast was open")
+                # a member whose broadcast had not reached it yet gets it again from its inbox: say it is moot
+                self._cancel(group, current, waiting, status="interrupted by a restart of Aegis",
+                             body=f"Broadcast {current.id} was interrupted by a restart of Aegis; no answer is needed.")
         self.settled.set()
         self._changed("")
 
@@ -647,23 +651,25 @@ class GroupRuntime:
             else:
                 self._close(group, b, "complete", winner=winner)
                 if cancel_losers:
-                    self._cancel(group, b, losers, winner)
+                    self._cancel(group, b, losers, winner=winner, status=f"superseded by {winner}",
+                                 body=f"Broadcast {b.id} is closed: {winner} answered first. "
+                                      "Stop working on it; no answer is needed.")
         result = self.result(b, None)
         result["winner"] = winner
         result["reduced"] = b.replies[winner].text if winner in b.replies else None
         return result
 
-    def _cancel(self, group: Group, b: Broadcast, losers: list[str], winner: str) -> None:
+    def _cancel(self, group: Group, b: Broadcast, losers: list[str], *, status: str, body: str,
+                winner: str | None = None) -> None:
+        """Tell ``losers`` (passively: it rides with their next turn) that ``b`` needs no answer."""
         for handle in losers:
-            envelope = Envelope.new(f"group:{group.name}/cancel:{b.id}",
-                                    f"Broadcast {b.id} is closed: {winner} answered first. "
-                                    "Stop working on it; no answer is needed.",
-                                    status=f"superseded by {winner}", passive=True)
+            envelope = Envelope.new(f"group:{group.name}/cancel:{b.id}", body, status=status, passive=True)
             try:
                 self.kernel.deliver(handle, envelope)
             except (DeliveryError, SessionError) as exc:
                 log.info("group %s: cancel envelope to %s not delivered: %s", group.name, handle, exc)
-        group.record("cancelled", broadcast_id=b.id, losers=losers, winner=winner)
+        if losers:
+            group.record("cancelled", broadcast_id=b.id, losers=losers, winner=winner, status=status)
 
     def result(self, b: Broadcast, reducer: str | None) -> dict[str, Any]:
         """The gather result: ``{broadcast_id, status, reduced, replies, timeouts, errors}`` (+ ``error``
