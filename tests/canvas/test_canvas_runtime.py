@@ -338,3 +338,17 @@ async def test_the_watcher_follows_a_folder_that_is_removed_and_made_again(fake,
     path.write_text(path.read_text() + "by hand\n")
     await wait_until(lambda: len(wakeups(a)) == 2)
     assert summaries(wakeups(a)[1]) == [{"section": "data", "writer": "user", "added": 1, "removed": 0}]
+
+
+@pytest.mark.trio
+async def test_an_edit_while_stopped_right_after_the_open_is_diffed_too(fake, make_kernel, aegis_project):
+    (aegis_project / "doc.md").write_text("## data\nas opened\n")
+    async with make_kernel() as kernel:
+        a = await agent(kernel, handle="pm")
+        await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
+        await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+    (aegis_project / "doc.md").write_text("## data\nas opened\nand more\n")
+    async with make_kernel(restore=True) as kernel:
+        await wait_until(lambda: kernel.sessions.get("pm") is not None and len(wakeups(kernel.sessions.get("pm"))) == 1)
+        [env] = wakeups(kernel.sessions.get("pm"))
+        assert summaries(env) == [{"section": "data", "writer": "user", "added": 1, "removed": 0}]

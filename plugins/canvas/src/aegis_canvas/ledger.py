@@ -3,7 +3,8 @@
 Every record is ``{"v": 1, "event": <kind>, "canvas": <name>, "at": <ISO UTC>, …}`` (a kernel
 :class:`~aegis_kernel.Journal` keyed by ``canvas``; replay tolerates a torn last line):
 
-- ``opened``       ``{file, by}`` — the binding (the file relative to the project root);
+- ``opened``       ``{file, by, sha}`` — the binding (the file relative to the project root; ``sha``: the
+  SHA-256 of its content then);
 - ``write``        ``{writer, section, op: write|append|external, added, removed, version, sha}`` — one per
   changed section (an external edit of several sections writes one per section, same ``version``);
   ``sha`` is the SHA-256 of the whole file after the write, so a start can tell whether the file changed
@@ -30,8 +31,9 @@ def apply(state: dict[str, Any] | None, rec: dict[str, Any]) -> dict[str, Any] |
     if kind == "opened":
         if state is not None or not isinstance(rec.get("file"), str):
             return state
+        sha = rec.get("sha") if isinstance(rec.get("sha"), str) else None
         return {"canvas": rec[KEY], "file": rec["file"], "opened_by": rec.get("by"), "opened_at": rec.get("at"),
-                "version": 0, "sha": None, "subscribers": {}, "last": {}, "writes": 0}
+                "version": 0, "sha": sha, "subscribers": {}, "last": {}, "writes": 0}
     if state is None:
         return None
     if kind == "write" and isinstance(rec.get("version"), int):

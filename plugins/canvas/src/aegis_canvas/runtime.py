@@ -319,7 +319,8 @@ class CanvasRuntime:
             return await self.open(name, file, by=by)
         journal = self._journal(name)
         canvas = Canvas(name, cpath.rel, cpath.real, journal, text=text, sha=sha256(data), opened_by=by)
-        journal.append({"event": "opened", canvas_ledger.KEY: name, "at": utc_now(), "file": cpath.rel, "by": by})
+        journal.append({"event": "opened", canvas_ledger.KEY: name, "at": utc_now(), "file": cpath.rel, "by": by,
+                        "sha": canvas.sha})
         canvas.history.append((0, text))
         self.canvases[name] = canvas
         self._save_snapshot(canvas)
