@@ -134,7 +134,6 @@ async def test_the_group_tab_is_contributed_through_the_tuis_panel_hook(gdriver,
 def test_an_attached_tab_polls_the_owners_group_status():
     pytest.importorskip("textual")
     import asyncio
-    from types import SimpleNamespace
 
     from textual.app import App
 
