@@ -124,5 +124,9 @@ def _show_text(info: dict[str, Any]) -> str:
 def _log_text(out: dict[str, Any]) -> str:
     if not out["writes"]:
         return f"{out['canvas']}: no writes yet"
+    def count(n: Any) -> str:
+        return "?" if n is None else str(n)  # an edit made while Aegis was stopped, with nothing to diff
+
     return "\n".join(f"{w['at']}  v{w['version']:<4} {w['writer']:<24} {w['op']:<8} "
-                     f"{str(w['section']):<20} +{w['added']} / -{w['removed']}" for w in out["writes"])
+                     f"{w['section'] or '(whole file)':<20} +{count(w['added'])} / -{count(w['removed'])}"
+                     for w in out["writes"])

@@ -271,8 +271,9 @@ class CanvasRuntime:
                "sha": sha256(data), "offline": True}
         canvas.journal.append(rec)
         canvas.writes += 1
-        body_text = ("the file was changed while Aegis was not running · written by user\n──\n"
-                     + _preview(canvas.text.splitlines(), "") if canvas.text else "the file was emptied")
+        what = "changed" if canvas.text else "emptied"
+        body_text = f"the file was {what} while Aegis was not running · written by user\n──\n" + (
+            _preview(canvas.text.splitlines(), "") if canvas.text else "(empty)")
         for handle in list(canvas.subscribers):
             self._send(handle, Envelope.new(f"canvas:{canvas.name}", body_text))
 
