@@ -83,7 +83,6 @@ class Catalog:
                 tb = traceback.extract_tb(exc.__traceback__)
                 where = next((f"{rel}:{fr.lineno}" for fr in reversed(tb) if fr.filename == str(path)), rel)
                 problems.append(f"{where}: cannot load workflows: {type(exc).__name__}: {exc}")
-                log.error("workflow file %s: %s: %s", rel, type(exc).__name__, exc)
                 continue
             for obj in vars(module).values():
                 wf = definition_of(obj)

@@ -73,7 +73,7 @@ class Engine:
         self.runtime = runtime
         self.kernel = runtime.kernel
         self.run = run
-        self.log = run.log
+        self.journal = run.log
         self.sender = f"workflow:{run.name}"
         self._root = _Scope(self, "")
         self._last_agent: str | None = None
@@ -114,7 +114,7 @@ class Engine:
             raise self.diverged
         sid = self._next_id()
         key, desc = _key(key), _desc(desc)
-        rec = self.log.steps.get(sid)
+        rec = self.journal.steps.get(sid)
         if rec is not None:
             self._match(sid, verb, key, desc, rec)
             self._consumed.add(sid)
@@ -122,31 +122,31 @@ class Engine:
             if "error" in rec:
                 raise error_from_record(rec["error"])
             return rec.get("result"), True
-        begun = self.log.begun.get(sid)
+        begun = self.journal.begun.get(sid)
         if begun is not None:
             self._match(sid, verb, key, desc, begun)
         elif begin is not None:
-            begun = self.log.append({"event": "begin", "step": sid, "verb": verb, "key": key, "desc": desc, **begin()})
+            begun = self.journal.append({"event": "begin", "step": sid, "verb": verb, "key": key, "desc": desc, **begin()})
         self.runtime.on_step(self.run, sid, verb, desc)
         try:
             result = await act(begun)
         except WorkflowError as exc:
-            self.log.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
+            self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
                              "error": error_record(exc)})
             raise
         except Exception as exc:  # noqa: BLE001 - journaled and raised as StepFailed (a replay raises the same)
             failed = StepFailed(f"{verb}: {type(exc).__name__}: {exc}")
-            self.log.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
+            self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
                              "error": error_record(failed)})
             raise failed from exc
-        self.log.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc, "result": result})
+        self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc, "result": result})
         self.runtime.on_step_done(self.run)
         return result, False
 
     def check_complete(self) -> None:
         """At a successful end: a top-level step the journal holds that this replay never reached means
         the code changed (raises :class:`ReplayDiverged` naming it)."""
-        for sid, rec in self.log.steps.items():
+        for sid, rec in self.journal.steps.items():
             if "." not in sid and sid not in self._consumed and int(sid) >= self._root.n:
                 raise ReplayDiverged(f"replay diverged: the workflow ended before step {sid} "
                                      f"({rec.get('verb')}({rec.get('desc', '')!r})) that the journal recorded")
@@ -169,7 +169,7 @@ class Engine:
                 folder = Path(self.kernel.project_dir) / folder
             session = await self.kernel.sessions.spawn(profile, handle=handle, cwd=folder, restorable=False)
             await self._ready(session, profile)
-            self.log.append({"event": "session", "handle": handle, "profile": profile, "log_id": session.log_id,
+            self.journal.append({"event": "session", "handle": handle, "profile": profile, "log_id": session.log_id,
                              "cwd": str(session.cwd), "driver_session_id": session.driver_session_id})
             return {"handle": handle}
 
@@ -193,7 +193,7 @@ class Engine:
 
     async def _reopen(self, handle: str) -> None:
         """After a restart: bring back a session the journal has open, in its agent's own conversation."""
-        entry = self.log.sessions.get(handle, {})
+        entry = self.journal.sessions.get(handle, {})
         live = self.kernel.sessions.get(handle)
         if entry.get("closed") or (live is not None and live.state not in ("closed", "error")):
             return
@@ -202,7 +202,7 @@ class Engine:
             profile, handle=handle, resume_id=entry.get("driver_session_id"), log_id=entry.get("log_id"),
             cwd=Path(entry["cwd"]) if entry.get("cwd") else None, restorable=False)
         await self._ready(session, str(profile))
-        self.log.append({"event": "session", "handle": handle, "resumed": True,
+        self.journal.append({"event": "session", "handle": handle, "resumed": True,
                          "driver_session_id": session.driver_session_id})
 
     async def send(self, handle: str, text: str, *, timeout: float | None = None) -> str:
@@ -216,9 +216,9 @@ class Engine:
             if session is None or session.state == "closed":
                 raise StepFailed(f"send to {handle}: the session is gone")
             outcome = await run_turn(session, text, sender=self.sender, timeout=timeout)
-            if session.driver_session_id != self.log.sessions.get(handle, {}).get("driver_session_id") \
-                    and handle in self.log.sessions:
-                self.log.append({"event": "session", "handle": handle, "driver_session_id": session.driver_session_id})
+            if session.driver_session_id != self.journal.sessions.get(handle, {}).get("driver_session_id") \
+                    and handle in self.journal.sessions:
+                self.journal.append({"event": "session", "handle": handle, "driver_session_id": session.driver_session_id})
             if not outcome.ok:
                 raise StepFailed(f"send to {handle}: {outcome.error or outcome.status}")
             return outcome.text
@@ -241,8 +241,8 @@ class Engine:
         if session is not None and session.state != "closed":
             with trio.CancelScope(shield=True):
                 await session.close(reason)
-        if handle in self.log.sessions:
-            self.log.append({"event": "session", "handle": handle, "closed": True,
+        if handle in self.journal.sessions:
+            self.journal.append({"event": "session", "handle": handle, "closed": True,
                              **({"driver_session_id": dsid} if dsid else {})})
 
     async def close_spawned(self) -> None:
