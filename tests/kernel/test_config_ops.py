@@ -111,6 +111,12 @@ async def test_reads_redact_secrets_for_agents_and_people_only_verbs_stay_theirs
     mine = await call(kernel, "aegis_config_get", path="agents.fake")
     theirs = await call(kernel, "aegis_config_get", boss, path="agents.fake")
     assert mine["value"]["env"] == {"API_KEY": "s3cret"} and "s3cret" not in json.dumps(theirs)
+    added = await call(kernel, "aegis_config_add_agent", boss, name="keyed", provider="fake", env={"TOKEN": "t0ken"})
+    await call(kernel, "aegis_config_set", path="agents.keyed.env.OTHER", value="0ther")
+    removed = await call(kernel, "aegis_config_remove_agent", boss, name="keyed")
+    assert "t0ken" not in json.dumps([added, removed]) and added["after"]["env"] == {"TOKEN": "«redacted»"}
+    ledger_text = (project / ".aegis" / "state" / "config_edits.jsonl").read_text()
+    assert "t0ken" not in ledger_text and "0ther" not in ledger_text and "keyed" in ledger_text
     for name, args in (("aegis_config_set", {"path": "default_agent", "value": "fake"}),
                        ("aegis_config_unset", {"path": "default_agent"})):
         with pytest.raises(OperationError, match="not allowed for agent:"):

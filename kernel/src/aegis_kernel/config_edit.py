@@ -12,7 +12,8 @@ safe for concurrent writers and recorded in a ledger.
   something else under the lock, :class:`ConfigConflict` is raised and nothing is written.
 - **Attributed.** Every edit that changed the file appends one record to
   ``.aegis/state/config_edits.jsonl``: ``{"v": 1, "at", "who", "op", "key", "file", "before", "after"}``
-  (``before``/``after`` are the key's plain values; ``None`` when absent).
+  (``before``/``after`` are the key's plain values, ``None`` when absent, secrets redacted:
+  :func:`redact_value`).
 
 Blocking (file locks, file IO, validation): call from a worker thread in trio code.
 """
@@ -30,7 +31,8 @@ from attrs import frozen
 
 from .config import CONFIG_NAME, ConfigError, ConfigProblem, _plain, _yaml, format_key_path, remove_key, set_key
 
-__all__ = ["ABSENT", "EDITS_LEDGER", "REMOVE", "ConfigConflict", "Edit", "apply_edit", "edit_lock", "read_key"]
+__all__ = ["ABSENT", "EDITS_LEDGER", "REMOVE", "ConfigConflict", "Edit", "apply_edit", "edit_lock", "read_key",
+           "redact_value"]
 
 EDITS_LEDGER = "config_edits.jsonl"
 LOCK_SUFFIX = ".lock"
@@ -152,6 +154,26 @@ def apply_edit(path: Path | str, keys: Sequence[str], value: Any, *, validate: C
     return edit
 
 
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "api_key", "apikey", "credential")
+
+
+def redact_value(value: Any, key: str = "") -> Any:
+    """A config value with its secrets replaced by ``«redacted»``: every value of an ``env`` mapping
+    and every string under a key named like a token, secret, password or API key. ``key`` is the
+    name ``value`` sits under."""
+    from .redact import REDACTED
+
+    if isinstance(value, dict):
+        if key == "env":
+            return {k: REDACTED for k in value}
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, key) for v in value]
+    if isinstance(value, str) and (any(w in key.lower() for w in _SECRET_WORDS) or key.isupper()):
+        return REDACTED
+    return value
+
+
 def _same(expect: Any, found: Any) -> bool:
     if expect is ABSENT:
         return found is ABSENT or found is None  # ``key:`` with no value is as good as absent
@@ -165,7 +187,9 @@ def _record(path: Path, who: str, op: str, edit: Edit) -> None:
 
     ledger = Ledger(StateDir.for_project(_project_of(path)).path(EDITS_LEDGER))
     try:
+        last = edit.key.rsplit(".", 1)[-1]
         ledger.append({"v": 1, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "who": who,
-                       "op": op, "key": edit.key, "file": str(path), "before": edit.before, "after": edit.after})
+                       "op": op, "key": edit.key, "file": str(path), "before": redact_value(edit.before, last),
+                       "after": redact_value(edit.after, last)})
     finally:
         ledger.close()

@@ -203,8 +203,10 @@ async def edit(ctx: CallContext, op: str, keys: list[str], value: Any, *, expect
         if kernel.config_error is not None:  # another file (an overlay) is broken: say so, the edit is saved
             raise OperationError(f"saved, but the config is not applied:\n{kernel.config_error}",
                                  code="invalid_config")
-    return {"key": done.key, "changed": done.changed, "before": done.before, "after": done.after,
-            "file": str(path)}
+    before, after = done.before, done.after
+    if ctx.caller.kind not in PEOPLE:  # what an agent reads back never carries a secret
+        before, after = _redacted(before, keys[-1]), _redacted(after, keys[-1])
+    return {"key": done.key, "changed": done.changed, "before": before, "after": after, "file": str(path)}
 
 
 def _exists(what: str, name: str) -> Callable[[Any], None]:
@@ -230,21 +232,10 @@ def _must_exist(what: str, name: str, known: Callable[[], list[str]]) -> Callabl
 # --- handlers ---------------------------------------------------------------------------------------------
 
 
-_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
-
-
 def _redacted(value: Any, key: str = "") -> Any:
-    from .redact import REDACTED
+    from .config_edit import redact_value
 
-    if isinstance(value, dict):
-        if key == "env":
-            return {k: REDACTED for k in value}
-        return {k: _redacted(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, key) for v in value]
-    if isinstance(value, str) and any(w in key.lower() for w in _SECRET_WORDS):
-        return REDACTED
-    return value
+    return redact_value(value, key)
 
 
 async def config_get(ctx: CallContext, path: str = "") -> dict[str, Any]:
@@ -278,8 +269,6 @@ async def add_agent(ctx: CallContext, name: str, provider: str, model: str | Non
     if ctx.kernel.config.get("default_agent") is None and list(ctx.kernel.config.get("agents") or {}) == [name]:
         await edit(ctx, "set_default_agent", ["default_agent"], name)  # the first agent is the default
         out["default_agent"] = name
-    if isinstance(out.get("after"), dict) and "env" in out["after"]:
-        out["after"] = _redacted(out["after"])
     return out
 
 
