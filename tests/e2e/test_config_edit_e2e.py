@@ -102,6 +102,7 @@ def test_a_removed_queue_finishes_the_task_in_flight_and_accepts_no_more(serve):
         "    provider: scripted\n"  # the last queue gone, its section too
     refused = serve.cli("queue", "enqueue", "work", "more", check=False)
     assert refused.returncode == 1 and "queue 'work' was removed from the config" in refused.stderr
+    assert "work (removed)  helper  1/1" in serve.cli("queue", "list").stdout
     serve.cli("approve", worker)
     done = serve.wait(lambda: (q := json.loads(serve.cli("queue", "show", "work", "--json").stdout))
                       and q["completed"] == 1 and q, "the admitted task completes")

@@ -119,11 +119,12 @@ def _print_list(args: argparse.Namespace, data: dict[str, Any], note: str = "") 
         return 0
     queues = data.get("queues", [])
     if not queues:
-        print("no queues configured (add one under 'queues:' in .aegis.yaml)")
+        print("no queues configured (add one: aegis config queue add NAME --agent AGENT)")
     else:
         rows = [("QUEUE", "AGENT", "RUNNING", "PENDING", "DONE", "FAILED", "CANCELLED", "LAST WORKER")]
         for q in queues:
-            rows.append((q["queue"], q["agent"], f"{q['in_flight']}/{q['max_parallel']}", str(q["pending"]),
+            name = q["queue"] + (" (removed)" if q.get("removed") else "")  # finishing what it admitted
+            rows.append((name, q["agent"], f"{q['in_flight']}/{q['max_parallel']}", str(q["pending"]),
                          str(q["completed"]), str(q["failed"]), str(q["cancelled"]), q.get("last_worker") or "-"))
         from aegis_kernel import print_table
 
