@@ -77,18 +77,27 @@ plugins:
     assert "added agents.reviewer" in capsys.readouterr().out
 
 
+#: the product page's Quickstart, as printed there
+QUICKSTART = """\
+aegis config agent add main --provider claude-code \\
+                            --model opus --effort high
+"""
+
+
 @pytest.mark.parametrize("provider", ["scripted", "claude-code"])
-def test_the_quickstart_works_verbatim_in_an_empty_folder(tmp_path, monkeypatch, provider, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", str(tmp_path))  # claude-code: the CLI is not installed here
-    quickstart = f"aegis config agent add main --provider {provider} \\\n    --model opus --effort high"
-    assert main(shlex.split(quickstart.replace("\\\n", ""))[1:]) == 0
+def test_the_quickstart_works_verbatim_in_an_empty_folder(tmp_path, provider):
+    bin_dir = Path(sys.executable).parent  # the aegis script; no claude CLI installed on this PATH
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    script = QUICKSTART.replace("claude-code", provider)
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
     assert (tmp_path / ".aegis.yaml").read_text() == (
         f"agents:\n  main:\n    provider: {provider}\n    model: opus\n    effort: high\ndefault_agent: main\n")
-    assert main(["config", "validate"]) == 0
-    assert main(["config", "agent", "list", "--json"]) == 0
-    out = capsys.readouterr().out
-    listing = json.loads(out[out.index("{"):])
+    assert "default_agent: main (the first agent)" in run.stdout
+    check = subprocess.run(["bash", "-c", "aegis config validate && aegis config agent list --json"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+    listing = json.loads(check.stdout[check.stdout.index("{"):])
     assert listing == {"default_agent": "main",
                        "agents": {"main": {"provider": provider, "model": "opus", "effort": "high"}}}
 
