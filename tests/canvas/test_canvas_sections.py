@@ -115,3 +115,12 @@ def test_the_shortcut_leaves_risky_documents_to_the_parser():
     assert _fast_headings("```\n## in a fence\n```\n") is None
     assert _fast_headings("- item\n  ## in the item\n") is None
     assert parse_headings("```\n## in a fence\n```\n## real\n") == ["real"]
+
+
+def test_lines_end_at_newlines_only_as_the_parser_counts_them():
+    doc = "intro\x0cstill the preamble\u2028too\n## data\nd\r\n## notes\r\nn\rsame line\n"
+    assert parse_headings(doc) == ["data", "notes"]
+    assert body(doc, PREAMBLE) == "intro\x0cstill the preamble\u2028too\n"
+    assert body(doc, "data") == "d\n"  # trailing whitespace (the \r) is trimmed from a body
+    new = replace_section(doc, "data", "changed")
+    assert body(new, "notes") == "n\rsame line\n" and parse_headings(new) == ["data", "notes"]

@@ -419,11 +419,11 @@ class CanvasRuntime:
             raise CanvasError(str(exc), code="bad_argument", param="section") from None
         if not isinstance(content, str):
             raise CanvasError("content must be a string", code="bad_argument", param="content")
-        inner = parse_headings(content)
-        if inner:
-            raise CanvasError(f"content may not contain a '## ' heading ('{inner[0]}'): it would start another "
+        probe = parse_headings(content.rstrip("\n") + "\n\n## end\n")  # one parse answers both questions
+        if probe[:-1]:
+            raise CanvasError(f"content may not contain a '## ' heading ('{probe[0]}'): it would start another "
                               "section; write that section separately", code="bad_argument", param="content")
-        if parse_headings(content.rstrip("\n") + "\n\n## end\n") != ["end"]:
+        if probe != ["end"]:
             raise CanvasError("content leaves a block open (an unclosed code fence or HTML block?) that would swallow "
                               "the sections after it; nothing was written", code="bad_argument", param="content")
         async with canvas.lock:

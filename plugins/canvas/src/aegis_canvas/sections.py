@@ -129,7 +129,8 @@ def _headings(text: str) -> tuple[tuple[int, str], ...]:
 
 
 def _parsed_headings(text: str) -> list[tuple[int, str]]:
-    tokens = _parser().parse(text)
+    # markdown-it ends a line at a lone \r too; lines here end at \n only: keep the numbering the same
+    tokens = _parser().parse(re.sub(r"\r(?!\n)", " ", text) if "\r" in text else text)
     found = []
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.tag == "h2" and tok.level == 0 and tok.markup == "##" and tok.map:
@@ -145,20 +146,36 @@ def parse_headings(text: str) -> list[str]:
 
 
 def split_lines(text: str) -> list[str]:
-    """``text`` as lines, each keeping its line end (as markdown-it numbers them)."""
-    return text.splitlines(keepends=True)
+    """``text`` as lines, each keeping its line end. Lines end at ``\n`` only (a ``\r\n`` line keeps its
+    ``\r``), as markdown-it numbers them — not at the other separators ``str.splitlines`` knows (form
+    feed, U+2028…), which would shift every section after them."""
+    lines = text.split("\n")
+    last = lines.pop()
+    out = [line + "\n" for line in lines]
+    if last:
+        out.append(last)
+    return out
+
+
+def _line_count(text: str) -> int:
+    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+
+
+@functools.lru_cache(maxsize=32)
+def _sections(text: str) -> tuple[Section, ...]:
+    count = _line_count(text)
+    heads = _headings(text)
+    first = heads[0][0] if heads else count
+    out = [Section(PREAMBLE, None, 0, first)]
+    for n, (line, name) in enumerate(heads):
+        end = heads[n + 1][0] if n + 1 < len(heads) else count
+        out.append(Section(name, line, line + 1, end))
+    return tuple(out)
 
 
 def parse(text: str) -> list[Section]:
     """Every section of ``text``: the preamble first (possibly empty), then each ``## `` section."""
-    lines = split_lines(text)
-    heads = _headings(text)
-    first = heads[0][0] if heads else len(lines)
-    out = [Section(PREAMBLE, None, 0, first)]
-    for n, (line, name) in enumerate(heads):
-        end = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
-        out.append(Section(name, line, line + 1, end))
-    return out
+    return list(_sections(text))
 
 
 def find(sections: Iterable[Section], name: str) -> Section | None:
