@@ -110,6 +110,7 @@ class Engine:
         """Run (or replay) one step: ``(result, replayed)``. ``begin()`` gives the fields of a ``begin``
         record journaled before ``act`` runs (a durable wait's deadline or question); ``act`` gets that
         record (the journal's own after a restart)."""
+        await trio.lowlevel.checkpoint()  # every step is a cancellation point and lets other tasks run
         if self.diverged is not None:
             raise self.diverged
         sid = self._next_id()
