@@ -61,3 +61,15 @@ def test_a_changed_new_or_deleted_module_is_loaded_again(tmp_path):
     first.unlink()
     assert host.reload_folders([plug]) == ["one"]
     assert "one" not in host.infos and "aegis_one_renamed" not in host.registry.objects("operations")
+
+
+def test_a_module_named_like_an_installed_plugin_fails_alone_and_is_not_reloaded_for_nothing(tmp_path):
+    plug = tmp_path / "plug"
+    plug.mkdir()
+    write(plug, "builtin", "aegis_shadow", "x")  # the kernel's own plugin is called builtin
+    host = load_plugins(entry_points=False, dirs=[plug])
+    failed = host.infos["builtin@(folder)"]
+    assert failed.status == "failed" and "already used" in failed.error and failed.file == str(plug / "builtin.py")
+    assert host.infos["builtin"].status == "enabled" and "aegis_shadow" not in host.registry.objects("operations")
+    assert host.reload_folders([plug]) == []
+

@@ -192,6 +192,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.registry = Registry()
+        self._blocked: set[str] = set()  # disabled names (the environment's and the config's), set by load()
         # hook name → the distribution that declared it (the kernel's, or a plugin's via aegis_add_hookspecs)
         self.spec_owners: dict[str, str] = {n: KERNEL_OWNER for n in self._declared()}
         if os.environ.get("AEGIS_TRACE_HOOKS") or os.environ.get("AEGIS_TRACE_PLUGINS"):
@@ -260,11 +261,11 @@ class PluginHost:
             return
 
     def _add_file(self, file: Path) -> None:
-        self._add(file.stem, str(file), functools.partial(_import_file, file), dist=FOLDER_DIST,
-                  blocked=getattr(self, "_blocked", set()))
-        info = self.infos.get(file.stem)
-        if info is not None and info.module == str(file):
-            info.file, info.stamp = str(file), _stamp(file)
+        self._add(file.stem, str(file), functools.partial(_import_file, file), dist=FOLDER_DIST, blocked=self._blocked)
+        for key in (file.stem, f"{file.stem}@{FOLDER_DIST}"):  # the second: its name was taken (failed)
+            info = self.infos.get(key)
+            if info is not None and info.module == str(file):
+                info.file, info.stamp = str(file), _stamp(file)
 
     def reload_folders(self, dirs: Iterable[Path]) -> list[str]:
         """Load again the folder plugins of ``dirs`` whose file changed, appeared or went; returns
