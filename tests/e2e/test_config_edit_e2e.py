@@ -45,7 +45,24 @@ async def greet(ctx, who: str = "world"):
 @hookimpl
 def aegis_register_operations(register):
     register("aegis_greet", greet, "Say hello.", params(who={"type": "string"}))
+
+
+@hookimpl
+def aegis_register_workflows(register):
+    from aegis_workflow import workflow
+
+    @workflow("folder-hello")
+    async def folder_hello(engine, *, who: str = "world"):
+        return f"workflow says hello to {who}"
+
+    register(folder_hello)
 """
+
+
+def run_workflow(serve, name: str, **kwargs) -> dict:
+    started = json.loads(serve.cli("call", "aegis_run_workflow", "--json",
+                                   json.dumps({"name": name, "kwargs": kwargs, "callback": False})).stdout)
+    return json.loads(serve.cli("call", "aegis_workflow_wait", f"run_id={started['run_id']}").stdout)
 
 
 def greeting(serve) -> str | None:
@@ -65,6 +82,8 @@ def test_adding_a_plugin_folder_waits_for_the_users_approval_then_its_operations
                "the approved edit lands")
     serve.wait(lambda: "tool aegis_config_add_plugin_dir" in texts(serve, "boss"), "the agent gets the result")
     assert greeting(serve) == "hello me"  # loaded by the same serve, no restart
+    done = run_workflow(serve, "folder-hello", who="you")  # a workflow defined in the folder runs
+    assert done["status"] == "ok" and done["result"] == "workflow says hello to you", done
     (serve.project / "plug" / "greet.py").write_text(GREET % "hi there")
     serve.wait(lambda: greeting(serve) == "hi there me", "the changed module is reloaded")
     (serve.project / "plug" / "broken.py").write_text("x = 1\ndef broken(:\n    pass\n")
