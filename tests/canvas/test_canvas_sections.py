@@ -124,3 +124,25 @@ def test_lines_end_at_newlines_only_as_the_parser_counts_them():
     assert body(doc, "data") == "d\n"  # trailing whitespace (the \r) is trimmed from a body
     new = replace_section(doc, "data", "changed")
     assert body(new, "notes") == "n\rsame line\n" and parse_headings(new) == ["data", "notes"]
+
+
+SECTION_LINES = ["text", "", "- item", "> quote", "# h1", "### h3", "    code", "more text"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]),
+                          st.lists(st.sampled_from(SECTION_LINES), max_size=5)), max_size=4, unique_by=lambda t: t[0]),
+       st.lists(st.sampled_from(SECTION_LINES), max_size=3),
+       st.sampled_from(["a", "b", "c", "new"]),
+       st.lists(st.sampled_from(SECTION_LINES), max_size=5))
+def test_writing_a_section_changes_only_that_section(sections, preamble, target, content_lines):
+    doc = "".join(line + "\n" for line in preamble) + "".join(
+        f"## {name}\n" + "".join(line + "\n" for line in lines) for name, lines in sections)
+    content = "\n".join(content_lines)
+    new = replace_section(doc, target, content)
+    names = [name for name, _ in sections]
+    assert parse_headings(new) == (names if target in names else [*names, target])
+    assert body(new, target) == (content.rstrip("\n") + "\n" if content.strip() else "")
+    for name in [PREAMBLE, *names]:
+        if name != target:
+            assert body(new, name) == body(doc, name)  # every other section reads back as it was
