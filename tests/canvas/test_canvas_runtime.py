@@ -352,3 +352,14 @@ async def test_an_edit_while_stopped_right_after_the_open_is_diffed_too(fake, ma
         await wait_until(lambda: kernel.sessions.get("pm") is not None and len(wakeups(kernel.sessions.get("pm"))) == 1)
         [env] = wakeups(kernel.sessions.get("pm"))
         assert summaries(env) == [{"section": "data", "writer": "user", "added": 1, "removed": 0}]
+
+
+@pytest.mark.trio
+async def test_every_change_is_published_on_the_event_bus(fake, kernel):
+    sub = kernel.bus.subscribe(topics=["canvas"])
+    a = await agent(kernel)
+    await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
+    await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+    await call(kernel, "aegis_canvas_write_section", None, name="doc", section="data", content="x")
+    seen = [(e.payload["event"], e.payload["version"]) for e in sub.drain()]
+    assert seen == [("opened", 0), ("subscribed", 0), ("written", 1)]
