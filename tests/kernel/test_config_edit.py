@@ -102,6 +102,13 @@ def test_the_quickstart_works_verbatim_in_an_empty_folder(tmp_path, provider):
                        "agents": {"main": {"provider": provider, "model": "opus", "effort": "high"}}}
 
 
+def test_listings_read_without_creating_anything(tmp_path, capsys):
+    assert aegis(tmp_path, "config", "agent", "list") == 0
+    assert aegis(tmp_path, "config", "plugin-dir", "list", "--json") == 0
+    assert capsys.readouterr().out.startswith("no agents (add one: aegis config agent add NAME")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_removing_an_agent_a_queue_uses_is_refused_naming_the_queue(tmp_path, capsys):
     (tmp_path / ".aegis.yaml").write_text("agents:\n  w:\n    provider: scripted\n")
     assert aegis(tmp_path, "config", "queue", "add", "tests", "--agent", "w", "--budget", "usd=1.5,window=1h") == 0

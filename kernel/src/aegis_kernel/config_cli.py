@@ -225,7 +225,11 @@ def _listing(args: argparse.Namespace, host: Any) -> int:
     from .operations import OperationError
     from .project import resolve_project_dir
 
-    raw = _kernel(resolve_project_dir(Path(args.project).resolve() if args.project else None), host).config.raw
+    from .config import load_config
+    from .config_sections import schema_of
+
+    project = resolve_project_dir(Path(args.project).resolve() if args.project else None)
+    raw = load_config(project, **schema_of(host, project)).raw  # reading creates nothing (no state folder)
     section = {"agent": "agents", "queue": "queues"}.get(args.sub)
     if args.sub == "plugin-dir":
         dirs = list((raw.get("plugins") or {}).get("dirs") or [])
