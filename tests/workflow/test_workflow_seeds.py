@@ -86,3 +86,23 @@ async def test_review_branch_writes_one_report_with_every_review(flows, kernel, 
     report = (aegis_project / "review.md").read_text()
     assert "## helper\n\nscripted reply to: Review against main" in report
     assert "## reviewer\n\nscripted reply to: Review against main" in report
+
+
+@pytest.mark.trio
+async def test_brainstorm_to_spec_asks_the_person_then_writes_the_spec(flows, kernel, aegis_project):
+    from wkit import until
+
+    rt = runtime(kernel)
+    run = rt.start_run("brainstorm_to_spec", {
+        "topic": "Rate limits", "author": "helper", "questions": 2,
+        "questions_prompt": "@reply What scale?\\nWho calls it?\\nIgnored third?",
+        "spec_prompt": "{answers}\n@reply # Spec for {topic}\\nper-user limits"})
+    for expected, answer in (("What scale?", "1k rps"), ("Who calls it?", "the API")):
+        await until(lambda: run.question and run.question["question"] == expected, expected)
+        rt.answer(run, answer)
+    await finished(run)
+    assert run.status == "ok", run.error
+    assert run.result == str(aegis_project / "docs" / "specs" / "rate-limits.md")
+    assert (aegis_project / "docs/specs/rate-limits.md").read_text() == "# Spec for Rate limits\nper-user limits\n"
+    sent = [r["desc"] for r in journal(aegis_project, run.id) if r.get("verb") == "send"]
+    assert ": Q: What scale? A: 1k rps Q: Who" in sent[1]  # the answers went back to the author
