@@ -92,6 +92,9 @@ def test_adding_a_plugin_folder_waits_for_the_users_approval_then_its_operations
     assert [line.split()[3] for line in listing.splitlines() if line.startswith(("broken ", "greet "))] == [
         "failed", "enabled"]
     assert greeting(serve) == "hi there me"  # the rest keep working
+    (serve.project / "plug" / "greet.py").unlink()
+    serve.wait(lambda: "unknown operation 'aegis_greet'" in serve.cli("call", "aegis_greet", check=False).stdout,
+               "a deleted module's operations go")
 
 
 def test_a_deny_policy_refuses_an_agents_config_edit_clearly(serve):

@@ -72,13 +72,16 @@ def plugin_dirs(config: Config) -> tuple[Path, ...]:
 def sync_folder_plugins(kernel: Kernel) -> list[str]:
     """Load again the plugin folders' modules that changed, appeared or went, and make the kernel's
     operations match the plugins' registrations. Returns the names of the plugins reloaded."""
+    from .plugins import FOLDER_DIST
+
     host = kernel.plugins
+    owned = {name for info in host.infos.values() if info.dist == FOLDER_DIST
+             for name in info.registered.get("operations", [])}
     changed = host.reload_folders(plugin_dirs(kernel.config))
     if changed:
         registered = host.registry.objects("operations")
-        for op in list(kernel.operations):
-            if op.name not in registered:
-                kernel.operations.remove(op.name)
+        for name in owned - set(registered):  # a reloaded module no longer registers it
+            kernel.operations.remove(name)
         for op in registered.values():
             kernel.operations.add(op)
         for name in changed:
