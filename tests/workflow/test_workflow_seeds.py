@@ -106,3 +106,27 @@ async def test_brainstorm_to_spec_asks_the_person_then_writes_the_spec(flows, ke
     assert (aegis_project / "docs/specs/rate-limits.md").read_text() == "# Spec for Rate limits\nper-user limits\n"
     sent = [r["desc"] for r in journal(aegis_project, run.id) if r.get("verb") == "send"]
     assert ": Q: What scale? A: 1k rps Q: Who" in sent[1]  # the answers went back to the author
+
+
+@pytest.mark.trio
+async def test_spawn_with_a_worktree_works_on_its_own_branch(flows, write_config, kernel, aegis_project):
+    _repo(aegis_project)
+    write_config('''\
+from aegis_workflow import workflow
+
+
+@workflow("isolated")
+async def isolated(engine):
+    h = await engine.spawn("implementer", worktree=True)
+    await engine.send(h, "@write note.txt from the worktree\\n@reply ok")
+    return "done"
+''', ".aegis/workflows/isolated.py")
+    run = runtime(kernel).start_run("isolated")
+    await finished(run)
+    assert run.status == "ok", run.error
+    handle = next(r["result"]["handle"] for r in journal(aegis_project, run.id) if r.get("verb") == "spawn")
+    tree = aegis_project / ".aegis" / "worktrees" / f"workflow-{run.id}-{handle}"
+    assert (tree / "note.txt").read_text() == "from the worktree"
+    assert not (aegis_project / "note.txt").exists()
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=tree, capture_output=True, text=True)
+    assert branch.stdout.strip() == f"aegis/workflow/{run.id}/{handle}"

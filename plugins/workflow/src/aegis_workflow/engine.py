@@ -157,10 +157,11 @@ class Engine:
     async def spawn(self, profile: str, *, alias: str | None = None, cwd: str | Path | None = None,
                     worktree: bool = False, keep: bool = False) -> str:
         """Start an agent of ``profile`` (a name under ``agents:``) and return its handle once it is
-        ready. ``alias`` is the handle to use; ``cwd`` its working folder. The session is closed when
-        the run ends unless ``keep``. A missing profile raises :class:`WorkflowError` naming it."""
-        if worktree:
-            raise WorkflowError("spawn(worktree=True) is not supported yet: pass cwd= a worktree you made with bash")
+        ready. ``alias`` is the handle to use; ``cwd`` its working folder. ``worktree=True`` gives it
+        a git worktree of its own, ``.aegis/worktrees/workflow-<run>-<handle>`` on a new branch
+        ``aegis/workflow/<run>/<handle>`` from ``HEAD`` (kept after the run, for you to merge or remove).
+        The session is closed when the run ends unless ``keep``. A missing profile raises
+        :class:`WorkflowError` naming it."""
 
         async def act(_: Any) -> dict[str, Any]:
             self._profile(profile)
@@ -168,18 +169,35 @@ class Engine:
             folder = Path(cwd) if cwd is not None else None
             if folder is not None and not folder.is_absolute():
                 folder = Path(self.kernel.project_dir) / folder
+            if worktree:
+                folder = await self._worktree(handle)
             session = await self.kernel.sessions.spawn(profile, handle=handle, cwd=folder, restorable=False)
             await self._ready(session, profile)
             self.journal.append({"event": "session", "handle": handle, "profile": profile, "log_id": session.log_id,
                              "cwd": str(session.cwd), "driver_session_id": session.driver_session_id})
             return {"handle": handle}
 
-        result, replayed = await self._step("spawn", f"{profile}|{alias}|{cwd}", f"{profile}", act)
+        result, replayed = await self._step("spawn", f"{profile}|{alias}|{cwd}" + ("|worktree" if worktree else ""),
+                                            f"{profile}", act)
         handle = result["handle"]
         self._spawned[handle] = keep
         if replayed:
             await self._reopen(handle)
         return handle
+
+    async def _worktree(self, handle: str) -> Path:
+        """A new git worktree for ``handle`` (the existing one when a re-run spawn made it already)."""
+        project = Path(self.kernel.project_dir)
+        path = project / ".aegis" / "worktrees" / f"workflow-{self.run.id}-{handle}"
+        if (path / ".git").exists():
+            return path
+        branch = f"aegis/workflow/{self.run.id}/{handle}"
+        proc = await trio.run_process(["git", "worktree", "add", "-q", "-b", branch, str(path), "HEAD"], cwd=project,
+                                      capture_stdout=True, capture_stderr=True, check=False)
+        if proc.returncode != 0:
+            raise StepFailed(f"cannot make a git worktree for {handle}: "
+                             f"{proc.stderr.decode(errors='replace').strip()}")
+        return path
 
     def _profile(self, profile: str) -> None:
         try:
