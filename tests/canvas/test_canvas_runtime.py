@@ -363,3 +363,32 @@ async def test_every_change_is_published_on_the_event_bus(fake, kernel):
     await call(kernel, "aegis_canvas_write_section", None, name="doc", section="data", content="x")
     seen = [(e.payload["event"], e.payload["version"]) for e in sub.drain()]
     assert seen == [("opened", 0), ("subscribed", 0), ("written", 1)]
+
+
+@pytest.mark.trio
+async def test_a_long_ledger_is_archived_at_start_and_nothing_a_canvas_needs_is_lost(fake, make_kernel, aegis_project,
+                                                                                      monkeypatch):
+    from aegis_canvas import ledger as canvas_ledger
+
+    monkeypatch.setattr(canvas_ledger, "ARCHIVE_AT", 10)
+    monkeypatch.setattr(canvas_ledger, "KEEP_WRITES", 3)
+    folder = aegis_project / ".aegis/state/canvases/doc"
+    for round_ in range(2):  # two starts that archive: the second archive does not replace the first
+        async with make_kernel(restore=True) as kernel:
+            a = kernel.sessions.get("pm") or await agent(kernel, handle="pm")
+            await call(kernel, "aegis_canvas_open", a.handle, name="doc", file="doc.md")
+            await call(kernel, "aegis_canvas_subscribe", a.handle, name="doc")
+            await call(kernel, "aegis_canvas_write_section", None, name="doc", section=f"once-{round_}", content="x")
+            for n in range(12):
+                await call(kernel, "aegis_canvas_write_section", None, name="doc", section="busy", content=str(n))
+    async with make_kernel(restore=True) as kernel:
+        canvas = kernel.service(CanvasRuntime).canvases["doc"]
+        assert (canvas.version, canvas.writes) == (26, 26)
+        assert set(canvas.last) == {"once-0", "once-1", "busy"} and canvas.subscribers == {"pm": None}
+        archives = sorted(p.name for p in (folder / "archive").iterdir())
+        assert archives == ["doc-11-23.jsonl", "doc-2-10.jsonl"]  # named by their first and last version
+        archived = [r["version"] for name in archives for r in Ledger.replay(folder / "archive" / name).records]
+        live = [r["version"] for r in ledger(kernel, "doc") if r["event"] == "write"]
+        assert sorted(archived + live) == list(range(1, 27))  # every write is somewhere, once
+        log = await call(kernel, "aegis_canvas_log", None, name="doc", n=3)
+        assert [w["version"] for w in log["writes"]] == [24, 25, 26]

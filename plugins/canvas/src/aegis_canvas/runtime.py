@@ -26,6 +26,7 @@ One :class:`CanvasRuntime` per kernel (published by the canvas service; operatio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -206,7 +207,11 @@ class CanvasRuntime:
 
     async def _restore(self, name: str) -> None:
         journal = self._journal(name)
-        result = await trio.to_thread.run_sync(journal.replay)
+        # replayed (and, when long, archived) through a journal keyed by version: archives are named by
+        # their first and last version, so one never replaces another
+        by_version = Journal(journal.path, key="version", name=name)
+        result = await trio.to_thread.run_sync(functools.partial(by_version.archive, canvas_ledger.plan_archive,
+                                                                 at=utc_now()))
         for problem in result.problems:
             log.warning("canvas %s: %s: %s", name, journal.path, problem)
         state = canvas_ledger.fold(result.records).get(name)
