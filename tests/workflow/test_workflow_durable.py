@@ -67,3 +67,30 @@ async def test_checkpoints_and_resume_state_replay_the_same(flows, kernel, aegis
     run = runtime(kernel).start_run("steps", {"n": 3})
     await finished(run)
     assert run.status == "ok" and run.result == [0, 1, 2]
+
+
+@pytest.mark.trio
+async def test_parallel_branches_replay_by_their_own_step_ids(flows, make_kernel, aegis_project):
+    target = aegis_project / "fan.txt"
+    async with make_kernel() as kernel:
+        run = runtime(kernel).start_run("fan", {"path": str(target)})
+        await until(lambda: run.question, "the pause")
+        run_id = run.id
+    async with make_kernel() as kernel:
+        rt = runtime(kernel)
+        run = rt.get(run_id)
+        await until(lambda: run.question, "the pause after the restart")
+        rt.answer(run, "go")
+        await finished(run)
+    assert run.status == "ok" and run.result == ["a", "b"]
+    assert sorted(target.read_text().split()) == ["a", "b"]  # each branch's bash ran once
+    ids = [r["step"] for r in journal(aegis_project, run_id) if r["event"] == "step"]
+    assert sorted(ids) == ["0.0.0", "0.1.0", "1"]
+
+
+@pytest.mark.trio
+async def test_a_failing_branch_cancels_the_others_and_is_raised(flows, kernel):
+    run = runtime(kernel).start_run("fan_fail")
+    await finished(run)
+    assert run.status == "ok" and run.result == "caught: branch failed"
+    assert run.question is None

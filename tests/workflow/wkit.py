@@ -52,10 +52,36 @@ async def steps(engine: Any, n: int = 3) -> list[Any]:
     return out
 
 
+@workflow("fan")
+async def fan(engine: Any, path: str) -> list[Any]:
+    """Two branches in parallel, each appending to a file, then a pause for a person."""
+
+    async def branch(name: str) -> str:
+        out = await engine.bash(f"echo {name} >> {path}; echo {name}")
+        return out["stdout"].strip()
+
+    got = await engine.parallel(lambda: branch("a"), branch("b"))
+    await engine.ask_human("pause")
+    return got
+
+
+@workflow("fan_fail")
+async def fan_fail(engine: Any) -> str:
+    async def bad() -> None:
+        await engine.bash("exit 3")
+        raise RuntimeError("branch failed")
+
+    try:
+        await engine.parallel(bad, engine.ask_human("never answered"))
+    except RuntimeError as exc:
+        return f"caught: {exc}"
+    return "no error"
+
+
 class Flows:
     @hookimpl
     def aegis_register_workflows(self, register: Any) -> None:
-        for fn in (two_sends, shifty, steps):
+        for fn in (two_sends, shifty, steps, fan, fan_fail):
             register(fn)
 
 
