@@ -124,3 +124,32 @@ async def test_cancel_ends_the_run_and_closes_its_agents(flows, kernel, aegis_pr
     out = await _call(kernel, "aegis_workflow_cancel", run_id=run.id)
     assert out["cancelled"] and out["status"] == "cancelled"
     assert all(kernel.sessions.get(h) is None or kernel.sessions.get(h).state == "closed" for h in handles)
+
+
+PREDICATE = '''\
+from aegis_workflow import PredicateFailed, workflow
+
+
+@workflow("stubborn")
+async def stubborn(engine):
+    h = await engine.spawn("helper")
+    await engine.send(h, "@reply ready")
+    try:
+        await engine.bash_predicate("echo nope; exit 4", retry_with=lambda r: f"@reply retrying after {r['exit']}",
+                                    max_retries=2)
+    except PredicateFailed as exc:
+        return f"{exc} / last exit {exc.result['exit']}"
+'''
+
+
+@pytest.mark.trio
+async def test_bash_predicate_gives_up_after_its_retries(flows, write_config, kernel, aegis_project):
+    from wkit import journal
+
+    write_config(PREDICATE, ".aegis/workflows/stubborn.py")
+    run = runtime(kernel).start_run("stubborn")
+    await finished(run)
+    assert run.status == "ok", run.error
+    assert run.result == "predicate 'echo nope; exit 4' still failed after 2 retries (exit 4) / last exit 4"
+    sends = [(r["desc"], r["result"]) for r in journal(aegis_project, run.id) if r.get("verb") == "send"]
+    assert [text for _, text in sends[1:]] == ["retrying after 4", "retrying after 4"]  # to the last agent
