@@ -94,3 +94,19 @@ async def test_a_failing_branch_cancels_the_others_and_is_raised(flows, kernel):
     await finished(run)
     assert run.status == "ok" and run.result == "caught: branch failed"
     assert run.question is None
+
+
+@pytest.mark.trio
+async def test_old_finished_runs_are_archived_at_start(flows, make_kernel, aegis_project, monkeypatch):
+    from aegis_workflow import runtime as rtmod
+
+    monkeypatch.setattr(rtmod, "RECENT", 2)
+    async with make_kernel() as kernel:
+        runs = [runtime(kernel).start_run("steps", {"n": 1}) for _ in range(3)]
+        for run in runs:
+            await finished(run)
+    async with make_kernel() as kernel:
+        kept = set(runtime(kernel).runs)
+    assert kept == {runs[1].id, runs[2].id}
+    archived = aegis_project / ".aegis" / "state" / "workflows" / "runs" / "archive" / f"{runs[0].id}.jsonl"
+    assert journal(aegis_project, runs[1].id) and archived.exists()

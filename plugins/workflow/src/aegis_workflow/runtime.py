@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aegis.workflow")
 
-RECENT = 50  # finished runs kept in memory (the journals stay on disk)
+RECENT = 50  # finished runs kept (older journals move to runs/archive/ at start)
 
 
 @define(eq=False)
@@ -117,13 +117,23 @@ class WorkflowRuntime:
                 run.resumed = True
                 self._inflight.append(run)
             self.runs[run.id] = run
-        finished = [r for r in self.runs.values() if r.status != "running"]
-        for run in finished[:-RECENT]:
-            del self.runs[run.id]
 
     def _replay_all(self) -> list[RunLog]:
+        """Every run journal, replayed; the journals of finished runs beyond the newest :data:`RECENT`
+        move to ``runs/archive/`` (whole, unchanged) so a start stays fast however many runs there were."""
         writer = self.kernel.state.writer
-        return [RunLog.open(path, writer=writer) for path in sorted(self.folder.glob("*.jsonl"))]
+        logs = [RunLog.open(path, writer=writer) for path in sorted(self.folder.glob("*.jsonl"))]
+        finished = [rl for rl in logs if rl.finished is not None]
+        old = {rl.run_id for rl in finished[:-RECENT]}
+        if old:
+            archive = self.folder / "archive"
+            archive.mkdir(mode=0o700, exist_ok=True)
+            for rl in finished[:-RECENT]:
+                try:
+                    rl.journal.path.rename(archive / rl.journal.path.name)
+                except OSError as exc:
+                    log.warning("workflow run %s: could not archive its journal: %s", rl.run_id, exc)
+        return [rl for rl in logs if rl.run_id not in old]
 
     async def resume_inflight(self) -> None:
         """Resume the runs the previous owner left in flight (after the kernel restored its sessions)."""
