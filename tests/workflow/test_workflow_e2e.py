@@ -117,6 +117,13 @@ def test_ask_human_answered_from_the_cli_after_a_restart(project, serve):
     logs = serve.cli("workflow", "logs", run_id).stdout
     assert "ask_human 'ship it?' → yes" in logs
 
+    other = serve.json("workflow", "run", "asker", "--detach")["run_id"]
+    wait(lambda: serve.json("workflow", "status", other)["awaiting_human"], "the second question")
+    assert serve.cli("workflow", "cancel", other).stdout.strip() == f"run#{other} cancelled"
+    assert serve.json("workflow", "status", other)["status"] == "cancelled"
+    listed = serve.json("workflow", "list")
+    assert {r["run_id"]: r["status"] for r in listed["runs"]}[run_id] == "ok"
+
 
 def test_workflow_run_without_a_running_aegis_uses_a_local_kernel(project):
     out = Serve(project).cli("workflow", "run", "prompt", "--arg", 'agent="helper"', "--arg", 'message="hi"')
