@@ -15,10 +15,11 @@ coercion: ``"no"`` is not a bool, ``2.7``/``"3"``/``true`` are not ints; ints ar
 floats; unknown keys are errors; a YAML list fills a tuple). Every problem of every file and
 section is collected into one :class:`ConfigError`, each formatted ``file:line: message @ key.path``.
 
-One edit path (:func:`edit_config`, :func:`set_key`, :func:`remove_key`): round-trip load (comments,
-quotes and key order survive), mutate the ``CommentedMap``, validate the new text with the real
-loader from a temp file beside the target, then atomically replace it keeping its mode. Nothing is
-written when the document did not change.
+One edit path (:func:`edit_config`, :func:`set_key`, :func:`remove_key`): under the edit lock
+(:class:`edit_lock`), round-trip load (comments, quotes and key order survive), mutate the
+``CommentedMap``, validate the new text with the real loader from a temp file beside the target, then
+atomically replace it keeping its mode. Nothing is written when the document did not change.
+:mod:`aegis_kernel.config_edit` adds conflict checks and the edits ledger on top.
 
 Import-light: ruamel.yaml, cattrs and attrs, never trio.
 """
@@ -26,7 +27,9 @@ Import-light: ruamel.yaml, cattrs and attrs, never trio.
 from __future__ import annotations
 
 import io
+import os
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSequence, Sequence
@@ -63,6 +66,7 @@ __all__ = [
     "ConfigProblem",
     "config_validator",
     "edit_config",
+    "edit_lock",
     "find_config",
     "load_config",
     "raw_plugin_dirs",
@@ -737,6 +741,56 @@ def _dump(yaml: YAML, doc: Any) -> str:
     return out.getvalue()
 
 
+_held = threading.local()  # lock paths this thread holds, with their depth (edit_lock is re-entrant per thread)
+
+
+def _project_of(path: Path) -> Path:
+    """The project folder of ``.aegis.yaml`` or of an overlay ``<project>/.aegis/<section>/<name>.yaml``."""
+    path = path.parent.resolve() / path.name
+    if path.name != CONFIG_NAME and path.parent.parent.name == OVERLAY_DIR:
+        return path.parent.parent.parent
+    return path.parent  # .aegis.yaml (or a config file of another name: its folder)
+
+
+class edit_lock:  # noqa: N801 - used as a context manager, like open()
+    """``with edit_lock(config_path):`` — the exclusive, cross-process config edit lock (blocking): an
+    ``flock`` on the project folder itself (the folder of ``.aegis.yaml``), so no lock file is left in
+    the user's tree. Re-entrant within a thread (an edit helper inside a locked edit does not wait for
+    itself); other threads and processes wait."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.lock_path = _project_of(Path(path))
+        self._fd: int | None = None
+
+    def __enter__(self) -> edit_lock:
+        import fcntl
+
+        held: dict[Path, int] = _held.__dict__.setdefault("depth", {})
+        if held.get(self.lock_path):
+            held[self.lock_path] += 1
+            return self
+        fd = os.open(self.lock_path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        held[self.lock_path] = 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        held: dict[Path, int] = _held.__dict__.setdefault("depth", {})
+        held[self.lock_path] -= 1
+        if held[self.lock_path] == 0 and self._fd is not None:
+            del held[self.lock_path]
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
 def edit_config(path: Path | str, mutate: Callable[[CommentedMap], object],
                 validate: Callable[[Path], object]) -> bool:
     """Apply ``mutate`` to the round-trip document of ``path`` and save it, validated and atomically.
@@ -747,8 +801,16 @@ def edit_config(path: Path | str, mutate: Callable[[CommentedMap], object],
     to a temp file beside ``path``, ``validate(temp_path)`` runs (use :func:`config_validator`;
     it should raise :class:`ConfigError`), and only then the temp file replaces ``path``, keeping
     its mode. A failing validation leaves ``path`` untouched and propagates. Returns True.
+
+    The whole read → replace holds :class:`edit_lock`, so concurrent edits (threads, processes) are
+    serialized and each applies on top of the others.
     """
     path = Path(path)
+    with edit_lock(path):
+        return _edit_config(path, mutate, validate)
+
+
+def _edit_config(path: Path, mutate: Callable[[CommentedMap], object], validate: Callable[[Path], object]) -> bool:
     text = path.read_text("utf-8") if path.exists() else ""
     yaml = _yaml()
     mapping, sequence, offset = _guess_indent(text)

@@ -1,8 +1,8 @@
 """Safe, attributed config edits: the one edit path (:func:`~aegis_kernel.config.edit_config`) made
 safe for concurrent writers and recorded in a ledger.
 
-- **Serialized.** Every edit holds an ``flock`` on ``<project>/.aegis.yaml.lock`` (next to
-  ``.aegis.yaml``; created on first use) for its whole read → mutate → validate → replace, so the
+- **Serialized.** Every edit holds an ``flock`` on the project folder (the folder of ``.aegis.yaml``:
+  :class:`~aegis_kernel.config.edit_lock`; no lock file) for its whole read → mutate → validate → replace, so the
   CLI, the TUI and agents (in any number of processes) never lose each other's edits. The file is
   re-read under the lock: an edit is always applied on top of what is on disk, including a change
   made by hand in the meantime.
@@ -20,8 +20,6 @@ Blocking (file locks, file IO, validation): call from a worker thread in trio co
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,13 +27,13 @@ from typing import Any
 
 from attrs import frozen
 
-from .config import CONFIG_NAME, ConfigError, ConfigProblem, _plain, _yaml, format_key_path, remove_key, set_key
+from .config import (ConfigError, ConfigProblem, _plain, _project_of, _yaml, edit_lock, format_key_path, remove_key,
+                     set_key)
 
 __all__ = ["ABSENT", "EDITS_LEDGER", "REMOVE", "ConfigConflict", "Edit", "apply_edit", "edit_lock", "read_key",
            "redact_value"]
 
 EDITS_LEDGER = "config_edits.jsonl"
-LOCK_SUFFIX = ".lock"
 
 
 class _Absent:
@@ -70,35 +68,6 @@ class Edit:
     changed: bool
     before: Any
     after: Any
-
-
-def _project_of(path: Path) -> Path:
-    path = path.parent.resolve() / path.name
-    return path.parent if path.name == CONFIG_NAME else path.parent.parent.parent
-
-
-class edit_lock:  # noqa: N801 - used as a context manager, like open()
-    """``with edit_lock(config_path):`` — the exclusive, cross-process config edit lock (blocking)."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.lock_path = _project_of(Path(path)) / (CONFIG_NAME + LOCK_SUFFIX)
-        self._fd: int | None = None
-
-    def __enter__(self) -> edit_lock:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 def read_key(path: Path | str, keys: Sequence[str]) -> Any:
