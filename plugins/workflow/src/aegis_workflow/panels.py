@@ -1,11 +1,16 @@
-"""The WORKFLOWS tab (contributed through aegis-tui's ``aegis_register_panels``): one line per run —
-run id, workflow, status, current step, elapsed, and ``? awaiting: <question>`` with its options when a
-run waits for a person (answer with ``aegis workflow answer RUN TEXT``).
+"""What the TUI shows of workflows (contributed through aegis-tui's ``aegis_register_panels``).
 
-The panel hook cannot add a band to another plugin's Ctrl+D dashboard (aegis-queue's modal), so the
-band is a tab of its own. It redraws once a second: from the runtime in this process, or from the
-owner's ``aegis_workflow_list`` when the TUI is attached to an ``aegis serve``. Textual is imported
-inside the factory only.
+- the **workflows** tab (F7): one line per run — run id, workflow, status, elapsed, current step — and
+  ``? awaiting: <question> [options]`` under a run waiting for a person. The panel hook cannot add a
+  band to another plugin's Ctrl+D dashboard (aegis-queue's modal), so the band is a tab of its own.
+- the **ask strip** (always on, one line, empty unless a run waits): ``⚑ run#… asks: <question>
+  [options] · F8 answers``; the terminal bell rings when a new question appears.
+- the **answer** modal (F8): the oldest open question with its options; Enter sends the answer
+  (``aegis_workflow_answer``; with options, the text or its number).
+
+They redraw once a second: from the runtime in this process, or from the owner's
+``aegis_workflow_list`` when the TUI is attached to an ``aegis serve``. Textual is imported inside the
+factories only.
 """
 
 from __future__ import annotations
@@ -74,3 +79,125 @@ def workflows_tab(app: Any, kernel: Any) -> Any:
                 self.update(text)
 
     return WorkflowsTab("", id="workflows-tab")
+
+
+def waiting(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs waiting for a person, oldest first."""
+    return sorted((r for r in runs if r.get("awaiting_human")), key=lambda r: float(r.get("started_at") or 0))
+
+
+def ask_text(runs: list[dict[str, Any]]) -> str:
+    """The ask strip: the oldest open question (and how many more); empty when none is open."""
+    asks = waiting(runs)
+    if not asks:
+        return ""
+    first = asks[0]
+    ask = first["awaiting_human"]
+    opts = f" [{' / '.join(ask['options'])}]" if ask.get("options") else ""
+    more = f" (+{len(asks) - 1} more)" if len(asks) > 1 else ""
+    return f"⚑ run#{first['run_id']} ({first['name']}) asks: {ask['question']}{opts}{more} · F8 answers"
+
+
+class _Follow:
+    """Fetches the runs once a second for a widget: in process from the runtime, attached via the owner."""
+
+    def __init__(self, app: Any, kernel: Any, show: Any) -> None:
+        self.app, self.kernel, self.show = app, kernel, show
+
+    def tick(self) -> None:
+        if getattr(self.app, "remote", None) is not None:
+            self.app.in_kernel(self._poll)
+            return
+        runs = local_runs(self.kernel)
+        self.show(runs if runs is not None else [])
+
+    async def _poll(self) -> None:
+        try:
+            runs = (await self.app.call_op("aegis_workflow_list"))["runs"]
+        except Exception:  # noqa: BLE001 - no workflow service there: nothing to show
+            runs = []
+        self.show(runs)
+
+
+def ask_strip(app: Any, kernel: Any) -> Any:
+    from textual.widgets import Static
+
+    class AskStrip(Static):
+        DEFAULT_CSS = "AskStrip { height: auto; max-height: 1; padding: 0 1; color: $warning; }"
+
+        def __init__(self) -> None:
+            super().__init__("", classes="workflow-ask-strip")
+            self._asked: set[tuple[str, str]] = set()
+            self._follow = _Follow(app, kernel, self._show)
+
+        def on_mount(self) -> None:
+            self.set_interval(1.0, self._follow.tick)
+            self._follow.tick()
+
+        def _show(self, runs: list[dict[str, Any]]) -> None:
+            if not self.is_mounted:
+                return
+            now = {(r["run_id"], r["awaiting_human"]["question"]) for r in waiting(runs)}
+            if now - self._asked:
+                app.bell()
+            self._asked = now
+            text = ask_text(runs)
+            self.display = bool(text)
+            self.update(text)
+
+    return AskStrip()
+
+
+def answer_panel(app: Any, kernel: Any) -> Any:
+    from textual.containers import Vertical
+    from textual.widgets import Input, Static
+
+    class AnswerPanel(Vertical):
+        DEFAULT_CSS = "AnswerPanel { height: auto; padding: 1 2; } AnswerPanel > Static { margin-bottom: 1; }"
+
+        def __init__(self) -> None:
+            super().__init__(id="workflow-answer")
+            self.run_id: str | None = None
+            self._follow = _Follow(app, kernel, self._show)
+
+        def compose(self) -> Any:
+            yield Static("no workflow is waiting for an answer", id="workflow-question")
+            yield Input(placeholder="your answer (Enter sends, Escape closes)", id="workflow-answer-input")
+
+        def on_mount(self) -> None:
+            self._follow.tick()
+
+        def _show(self, runs: list[dict[str, Any]]) -> None:
+            asks = waiting(runs)
+            if not self.is_mounted or (self.run_id is not None and any(r["run_id"] == self.run_id for r in asks)):
+                return
+            question = self.query_one("#workflow-question", Static)
+            if not asks:
+                self.run_id = None
+                question.update("no workflow is waiting for an answer")
+                return
+            first = asks[0]
+            self.run_id = first["run_id"]
+            ask = first["awaiting_human"]
+            opts = "\n".join(f"  {i}. {o}" for i, o in enumerate(ask.get("options") or [], 1))
+            question.update(f"run#{first['run_id']} ({first['name']}) asks:\n\n{ask['question']}"
+                            + (f"\n\n{opts}" if opts else ""))
+
+        def on_input_submitted(self, event: Any) -> None:
+            text = event.value.strip()
+            if not text or self.run_id is None:
+                return
+            run_id = self.run_id
+
+            async def send() -> None:
+                try:
+                    await app.call_op("aegis_workflow_answer", run_id=run_id, text=text)
+                except Exception as exc:  # noqa: BLE001 - shown to the person, the question stays open
+                    app.notify(f"run#{run_id}: {exc}", severity="error")
+                    return
+                app.notify(f"run#{run_id}: answered {text!r}")
+
+            app.in_kernel(send)
+            self.screen.dismiss(None)
+
+    return AnswerPanel()

@@ -70,6 +70,8 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
-    from .panels import workflows_tab
+    from .panels import answer_panel, ask_strip, workflows_tab
 
-    register("workflows", workflows_tab, kind="tab", title="workflows")
+    register("workflows", workflows_tab, kind="tab", key="f7", title="workflows")
+    register("workflow-ask", ask_strip, kind="strip", title="workflow questions")
+    register("workflow-answer", answer_panel, kind="modal", key="f8", title="answer a workflow")
