@@ -127,6 +127,7 @@ def ask_strip(app: Any, kernel: Any) -> Any:
 
         def __init__(self) -> None:
             super().__init__("", classes="workflow-ask-strip")
+            self.display = False  # until a run waits for a person
             self._asked: set[tuple[str, str]] = set()
             self._follow = _Follow(app, kernel, self._show)
 
