@@ -65,8 +65,8 @@ def test_a_killed_serve_leaves_agents_that_the_next_serve_reaps(serve):
         assert group_alive(pgid), "the agent's group outlived the killed serve"
         serve.start()  # reaps before it is ready
         serve.wait(lambda: not group_alive(pgid), "the old agent group is reaped")
-        records = (serve.project / ".aegis" / "state" / reaper.FOLDER).glob("*.json")
-        assert all(pgid not in [g["pgid"] for g in json.loads(p.read_text())["groups"]] for p in records)
+        records = (serve.project / ".aegis" / "state" / reaper.FOLDER).glob("*.jsonl")
+        assert all(pgid not in [g["pgid"] for g in reaper.read_log(p.read_bytes())[2]] for p in records)
 
 
 def test_aegis_stop_without_a_serve_reaps_what_a_killed_one_left(serve):

@@ -39,8 +39,10 @@ def record(state: Path, groups: list[dict], *, owner: int | None = None, owner_s
         owner_start = reaper.start_time(os.getpid()) - 1
     folder = state / reaper.FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{owner}-{owner_start}.json"
-    path.write_text(json.dumps({"v": 1, "owner": owner, "owner_start": owner_start, "groups": groups}))
+    path = folder / f"{owner}-{owner_start}.jsonl"
+    lines = [{"v": 1, "owner": owner, "owner_start": owner_start},
+             *({"+": g["pgid"], "start": g["start"], "argv0": g["argv0"]} for g in groups)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
 
@@ -118,15 +120,35 @@ async def test_a_kernel_records_its_groups_until_they_are_closed(tmp_path):
     try:
         async with trio.open_nursery() as nursery:
             proc = await open_agent_process(nursery, ["sleep", "600"], {}, tmp_path)
-            data = json.loads(recorder.path.read_text())
-            assert data["owner"] == os.getpid() and data["owner_start"] == reaper.start_time(os.getpid())
-            assert data["groups"] == [{"pgid": proc.pid, "start": reaper.start_time(proc.pid), "argv0": "sleep"}]
+            owner, owner_start, groups = reaper.read_log(recorder.path.read_bytes())
+            assert owner == os.getpid() and owner_start == reaper.start_time(os.getpid())
+            assert groups == [{"pgid": proc.pid, "start": reaper.start_time(proc.pid), "argv0": "sleep"}]
             assert recorder.path.stat().st_mode & 0o777 == 0o600
             assert (tmp_path / reaper.FOLDER).stat().st_mode & 0o777 == 0o700
             await proc.close(grace=0.2)
-            assert not recorder.path.exists()  # nothing left to reap
+            assert reaper.read_log(recorder.path.read_bytes())[2] == []  # nothing left to reap
+        recorder.close()
+        assert not recorder.path.exists()
     finally:
         reaper.current.reset(token)
+
+
+async def test_the_log_survives_a_torn_line_and_is_compacted_when_long(tmp_path):
+    recorder = reaper.PGroupRecorder(tmp_path)
+    me = reaper.start_time(os.getpid())
+    for pgid in range(1000, 1000 + 3 * reaper.PGroupRecorder.COMPACT_AT):  # spawn and close, many times
+        recorder.groups[pgid] = {"pgid": pgid, "start": me, "argv0": "x"}
+        recorder._append({"+": pgid, "start": me, "argv0": "x"})
+        if pgid % 7:
+            recorder.ended(pgid)
+    lines = recorder.path.read_bytes().splitlines()
+    assert len(lines) <= 2 * reaper.PGroupRecorder.COMPACT_AT + 1  # compacted, not grown without end
+    live = sorted(recorder.groups)
+    with open(recorder.path, "ab") as log:
+        log.write(b'{"+": 5, "sta')  # a kill mid-write
+    assert sorted(g["pgid"] for g in reaper.read_log(recorder.path.read_bytes())[2]) == live
+    recorder.close()
+    assert recorder.path.exists()  # groups left: kept for a later kernel to reap
 
 
 async def test_outside_a_kernel_nothing_is_recorded(tmp_path):
