@@ -34,7 +34,7 @@ async def meta(ctx: CallContext) -> str:
     ops = [op for op in ctx.kernel.operations.visible_to(ctx.caller) if op.name != "aegis_meta"]
     ops.sort(key=lambda op: (op.name not in CORE_TOOLS, CORE_TOOLS.index(op.name) if op.name in CORE_TOOLS else 0,
                              op.name))
-    lines, named = list(head), []
+    lines, named = list(head), list[str]()
     also = " (aegis_meta describes the ones above; call any to learn more)."
     names_len = sum(len(op.name) + 2 for op in ops) + len("\nAlso: ") + len(also)  # the closing line, whole
     for op in ops:
