@@ -94,7 +94,7 @@ def dashboard_rows(runtime: Any) -> dict[str, list[str]]:
 def status_dashboard_rows(details: list[dict[str, Any]]) -> dict[str, list[str]]:
     """:func:`dashboard_rows` from ``aegis_queue_status(queue=…)`` details (an attached TUI's dashboard)."""
     bands: dict[str, list[str]] = {"QUEUES": [], "IN-FLIGHT": [], "QUEUED": [], "RECENT": []}
-    recent = []
+    recent: list[Any] = []  # task records as the serve sent them
     for q in details:
         name = q.get("queue", "?")
         bands["QUEUES"].append(f"{name:<16} {q.get('agent', ''):<14} "
