@@ -4,6 +4,8 @@ replay that diverges fails naming the step."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import wkit
 from wkit import finished, journal, runtime, until
@@ -33,12 +35,17 @@ async def test_a_run_resumed_by_the_next_kernel_redoes_nothing(flows, make_kerne
         rt.answer(run, "1")
         await finished(run)
         assert run.status == "ok", run.error
-        assert run.result == "first answer | second answer | yes"
+        assert run.result == "first answer | second answer | yes | third answer"
         assert run.replayed == 4  # spawn, two sends, bash answered by the journal
     assert target.read_text() == "line\n"
     records = journal(aegis_project, run_id)
     steps = [r["verb"] for r in records if r["event"] == "step"]
-    assert steps == ["spawn", "send", "send", "bash", "ask_human"]  # each once
+    assert steps == ["spawn", "send", "send", "bash", "ask_human", "send"]  # each once
+    # the agent's own conversation went on: one scripted session, holding all three turns in order
+    scripted = aegis_project / ".aegis" / "state" / "scripted"
+    assert [p.name for p in scripted.glob("*.json")] == [f"{dsid}.json"]
+    history = json.loads((scripted / f"{dsid}.json").read_text())["history"]
+    assert [h["text"] for h in history if h["role"] == "agent"] == ["first answer", "second answer", "third answer"]
     closed = [r for r in records if r["event"] == "session" and r.get("closed")]
     assert closed and closed[-1]["driver_session_id"] == dsid
 

@@ -28,13 +28,14 @@ MODE = {"echo": "a"}  # what `shifty` runs: a test changes it to make a replay d
 
 @workflow("two_sends")
 async def two_sends(engine: Any, path: str) -> str:
-    """Spawn, send twice, append a line to a file, then wait for a person."""
+    """Spawn, send twice, append a line to a file, wait for a person, send again."""
     h = await engine.spawn("helper")
     first = await engine.send(h, "@reply first answer")
     second = await engine.send(h, "@reply second answer")
     await engine.bash(f"echo line >> {path}")
     answer = await engine.ask_human("go on?", options=["yes", "no"])
-    return f"{first} | {second} | {answer}"
+    third = await engine.send(h, "@reply third answer")
+    return f"{first} | {second} | {answer} | {third}"
 
 
 @workflow("shifty")
