@@ -153,3 +153,16 @@ async def test_bash_predicate_gives_up_after_its_retries(flows, write_config, ke
     assert run.result == "predicate 'echo nope; exit 4' still failed after 2 retries (exit 4) / last exit 4"
     sends = [(r["desc"], r["result"]) for r in journal(aegis_project, run.id) if r.get("verb") == "send"]
     assert [text for _, text in sends[1:]] == ["retrying after 4", "retrying after 4"]  # to the last agent
+
+
+@pytest.mark.trio
+async def test_a_name_two_distributions_register_is_refused_naming_both(flows, register_plugin, make_kernel):
+    from wkit import Flows
+
+    register_plugin(Flows(), "second-flows")
+    async with make_kernel() as kernel:
+        info = kernel.plugins.infos["second-flows"]
+        assert info.status == "failed"
+        assert "workflow 'two_sends' is already registered by plugin 'test-0-flows'" in info.error
+        assert "refused for plugin 'second-flows'" in info.error
+        assert runtime(kernel).catalog.get("two_sends").source == "plugin test-0-flows"
