@@ -123,6 +123,10 @@ def test_ask_human_answered_from_the_cli_after_a_restart(project, serve):
     assert serve.json("workflow", "status", other)["status"] == "cancelled"
     listed = serve.json("workflow", "list")
     assert {r["run_id"]: r["status"] for r in listed["runs"]}[run_id] == "ok"
+    serve.stop()
+    assert "ask_human 'ship it?' → yes" in serve.cli("workflow", "logs", run_id).stdout  # read from the journal
+    offline = serve.json("workflow", "status", run_id)
+    assert offline["status"] == "ok" and offline["result"] == "answer: yes"
 
 
 def test_workflow_run_without_a_running_aegis_uses_a_local_kernel(project):

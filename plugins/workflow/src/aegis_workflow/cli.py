@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             return _out(args, _call(args, "aegis_workflow_answer", run_id=args.run, text=args.text),
                         lambda o: print(f"run#{o['run_id']}: answered {o['answer']!r}"))
     except NotRunning as exc:
+        if verb in ("logs", "status"):
+            return _offline(args, verb)
         print(f"aegis workflow {verb}: {exc}", file=sys.stderr)
         return 2
     except ControlError as exc:
@@ -191,6 +193,28 @@ def _run_local(args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
         print(f"aegis workflow run: {exc}", file=sys.stderr)
         return 2
     return _result(args, info)
+
+
+def _offline(args: argparse.Namespace, verb: str) -> int:
+    """``logs`` / ``status`` without a running Aegis: read the run's journal."""
+    from .runlog import FOLDER, RunLog
+
+    path = _state_dir(args).joinpath(*FOLDER) / f"{args.run}.jsonl"
+    if "/" in args.run or not path.is_file():
+        print(f"aegis workflow {verb}: no workflow run '{args.run}' in this project", file=sys.stderr)
+        return 1
+    runlog = RunLog.open(path)
+    if verb == "logs":
+        return _out(args, {"run_id": args.run, "records": runlog.records}, _print_logs)
+    started, fin = runlog.started or {}, runlog.finished
+    last = next((r for r in reversed(runlog.records) if r.get("event") in ("step", "begin")), None)
+    info = {"run_id": args.run, "name": started.get("name"), "status": fin.get("status") if fin else "interrupted",
+            "step": f"{last['step']} {last['verb']}" if last else "", "elapsed_s": round(
+                float((fin or {}).get("finished_at") or started.get("started_at") or 0)
+                - float(started.get("started_at") or 0), 1),
+            "awaiting_human": None, "result": fin.get("result") if fin else None,
+            "error": fin.get("error") if fin else "no Aegis is running: the run resumes when one starts"}
+    return _out(args, info, _print_status)
 
 
 # --- printing ----------------------------------------------------------------------------------------
