@@ -77,14 +77,37 @@ class Launch:
 
 def private_dir(state_dir: Path, *parts: str) -> Path:
     """``<state_dir>/private/<parts…>``, created owner-only (0700, each level; an existing folder's
-    mode is fixed): where drivers put files holding secrets (mode 0600), e.g. an MCP config."""
+    mode is fixed): where drivers put files holding secrets (mode 0600), e.g. an MCP config.
+
+    Each level below ``state_dir`` must be a real folder of ours: a symlink, a non-folder or another
+    user's folder there raises :class:`PermissionError` naming it (a secret file is never written, nor a
+    mode changed, behind something someone else planted). Checked on ``O_NOFOLLOW`` descriptors."""
+    import os
+    import stat
+
     path = Path(state_dir, "private", *parts)
+    Path(state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     level = Path(state_dir)
     for part in ("private", *parts):
         level = level / part
-        level.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if level.stat().st_mode & 0o777 != 0o700:
-            level.chmod(0o700)
+        try:
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(level, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            kind = "a symlink" if level.is_symlink() else f"not a folder ({exc.strerror})"
+            raise PermissionError(f"refusing the private folder {level}: it is {kind}; remove it") from None
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid():
+                raise PermissionError(f"refusing the private folder {level}: it belongs to uid {st.st_uid}, "
+                                      f"not to you (uid {os.geteuid()}); remove it")
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     return path
 
 
