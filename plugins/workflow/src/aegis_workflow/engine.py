@@ -127,18 +127,19 @@ class Engine:
         if begun is not None:
             self._match(sid, verb, key, desc, begun)
         elif begin is not None:
-            begun = self.journal.append({"event": "begin", "step": sid, "verb": verb, "key": key, "desc": desc, **begin()})
+            begun = self.journal.append({"event": "begin", "step": sid, "verb": verb, "key": key, "desc": desc,
+                                         **begin()})
         self.runtime.on_step(self.run, sid, verb, desc)
         try:
             result = await act(begun)
         except WorkflowError as exc:
             self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
-                             "error": error_record(exc)})
+                                 "error": error_record(exc)})
             raise
         except Exception as exc:  # noqa: BLE001 - journaled and raised as StepFailed (a replay raises the same)
             failed = StepFailed(f"{verb}: {type(exc).__name__}: {exc}")
             self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc,
-                             "error": error_record(failed)})
+                                 "error": error_record(failed)})
             raise failed from exc
         self.journal.append({"event": "step", "step": sid, "verb": verb, "key": key, "desc": desc, "result": result})
         self.runtime.on_step_done(self.run)
@@ -235,15 +236,21 @@ class Engine:
             if session is None or session.state == "closed":
                 raise StepFailed(f"send to {handle}: the session is gone")
             outcome = await run_turn(session, text, sender=self.sender, timeout=timeout)
-            if session.driver_session_id != self.journal.sessions.get(handle, {}).get("driver_session_id") \
-                    and handle in self.journal.sessions:
-                self.journal.append({"event": "session", "handle": handle, "driver_session_id": session.driver_session_id})
+            self._note_session(handle, session)
             if not outcome.ok:
                 raise StepFailed(f"send to {handle}: {outcome.error or outcome.status}")
             return outcome.text
 
         result, _ = await self._step("send", f"{handle}|{text}", f"{handle}: {text}", act)
         return result
+
+    def _note_session(self, handle: str, session: Any) -> None:
+        """Journal a spawned session's driver session id once the agent reported it (or a new one): what
+        a resume reopens."""
+        entry = self.journal.sessions.get(handle)
+        if entry is not None and session.driver_session_id and session.driver_session_id != entry.get(
+                "driver_session_id"):
+            self.journal.append({"event": "session", "handle": handle, "driver_session_id": session.driver_session_id})
 
     async def close(self, handle: str) -> None:
         """Close a session (a no-op when it is already gone)."""
