@@ -138,7 +138,7 @@ class Delivery:
     def _ledger(self, handle: str) -> Ledger:
         ledger = self._ledgers.get(handle)
         if ledger is None:
-            self.inbox_dir.mkdir(parents=True, exist_ok=True)
+            self.inbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as all state
             # batch fsync: a record is written (and survives a killed process) before it is acknowledged;
             # only a power loss can cost the last second
             ledger = self._ledgers[handle] = Ledger(self.inbox_dir / f"{handle}.jsonl", fsync="batch",
