@@ -36,6 +36,7 @@ importing ``mcp`` (~1 s, ~40 MB) at all. See ``contrib/bench/bench_mcp.py``.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -159,6 +160,28 @@ class _Tracked:
         await self._send(message)
 
 
+class RefusalLog:
+    """Warnings about refused requests, at most one line per ``interval`` seconds per kind, the next
+    one saying how many were refused in between. Anyone on this machine can send requests to the
+    plane: one line per refusal would let them grow ``aegis.log`` at will (until the disk is full)."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # kind → (when its last line was written, refused since)
+
+    def warning(self, kind: str, msg: str, *args: object) -> None:
+        now = self.clock()
+        last = self._seen.get(kind)
+        if last is not None and now - last[0] < self.interval:
+            self._seen[kind] = (last[0], last[1] + 1)
+            return
+        if last is not None and last[1]:
+            msg, args = msg + " (and %d more since the last such line)", (*args, last[1])
+        log.warning(msg, *args)
+        self._seen[kind] = (now, 0)
+
+
 class FrontApp:
     """ASGI app: checks every request, answers the handshake-era JSON-RPC POSTs itself (fast path),
     delegates the rest to the SDK app obtained from ``sdk()`` (``async () -> ASGI app``)."""
@@ -168,6 +191,7 @@ class FrontApp:
         self.sdk = sdk
         self.fast_path = fast_path
         self.version = __version__
+        self.refusals = RefusalLog()
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -211,16 +235,16 @@ class FrontApp:
             elif key == b"mcp-protocol-version":
                 version = value.decode("latin-1")
         if not host_ok(host):
-            log.warning("mcp: refused a request with Host %r", host)
+            self.refusals.warning("host", "mcp: refused a request with Host %r", host)
             await _respond(send, 421, b"Invalid Host header", b"text/plain; charset=utf-8")
             return
         if not origin_ok(origin):
-            log.warning("mcp: refused a request with Origin %r", origin)
+            self.refusals.warning("origin", "mcp: refused a request with Origin %r", origin)
             await _respond(send, 403, b"Invalid Origin header", b"text/plain; charset=utf-8")
             return
         handle = self.bridge.resolve(token)
         if handle is None:
-            log.warning("mcp: refused a request with an unknown token")
+            self.refusals.warning("token", "mcp: refused a request with an unknown token")
             await _respond(send, 403, _error_body(FORBIDDEN, "Forbidden: unknown MCP token"))
             return
         scope[HANDLE_SCOPE_KEY] = handle
