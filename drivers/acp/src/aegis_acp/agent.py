@@ -75,7 +75,7 @@ class AcpAgentProcess(SubprocessAgent, AgentProcess):
         self.session_id: str | None = None
         self.info: codec.AgentInfo | None = None
         self.cwd = Path(launch.cwd or spec.cwd).absolute()
-        self.client = AcpClient(proc, cwd=self.cwd)
+        self.client = AcpClient(proc, cwd=self.cwd, private=spec.state_dir)  # Aegis state: never served
         self._turn: _Turn | None = None
         self._turn_lost = False
         self._send_system_prompt = bool(spec.system_prompt)

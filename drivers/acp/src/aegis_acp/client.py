@@ -106,11 +106,14 @@ class _Permission:
 
 
 class AcpClient:
-    """See the module docstring. ``cwd`` confines the fs methods; set :attr:`session_id` once known."""
+    """See the module docstring. ``cwd`` confines the fs methods, which never serve a path inside
+    ``private`` (Aegis's state folder); set :attr:`session_id` once known."""
 
-    def __init__(self, proc: AgentSubprocess, *, cwd: Path, translator: UpdateTranslator | None = None) -> None:
+    def __init__(self, proc: AgentSubprocess, *, cwd: Path, translator: UpdateTranslator | None = None,
+                 private: Path | None = None) -> None:
         self.proc = proc
         self.cwd = Path(cwd)
+        self.private = private
         self.session_id: str | None = None
         self.translator = translator or UpdateTranslator()
         self._send_events, self.events = trio.open_memory_channel[Any](math.inf)
@@ -394,7 +397,7 @@ class AcpClient:
             if value is not None and (type(value) is not int or value < 0):
                 raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
         try:
-            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"))
+            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"), self.private)
             await self._gate(req, "read", target, rel, {k: v for k, v in (("line", line), ("limit", limit)) if v})
             # the file that was approved (confined again: a symlink swapped meanwhile still cannot leave cwd)
             content = await trio.to_thread.run_sync(fs.read_text, self.cwd, str(target), line, limit)
@@ -408,7 +411,7 @@ class AcpClient:
         if not isinstance(content, str):
             raise RpcError(INVALID_PARAMS, "content must be a string")
         try:
-            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"))
+            target, rel = await trio.to_thread.run_sync(fs.locate, self.cwd, params.get("path"), self.private)
             preview = content if len(content) <= _PREVIEW_CHARS else content[:_PREVIEW_CHARS] + "…"
             await self._gate(req, "edit", target, rel, {"content": preview, "chars": len(content)})
             await trio.to_thread.run_sync(fs.write_text, self.cwd, str(target), content)

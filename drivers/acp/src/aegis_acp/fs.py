@@ -41,9 +41,16 @@ def confine(root: Path, path: str) -> Path:
     return resolved
 
 
-def locate(root: Path, path: str) -> tuple[Path, str]:
-    """:func:`confine`, and the resolved path relative to the resolved ``root`` (what a person is asked about)."""
+def locate(root: Path, path: str, private: Path | None = None) -> tuple[Path, str]:
+    """:func:`confine`, and the resolved path relative to the resolved ``root`` (what a person is asked about).
+
+    A path inside ``private`` (Aegis's state folder: other agents' MCP configs, transcripts, inboxes,
+    ledgers), reached directly or through a link, is refused whatever the agent's permission."""
     target = confine(root, path)
+    if private is not None:
+        state = Path(os.path.realpath(private))
+        if target == state or state in target.parents:
+            raise FsError(INVALID_PARAMS, f"refused: {path} is inside Aegis's private state {state}")
     return target, os.path.relpath(target, os.path.realpath(root))
 
 
