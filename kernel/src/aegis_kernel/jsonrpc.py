@@ -96,6 +96,8 @@ def parse_line(line: bytes | str) -> Message:
         obj = _loads(line)
     except (ValueError, UnicodeDecodeError, TypeError):
         return Invalid(_raw(line), "not JSON")
+    except RecursionError:  # absurd nesting: json.loads raises this, not a ValueError
+        return Invalid(_raw(line), "not JSON: nested too deeply")
     return parse_obj(obj, line)
 
 

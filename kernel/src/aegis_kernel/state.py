@@ -392,6 +392,8 @@ def _parse_line(no: int, raw: bytes) -> dict[str, Any] | Problem:
         return Problem(no, "not UTF-8", excerpt)
     except ValueError as exc:
         return Problem(no, f"bad JSON: {exc}", excerpt)
+    except RecursionError:
+        return Problem(no, "bad JSON: nested too deeply", excerpt)
     if not isinstance(obj, dict):
         return Problem(no, f"not a JSON object ({type(obj).__name__})", excerpt)
     version = obj.get("v")

@@ -407,7 +407,7 @@ def _json_or_text(text: str) -> Any:
     if text[:1] in ("{", "["):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested absurdly deep: kept as text
             pass
     return text
 

@@ -248,7 +248,7 @@ class ClaudeParser:
         """Parse one stdout line into zero or more events. Never raises."""
         try:
             obj = json.loads(line)
-        except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
             stripped = line.strip() if isinstance(line, (str, bytes)) else line
             if not stripped:
                 return []
