@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import stat
 import time
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 _encode_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one, not one per append
+_SURROGATES = re.compile("[\ud800-\udfff]")  # what UTF-8 cannot hold; a ledger never raises on it
 
 LEDGER_VERSION = 1
 FsyncPolicy = Literal["always", "batch", "never"]
@@ -196,6 +198,7 @@ class Ledger:
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` (JSON-serialisable; ``"v"`` if present must be 1) as one line.
 
+        Text UTF-8 cannot hold (lone surrogates) is written as U+FFFD, never raised.
         Serialisation errors (``TypeError``/``ValueError``) are raised before anything is written. A
         write that fails (disk full…) raises :class:`LedgerWriteError` ("disk full writing <file>: …")
         after cutting off what it wrote: the record is not in the ledger, must not be acknowledged, and
@@ -204,7 +207,10 @@ class Ledger:
         if "v" in record and (type(record["v"]) is not int or record["v"] != LEDGER_VERSION):
             raise ValueError(f"ledger records are version {LEDGER_VERSION}, got v={record['v']!r}")
         line = _encode_line({"v": LEDGER_VERSION, **record})
-        data = line.encode("utf-8") + b"\n"
+        try:
+            data = line.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:  # lone surrogates (valid JSON escapes, undecodable argv bytes): U+FFFD
+            data = _SURROGATES.sub("\ufffd", line).encode("utf-8") + b"\n"
         fd = self._fd if self._fd is not None else self._open()
         if self._needs_newline:
             data = b"\n" + data
