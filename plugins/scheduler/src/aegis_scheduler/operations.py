@@ -101,7 +101,7 @@ async def schedule_add(ctx: CallContext, name: str, workflow: str, args: dict[st
     body["added_at"] = ctx.kernel.clock.iso()
     path = overlay_path(ctx.kernel, name)
     done = await _edit(ctx, path, [], body, op="add_schedule", expect=CONFIG_ABSENT)
-    return {"name": name, "file": str(path), "added_by": body["added_by"], "changed": done.changed,
+    return {"name": name, "file": str(path), "added_by": body["added_by"], "changed": bool(done),
             "schedule": _info_or_none(ctx, name)}
 
 
