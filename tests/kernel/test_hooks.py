@@ -143,6 +143,30 @@ async def test_a_raising_pre_spawn_wrapper_and_a_deliberate_refusal_also_refuse(
 
 
 @pytest.mark.trio
+async def test_a_wrapper_that_swallows_a_refusal_does_not_let_the_agent_run(fake, register_plugin, make_kernel):
+    class Sandbox:
+        @hookimpl
+        def aegis_pre_spawn(self, spec, launch):
+            raise KeyError("bwrap profile")
+
+    class CarelessTracer:  # a wrapper that "never breaks a spawn": it must not unsandbox one either
+        @hookimpl(wrapper=True)
+        def aegis_pre_spawn(self, spec, launch):
+            try:
+                return (yield)
+            except Exception:
+                return launch
+
+    register_plugin(Sandbox(), name="sandbox")
+    register_plugin(CarelessTracer(), name="tracer")
+    async with make_kernel() as kernel:
+        session = await kernel.sessions.spawn(handle="jail", prompt="hi")
+        await session.wait_for(lambda s: s.state == "error")
+        assert "spawn refused by plugin 'sandbox'" in session.error and "bwrap profile" in session.error
+    assert fake.launches == []  # the agent never ran
+
+
+@pytest.mark.trio
 async def test_a_raising_observer_is_logged_by_name_and_the_others_still_run(fake, register_plugin, make_kernel,
                                                                             caplog):
     seen: list[str] = []

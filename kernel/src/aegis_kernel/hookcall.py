@@ -134,9 +134,12 @@ def chain(pm: pluggy.PluginManager, name: str, key: str, value: Any, /, *, fail_
 
     Returns the final value. ``fail_closed``: any exception (an implementation's or a wrapper's) is
     raised as :class:`HookFailed`; otherwise a raising implementation is logged and skipped and a
-    raising wrapper leaves the value as the plain implementations made it.
+    raising wrapper leaves the value as the plain implementations made it. A fail-closed refusal
+    stays a refusal even when a wrapper catches it (``try: return (yield) except Exception: ...``):
+    the first failure is raised after the wrappers ran, whatever they returned.
     """
     current = {"value": value}
+    failed: list[HookFailed] = []
 
     def step(plain: list[Any], impls: list[Any]) -> Any:
         for impl in plain:
@@ -144,7 +147,8 @@ def chain(pm: pluggy.PluginManager, name: str, key: str, value: Any, /, *, fail_
                 replaced = _one(pm, name, impl, impls, {**kwargs, key: current["value"]})
             except Exception as exc:
                 if fail_closed:
-                    raise HookFailed(name, impl.plugin_name, exc) from exc
+                    failed.append(HookFailed(name, impl.plugin_name, exc))
+                    raise failed[-1] from exc
                 log.exception("%s hook of plugin %r failed; its change is skipped", name, impl.plugin_name)
                 continue
             if replaced is not None:
@@ -161,6 +165,8 @@ def chain(pm: pluggy.PluginManager, name: str, key: str, value: Any, /, *, fail_
             raise HookFailed(name, plugin, exc) from exc
         log.exception("%s wrapper of plugin %r failed; ignored", name, plugin)
         return current["value"]
+    if failed:  # a wrapper swallowed the refusal: fail closed anyway
+        raise failed[0]
     return current["value"] if result is None else result
 
 
