@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -174,3 +175,26 @@ def test_rpc_errors_carry_the_operation_code():
     err = RpcError("nope", code=-32000, data={"code": "forbidden", "principal": "agent:x"})
     assert err.code == "forbidden"
     assert RpcError("gone").code == "unavailable"
+
+
+@pytest.mark.trio
+async def test_binding_the_socket_never_changes_the_umask_other_tasks_create_files_with(setup, kernel):
+    def umask() -> int:
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
+
+    before, seen = umask(), set()
+    server_ready = trio.Event()
+
+    async def watch() -> None:  # runs at every checkpoint of the server's start-up, as any kernel task may
+        while not server_ready.is_set():
+            seen.add(umask())
+            await trio.lowlevel.checkpoint()
+
+    kernel.nursery.start_soon(watch)
+    await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+    server_ready.set()
+    assert seen == {before}  # a folder another task made meanwhile keeps its x bits
+    mode = os.stat(connect_path(socket_path(kernel.state.root))).st_mode & 0o777
+    assert mode == 0o600

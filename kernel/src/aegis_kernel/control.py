@@ -145,6 +145,26 @@ def _running_pid(public: Path) -> int | None:
 # --- server ----------------------------------------------------------------------------------------
 
 
+def _bind_owner_only(path: Path) -> stdsocket.socket:
+    """A Unix socket bound at ``path`` with mode 0600 from its first instant.
+
+    The umask is process-wide: it is narrowed only around the ``bind`` call itself, synchronously —
+    never across a checkpoint (trio's own ``bind`` waits on a thread), where other tasks would create
+    their folders without their x bits."""
+    sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class ControlServer:
     """Serves the control socket for ``kernel`` (``stop_event``: what the owner waits on to stop)."""
 
@@ -165,13 +185,7 @@ class ControlServer:
         for stale in {bind, self.path}:
             if stale.is_symlink() or stale.exists():
                 stale.unlink()
-        sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            await sock.bind(str(bind))
-        finally:
-            os.umask(old_umask)
-        os.chmod(bind, 0o600)
+        sock = trio.socket.from_stdlib_socket(_bind_owner_only(bind))
         if bind != self.path:
             os.symlink(bind, self.path)
         sock.listen(64)
