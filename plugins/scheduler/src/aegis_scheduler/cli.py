@@ -52,10 +52,10 @@ def _project(args: argparse.Namespace) -> Path:
     return Path(resolve_project_dir(getattr(args, "project", None)))
 
 
-def _call(args: argparse.Namespace, operation: str, **arguments: Any) -> Any:
+def _call(cli_args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
     from aegis_kernel.client import call
 
-    return call(_project(args) / ".aegis" / "state", operation, arguments, timeout=60)
+    return call(_project(cli_args) / ".aegis" / "state", operation, arguments, timeout=60)
 
 
 def run(args: argparse.Namespace) -> int:
