@@ -27,6 +27,12 @@ class Broken:
 
         register("aegis_explode", explode, "always fails")
 
+        async def explode_in_a_nursery(ctx):  # a handler with a nursery raises its child's error in a group
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(explode, ctx)
+
+        register("aegis_explode_grouped", explode_in_a_nursery, "always fails inside a nursery")
+
 
 @pytest.fixture
 def setup(write_config, register_plugin):
@@ -60,6 +66,16 @@ async def test_a_failing_request_is_an_error_reply_not_a_dead_serve(setup, kerne
         await client_call(kernel.state.root, "aegis_explode")
     assert info.value.code == "internal"
     assert (await client_call(kernel.state.root, "aegis_ping"))["pid"]
+
+
+@pytest.mark.trio
+async def test_an_error_raised_from_a_handlers_nursery_is_an_error_reply_too(setup, kernel):
+    await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+    for _ in range(2):
+        with pytest.raises(ControlError, match="internal error: plugin bug") as info:
+            await client_call(kernel.state.root, "aegis_explode_grouped")
+        assert info.value.code == "internal"
+    assert (await client_call(kernel.state.root, "aegis_ping"))["pid"]  # still serving
 
 
 @pytest.mark.trio

@@ -118,19 +118,27 @@ async def _answer(kernel: Kernel, stream: trio.abc.Stream, caller: Caller, line:
             await _send(stream, jsonrpc.encode_result(rid, result))
     except (OperationError, BaseExceptionGroup) as exc:
         err = unwrap_group(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if not isinstance(err, OperationError):
+        if isinstance(err, OperationError):
+            if rid is not None:
+                await _send(stream, jsonrpc.encode_error(rid, _CODES.get(err.code, APP_ERROR), err.message,
+                                                         err.to_dict()))
+        elif isinstance(exc, Exception):  # a handler's nursery failed: as any handler bug, an error reply
+            await _internal_error(stream, rid, msg.method, err)
+        else:  # Cancelled or KeyboardInterrupt inside: not the request's to answer
             raise
-        if rid is not None:
-            await _send(stream, jsonrpc.encode_error(rid, _CODES.get(err.code, APP_ERROR), err.message,
-                                                     err.to_dict()))
     except Exception as exc:  # noqa: BLE001 - one bad request never takes the kernel down
-        from .redact import redact
-
-        log.exception("control request %s failed", msg.method)
-        if rid is not None:
-            await _send(stream, jsonrpc.encode_error(rid, jsonrpc.INTERNAL_ERROR, redact(f"internal error: {exc}"),
-                                                     {"error": redact(str(exc)), "code": "internal"}))
+        await _internal_error(stream, rid, msg.method, exc)
     return True
+
+
+async def _internal_error(stream: trio.abc.Stream, rid: Any, method: str, exc: BaseException) -> None:
+    """Log a handler's bug and answer it (redacted) as ``internal``; the connection and the kernel go on."""
+    from .redact import redact
+
+    log.error("control request %s failed", method, exc_info=exc)
+    if rid is not None:
+        await _send(stream, jsonrpc.encode_error(rid, jsonrpc.INTERNAL_ERROR, redact(f"internal error: {exc}"),
+                                                 {"error": redact(str(exc)), "code": "internal"}))
 
 
 async def _stream(stream: trio.abc.Stream, rid: Any, items: Any, buffer: bytearray) -> bool:
