@@ -144,3 +144,51 @@ def test_attaching_waits_for_an_owner_still_opening_its_control_socket(tmp_path:
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_a_session_whose_agent_never_starts_is_mirrored_with_its_error(tmp_path: Path) -> None:
+    async def main() -> None:
+        project = make_project(tmp_path, "default_agent: alpha\nplugins:\n  disabled: [mcp]\nagents:\n"
+                                         "  alpha: {provider: tfake}\n  broken:\n    provider: scripted\n"
+                                         "    command: [/nonexistent/agent-binary]\n")
+        async with open_kernel(kernel=make_kernel(project), restore=False) as kernel:
+            await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+            remote = Remote(connect_path(socket_path(kernel.state.root)))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(remote.run)
+                handle = (await remote.call("aegis_spawn", {"agent": "broken"}))["handle"]
+                await _until(lambda: handle in remote.sessions and remote.sessions[handle].state == "error",
+                             "the failed session mirrored")
+                assert remote.sessions[handle].error == kernel.sessions.get(handle).error
+                await _until(lambda: _same(kernel, remote), "the failed session equal")
+                await kernel.sessions.get(handle).close("gone")
+                await _until(lambda: handle not in remote.sessions, "closed")
+                again = (await remote.call("aegis_spawn", {"agent": "alpha", "handle": handle}))["handle"]
+                assert again == handle  # the handle reused: a new mirror, not the old one
+                await _until(lambda: handle in remote.sessions and remote.sessions[handle].state == "ready",
+                             "the new session under the old handle")
+                await _until(lambda: _same(kernel, remote), "the new session equal (its events still arrive)")
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_client_leaving_in_the_middle_of_a_stream_never_takes_the_owner_down(tmp_path: Path) -> None:
+    """The owner sends into a connection its client just closed (an attached TUI re-attaching, a
+    ``--follow`` interrupted): that stream ends; the control socket and the kernel go on."""
+    async def main() -> None:
+        async with open_kernel(kernel=_serve(tmp_path), restore=False) as kernel:
+            await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+            path = connect_path(socket_path(kernel.state.root))
+            for _ in range(20):  # the owner's send and its reading the end of file race: both orders happen
+                peer = await trio.open_unix_socket(str(path))
+                await peer.send_all(b'{"jsonrpc": "2.0", "id": 1, "method": "aegis_attach"}\n')
+                assert b"snapshot" in await peer.receive_some(1 << 20)  # the owner streams to us
+                peer.socket.close()  # gone, with no checkpoint before the owner has more to send
+                for n in range(50):
+                    kernel.bus.publish("test.item", {"n": n, "pad": "x" * 4096})
+                await trio.testing.wait_all_tasks_blocked()
+            async with AsyncRpcClient.open(path) as client:
+                assert (await client.call("aegis_ping"))["project"] == str(kernel.project_dir)
+
+    trio.run(main)

@@ -166,7 +166,11 @@ async def _stream(stream: trio.abc.Stream, rid: Any, items: Any, buffer: bytearr
             nursery.start_soon(watch_client, nursery.cancel_scope)
             async for batch in items:
                 count += len(batch)
-                await _send(stream, jsonrpc.encode_notification(STREAM_METHOD, {"id": rid, "items": batch}))
+                try:
+                    await _send(stream, jsonrpc.encode_notification(STREAM_METHOD, {"id": rid, "items": batch}))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    client_left = True  # gone mid-send: the stream ends here (never an error of the owner's)
+                    break
             nursery.cancel_scope.cancel()
     finally:
         await items.aclose()

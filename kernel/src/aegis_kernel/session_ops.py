@@ -69,7 +69,7 @@ def register_session_operations(register: Any) -> None:
     register("aegis_attach", ops + "attach",
              "What an interface attached to this Aegis needs to mirror it: first a 'snapshot' item (every "
              "session's info, raw metrics, pending approval and transcript), then every bus item; a session "
-             "that starts later gets a 'session.snapshot' item just before its 'session.started'. Nothing is "
+             "that starts later gets a 'session.snapshot' item just before its first item. Nothing is "
              "lost or doubled between a snapshot and the live items that follow it.",
              params(buffer={"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 16384}),
              callers=("user",), stream=True)
@@ -205,10 +205,11 @@ async def attach(ctx: CallContext, buffer: int = 16384) -> AsyncIterator[list[di
     """``[{"topic": "snapshot", "data": {"sessions": [...]}}]`` first, then batches of bus items.
 
     Consistency: the subscription opens and the snapshot is read in one step (no checkpoint), so the
-    live items are exactly what happened after it. A session that starts later is published on the
-    bus only from its ``session.started`` on; its earlier history (a resumed transcript, its first
-    state change) is read when the batch holding that item is drained — in the same step — minus the
-    events of that batch that follow it, which the client folds itself.
+    live items are exactly what happened after it. A session the snapshot did not have gets a
+    ``session.snapshot`` item just before its first item (its first state change: ``ready``, or
+    ``error`` when its agent never started). Its history is read when the batch holding that item is
+    drained — in the same step — minus the events of that batch that follow, which the client folds
+    itself (a session's events reach the bus only from its start on, each one also in its history).
 
     While the stream lasts, agents' ``aegis_view_file`` reaches the attached interface: a
     ``tui.view_file`` item (``{"path"}``, relative to the project) on this stream."""
@@ -216,22 +217,32 @@ async def attach(ctx: CallContext, buffer: int = 16384) -> AsyncIterator[list[di
     withdraw = kernel.provide(AttachedViewer(kernel))
     try:
         with kernel.bus.subscribe(None, None, buffer) as sub:
+            sessions = list(kernel.sessions)
+            announced = {s.handle for s in sessions}
             yield [{"seq": kernel.bus.seq, "topic": "snapshot", "session": None,
-                    "data": {"sessions": [mirror_record(s) for s in kernel.sessions]}}]
+                    "data": {"sessions": [mirror_record(s) for s in sessions]}}]
             while batch := await sub.next_batch():
-                yield _with_snapshots(kernel, [item.to_dict() for item in batch])
+                yield _with_snapshots(kernel, [item.to_dict() for item in batch], announced)
     finally:
         withdraw()
 
 
-def _with_snapshots(kernel: Any, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A drained batch with a ``session.snapshot`` before each ``session.started`` (see :func:`attach`)."""
+def _with_snapshots(kernel: Any, out: list[dict[str, Any]], announced: set[str]) -> list[dict[str, Any]]:
+    """A drained batch with a ``session.snapshot`` before the first item of each session not yet
+    ``announced`` on this stream (see :func:`attach`)."""
     enriched: list[dict[str, Any]] = []
     for i, item in enumerate(out):
         handle = item.get("session")
-        if item.get("topic") == "session.started" and handle is not None:
+        topic = str(item.get("topic") or "")
+        if topic == "session.renamed":
+            announced.discard(str((item.get("data") or {}).get("old")))
+            announced.add(str(handle))
+        elif topic == "session.closed":
+            announced.discard(str(handle))  # a later session may reuse the handle (a resume)
+        elif handle is not None and handle not in announced and topic.startswith("session."):
             session = kernel.sessions.get(handle)
             if session is not None:
+                announced.add(handle)
                 later = sum(1 for x in out[i + 1:] if x.get("session") == handle
                             and x.get("topic") == "session.event" and not x["data"].get("partial"))
                 history = session.history[:max(0, len(session.history) - later)]
