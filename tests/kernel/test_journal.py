@@ -113,3 +113,32 @@ def test_the_items_of_the_last_record_always_stays(tmp_path):
     journal.close()
     journal.archive(plan, at="x")
     assert "r00" in journal.fold(apply)
+
+
+def test_a_record_torn_by_a_kill_does_not_stop_archiving_for_good(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    journal = Journal(path, key="run_id")
+    runs(journal, 12)
+    journal.close()
+    with path.open("ab") as f:
+        f.write(b'{"v":1,"event":"started","run_id":"r1')  # the kernel was killed mid-append
+    journal = Journal(path, key="run_id")  # the next start appends whole lines after it
+    runs(journal, 3, first=12)
+    journal.close()
+    assert [p.reason.startswith("bad JSON") for p in Ledger.replay(path).problems] == [True]
+    result = journal.archive(plan, at="2026-01-03T00:00:00Z")
+    [summary] = Journal.archived_summaries(result.records)
+    assert (summary["tasks"], summary["torn"]) == (12, 1)  # the torn line is counted, not kept
+    assert Ledger.replay(path).records == result.records and not Ledger.replay(path).problems
+    assert [r["run_id"] for r in Ledger.replay(tmp_path / summary["archive"]).records][-1] == "r11"
+
+
+def test_a_foreign_line_still_keeps_a_journal_from_being_rewritten(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    journal = Journal(path, key="run_id")
+    runs(journal, 12)
+    journal.close()
+    with path.open("a") as f:
+        f.write('{"v":1,"event":"ok","run_id":"r20"}\n{"v":2,"event":"note"}\n')  # readable to a newer Aegis
+    text = path.read_text()
+    assert journal.archive(plan, at="x").problems and path.read_text() == text

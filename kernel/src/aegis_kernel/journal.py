@@ -13,7 +13,11 @@ and read back with the ledger's torn-line-tolerant replay. On top of that it giv
 
 The archive is written (and synced) before the live journal is replaced, and its name is fixed by its
 first and last item, so a crash in between leaves a journal the next start archives identically. A
-journal with unreadable lines is never archived (nothing is rewritten that replay could not read).
+journal with unreadable lines is never archived (nothing is rewritten that replay could not read),
+except for *torn* records — what a kill in the middle of an append leaves (a line that starts like a
+record but does not parse, or the torn part of a line a whole record was glued to): they hold nothing
+replay could read, so archiving drops them and counts them in the ``archived`` record (``"torn"``);
+otherwise a single kill would stop archiving for good and start-up would grow without bound.
 :meth:`Journal.archive` and :meth:`Journal.replay` do file work only: run them in a worker thread
 (``trio.to_thread.run_sync``) when the file may be long. Appends are the ledger's (non-blocking
 policies are the ledger's business).
@@ -29,7 +33,9 @@ from typing import Any, TypeVar
 
 from attrs import field, frozen
 
-from .state import FsyncPolicy, Ledger, ReplayResult, write_text_atomic
+from .state import FsyncPolicy, Ledger, Problem, ReplayResult, write_text_atomic
+
+_RECORD_START = '{"v":1,'  # how every record Ledger.append writes begins
 
 __all__ = ["ArchivePlan", "Journal", "fold", "plan_archive"]
 
@@ -150,12 +156,13 @@ class Journal:
         """Replay, and when ``plan(records)`` says so, move records to :attr:`archive_dir` (see the module
         docstring); ``at`` stamps the ``archived`` record. Returns the live records as they now stand.
 
-        A journal with unreadable lines is returned as replayed, unarchived. A failed write is logged,
+        A journal with unreadable lines (other than torn records, see the module docstring) is returned
+        as replayed, unarchived. A failed write is logged,
         leaves the journal unchanged (and no second copy in the archive) and returns it as replayed.
         Must not run while records are being appended (call it before the journal is used).
         """
         result = self.replay()
-        if result.problems or not result.records:
+        if not result.records or not all(_torn(p) for p in result.problems):
             return result
         moved = plan(result.records)
         if moved is None or not moved.archived:
@@ -163,6 +170,8 @@ class Journal:
         archived, kept = moved.archived, moved.kept
         name = f"{self.name}-{archived[0].get(self.key)}-{archived[-1].get(self.key)}.jsonl"
         summary = {"v": 1, "event": ARCHIVED, "at": at, "archive": f"archive/{name}", **moved.summary}
+        if result.problems:
+            summary["torn"] = len(result.problems)
         earlier = [r for r in kept if r.get("event") == ARCHIVED]
         live = [*earlier, summary, *(r for r in kept if r.get("event") != ARCHIVED)]
         target = self.archive_dir / name
@@ -176,6 +185,12 @@ class Journal:
             return result
         log.info("journal %s: archived %s records to %s", self.path, len(archived), name)
         return ReplayResult(records=live)
+
+
+def _torn(problem: Problem) -> bool:
+    """Whether a skipped line is what an interrupted append leaves (see the module docstring)."""
+    return (problem.reason.startswith(("torn record", "torn last line"))
+            or (problem.reason.startswith("bad JSON") and problem.text_excerpt.startswith(_RECORD_START)))
 
 
 def _jsonl(records: list[dict[str, Any]]) -> str:
