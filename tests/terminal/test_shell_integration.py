@@ -50,7 +50,7 @@ async def test_a_bash_user_rc_with_its_own_prompt_command_array_keeps_running(fa
 
 async def test_a_bash_user_rc_with_a_prompt_command_string(fake, kernel, tmp_path):
     home = tmp_path / "home"
-    (home / ".bashrc").write_text('PROMPT_COMMAND=\'echo tick >> "$HOME/ticks"\'\n')
+    (home / ".bashrc").write_text('PROMPT_COMMAND=\'echo tick >> "$HOME/ticks";\'\n')  # a trailing ';' (pyenv's)
     await call(kernel, "aegis_term_spawn", name="t", shell="bash")
     out = await call(kernel, "aegis_term_run", name="t", cmd="(exit 5)", timeout_s=60)
     assert out["exit"] == 5 and out["output"] == ""

@@ -46,7 +46,7 @@ __aegis_prompt() {
 if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then
   PROMPT_COMMAND=(__aegis_precmd "${PROMPT_COMMAND[@]}" __aegis_prompt)
 else
-  PROMPT_COMMAND="__aegis_precmd${PROMPT_COMMAND:+;$PROMPT_COMMAND};__aegis_prompt"
+  PROMPT_COMMAND=$'__aegis_precmd\n'"${PROMPT_COMMAND:-}"$'\n__aegis_prompt'  # newlines: a trailing ';' stays valid
 fi
 PS0="${PS0-}"$'\e]133;C\a'
 """
