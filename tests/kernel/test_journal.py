@@ -142,3 +142,18 @@ def test_a_foreign_line_still_keeps_a_journal_from_being_rewritten(tmp_path):
         f.write('{"v":1,"event":"ok","run_id":"r20"}\n{"v":2,"event":"note"}\n')  # readable to a newer Aegis
     text = path.read_text()
     assert journal.archive(plan, at="x").problems and path.read_text() == text
+
+
+def test_an_archive_is_named_inside_the_archive_folder_whatever_the_item_ids(tmp_path):
+    path = tmp_path / "deep" / "runs.jsonl"
+    path.parent.mkdir()
+    journal = Journal(path, key="run_id")
+    for i in range(12):
+        rid = f"../../x{i:02}" if i in (0, 8) else f"r{i:02}"  # ids a person or an agent chose
+        journal.append({"event": "started", "run_id": rid})
+        journal.append({"event": "ok", "run_id": rid})
+    journal.close()
+    [summary] = Journal.archived_summaries(journal.archive(plan, at="x").records)
+    [archived] = (tmp_path / "deep" / "archive").iterdir()
+    assert summary["archive"] == f"archive/{archived.name}" and len(Ledger.replay(archived).records) == 18
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -168,7 +169,7 @@ class Journal:
         if moved is None or not moved.archived:
             return result
         archived, kept = moved.archived, moved.kept
-        name = f"{self.name}-{archived[0].get(self.key)}-{archived[-1].get(self.key)}.jsonl"
+        name = f"{self.name}-{_file_part(archived[0].get(self.key))}-{_file_part(archived[-1].get(self.key))}.jsonl"
         summary = {"v": 1, "event": ARCHIVED, "at": at, "archive": f"archive/{name}", **moved.summary}
         if result.problems:
             summary["torn"] = len(result.problems)
@@ -185,6 +186,12 @@ class Journal:
             return result
         log.info("journal %s: archived %s records to %s", self.path, len(archived), name)
         return ReplayResult(records=live)
+
+
+def _file_part(item: Any) -> str:
+    """An item id as part of a file name: characters other than letters, digits, ``.``, ``_`` and ``-``
+    become ``_`` (an id holding ``/`` never names a file outside the archive folder)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(item))
 
 
 def _torn(problem: Problem) -> bool:
