@@ -209,7 +209,10 @@ async def test_the_mcp_url_goes_in_a_private_file_never_in_argv(tmp_path):
     assert "--mcp-config" not in launch.argv
     async with trio.open_nursery() as nursery:
         agent = await driver.start(s, launch, nursery)
-        cmdline = Path(f"/proc/{agent.pid}/cmdline").read_bytes()
+        # the kernel fills /proc/<pid>/cmdline a moment after exec has closed the parent's CLOEXEC pipe
+        with trio.fail_after(10):
+            while not (cmdline := Path(f"/proc/{agent.pid}/cmdline").read_bytes()):
+                await trio.sleep(0.01)
         assert b"driver-level-secret-token" not in cmdline and b"--mcp-config" in cmdline
         config = agent.mcp_config
         assert config.parent == tmp_path / "private" / "mcp"
