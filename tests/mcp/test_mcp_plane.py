@@ -193,16 +193,16 @@ async def test_malformed_requests(plane, client):
 
 
 async def test_shutdown_on_cancel_closes_the_port(kernel):
-    with trio.fail_after(5):
+    # a grace far longer than the deadline: an idle keep-alive connection must not hold the shutdown
+    # for it (a generous deadline that only fails; no wall-clock bound that a loaded machine breaks)
+    with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            plane, base = await start_plane(nursery, kernel)
+            plane, base = await start_plane(nursery, kernel, graceful_timeout=600)
             port = plane.port
             async with httpx.AsyncClient() as c:  # a keep-alive connection stays open during shutdown
                 r = await rpc(c, base + TOKEN, "ping")
                 assert r.status_code == 200
-                t0 = time.perf_counter()
                 nursery.cancel_scope.cancel()
-        assert time.perf_counter() - t0 < 1.0
     assert kernel.mcp_base_url is None and plane.base_url is None
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
