@@ -235,11 +235,13 @@ def _orphaned_files(folder: Path) -> list[tuple[Path, list[dict[str, Any]]]]:
 
 def _live_members(pgid: int, start: int) -> list[int]:
     """Pids of the live processes of recorded group ``pgid`` whose leader started at ``start``
-    (empty when the group is gone or the pid was reused by someone else's group)."""
+    (empty when the group is gone or the pid was reused by someone else's group). Only our own
+    processes count: a leaderless group of another user's is never ours, whatever its shape."""
     leader = proc_stat(pgid)
     if leader is not None and leader.start != start:
         return []  # the pid now belongs to another process: never touch it
     members = []
+    uid = os.geteuid()
     try:
         pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
@@ -250,8 +252,18 @@ def _live_members(pgid: int, start: int) -> list[int]:
             continue
         if leader is None and (st.session != pgid or st.start < start):
             continue  # leader gone: only processes of its own session, born after it
+        if _owner(pid) != uid:
+            continue  # another user's (a reused pid): a root serve must never signal it
         members.append(pid)
     return members
+
+
+def _owner(pid: int) -> int | None:
+    """The uid owning process ``pid``, or None when it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def _signal(pgid: int, sig: int) -> None:
