@@ -157,3 +157,18 @@ async def test_run_fires_now_and_logs_show_the_audit_trail(write_config, flows, 
         assert shown["fires"] == 0 and shown["manual_fires"] == 1 and shown["trigger"] == "cron 0 9 * * 1 (UTC)"
         with pytest.raises(OperationError, match="unknown schedule 'nope'"):
             await kernel.operations.call(kernel, "aegis_schedule_run", {"name": "nope"}, Caller())
+
+
+@pytest.mark.trio
+async def test_agents_schedule_edits_follow_the_config_edits_policy(write_config, flows, make_kernel, aegis_project):
+    write_config(BASE + "config_edits:\n  schedules: deny\nschedules:\n  weekly:\n    workflow: tick\n    every: 1h\n")
+    async with make_kernel() as kernel:
+        agent = Caller("brisk-curie", via="mcp")
+        with pytest.raises(OperationError, match="denied by 'config_edits'"):
+            await kernel.operations.call(kernel, "aegis_schedule_add", {
+                "name": "mine", "workflow": "tick", "every": "1h"}, agent)
+        with pytest.raises(OperationError, match="denied by 'config_edits'"):
+            await kernel.operations.call(kernel, "aegis_schedule_disable", {"name": "weekly"}, agent)
+        assert not (aegis_project / ".aegis" / "schedules").exists()
+        out = await kernel.operations.call(kernel, "aegis_schedule_disable", {"name": "weekly"}, Caller())
+        assert out["changed"] is True  # a person's own edit needs no approval

@@ -20,6 +20,20 @@ _NAME = {"type": "string", "minLength": 1, "description": "the schedule's name"}
 _OPT_STR = {"type": ["string", "null"], "default": None}
 
 
+def approve(ctx: CallContext, args: dict[str, Any]) -> str | None:
+    """Agents' schedule edits (add, remove, enable, disable) follow the ``config_edits`` policy's
+    ``schedules`` kind, as the kernel's config tools do (default allow; ``ask`` holds the call for a
+    person; ``deny`` refuses). People need no approval (the registry asks only for agents)."""
+    value = ctx.kernel.config.get("config_edits")
+    decision = value if isinstance(value, str) else str(getattr(value, "schedules", "allow"))
+    what = (f"add schedule {args.get('name')!r} running workflow {args.get('workflow')!r}" if "workflow" in args
+            else f"change schedule {args.get('name')!r}")
+    if decision == "deny":
+        raise OperationError(f"config edits of schedules by agents are denied by 'config_edits' in .aegis.yaml "
+                             f"(refused: {what})", code="forbidden")
+    return f"allow {ctx.caller.tag} to {what}?" if decision == "ask" else None
+
+
 def runtime(ctx: CallContext) -> Any:
     from .runtime import SchedulerRuntime
 
@@ -41,14 +55,18 @@ async def schedule_list(ctx: CallContext) -> dict[str, Any]:
 
 
 async def schedule_show(ctx: CallContext, name: str) -> dict[str, Any]:
+    import trio
+
     rt = runtime(ctx)
     entry = _entry(ctx, name)
-    return {**rt.info(entry), "recent": rt.logs(name, 10)}
+    return {**rt.info(entry), "recent": await trio.to_thread.run_sync(rt.logs, name, 10)}
 
 
 async def schedule_logs(ctx: CallContext, name: str, n: int = 50) -> dict[str, Any]:
+    import trio
+
     _entry(ctx, name)
-    return {"name": name, "records": runtime(ctx).logs(name, n)}
+    return {"name": name, "records": await trio.to_thread.run_sync(runtime(ctx).logs, name, n)}
 
 
 async def schedule_run(ctx: CallContext, name: str) -> dict[str, Any]:
@@ -193,6 +211,8 @@ async def _reload(ctx: CallContext) -> None:
         raise OperationError(f"saved, but the config is not applied:\n{exc}", code="invalid_config") from None
 
 
+_EDIT: dict[str, Any] = {"approval": PREFIX + "approve"}
+
 OPERATIONS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
     ("aegis_schedule_list", "schedule_list",
      "Every schedule: workflow, trigger, enabled, next fire, fire count, in flight, last status.", params(), {}),
@@ -204,9 +224,9 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
      "Fire a schedule now, once (not counted towards its lifecycle; on_overlap does not apply).",
      params(("name",), name=_NAME), {}),
     ("aegis_schedule_enable", "schedule_enable", "Enable a schedule (a comment-preserving edit of its file).",
-     params(("name",), name=_NAME), {}),
+     params(("name",), name=_NAME), _EDIT),
     ("aegis_schedule_disable", "schedule_disable", "Disable a schedule (a comment-preserving edit of its file).",
-     params(("name",), name=_NAME), {}),
+     params(("name",), name=_NAME), _EDIT),
     ("aegis_schedule_add", "schedule_add",
      "Add a schedule (an overlay file .aegis/schedules/<name>.yaml recording who added it) that runs workflow "
      "with args on exactly one trigger: cron (5 fields, with timezone, IANA, default UTC), fire_at (ISO instant, "
@@ -218,8 +238,8 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
             timezone=_OPT_STR, lifecycle={"type": ["string", "object", "null"], "default": None},
             on_overlap={"type": ["string", "null"], "enum": ["skip", "queue", "kill", None], "default": None},
             catch_up={"type": ["string", "null"], "enum": ["skip", "once", None], "default": None},
-            description=_OPT_STR), {}),
+            description=_OPT_STR), _EDIT),
     ("aegis_schedule_remove", "schedule_remove",
      "Remove a schedule (its overlay file, or its entry in .aegis.yaml); its audit log stays.",
-     params(("name",), name=_NAME), {}),
+     params(("name",), name=_NAME), _EDIT),
 ]
