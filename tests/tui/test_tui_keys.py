@@ -300,7 +300,8 @@ def test_transcript_blocks_and_click_to_copy(tmp_path: Path, tui_mode: str) -> N
             assert "✻ thinking · 6 words" in text
             assert "⏺ Read(worker.py)" in text
             assert "└ ok" in text
-            assert "⚒ 1" in text
+            # the status bar redraws on its own tick: wait for it (asserting at once raced it)
+            await wait_until(pilot, lambda: "⚒ 1" in screen_text(app), what="the tool count in the status bar")
             # click on the tool block copies it
             transcript = tab.widget.transcript
             row = next(i for i in range(40) if (b := transcript.block_at(i)) is not None and b.kind == "tool")
