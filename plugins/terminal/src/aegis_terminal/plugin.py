@@ -83,6 +83,18 @@ def aegis_register_cli(register: Any) -> None:
     register("term", "shared terminals: list, spawn, run, keys, read, screen, close", setup, run)
 
 
+@hookimpl(optionalhook=True)
+def aegis_register_panels(register: Any) -> None:
+    """The terminal tab (Ctrl+E) where aegis-tui is installed."""
+    register("terminal", _terminal_tab, kind="tab", key="ctrl+e", title="terminal")
+
+
+def _terminal_tab(app: Any, kernel: Any) -> Any:
+    from .tui import terminal_tab
+
+    return terminal_tab(app, kernel)
+
+
 @hookimpl
 def aegis_session_closed(session: Any, reason: str) -> None:
     """A closed session's subscriptions end (not when the kernel stops, nor when a resume takes over)."""

@@ -50,7 +50,8 @@ TAIL_RAW = 32768
 SCREEN_REPLAY = 256 * 1024
 RAW_LOG_MAX_PENDING = 8 * 1024 * 1024
 HISTORY = 500
-GRACE_S = 1.0
+GRACE_S = 1.0  # aegis_term_close: between SIGHUP, SIGTERM and SIGKILL
+SHUTDOWN_GRACE_S = 0.3  # quitting Aegis: stay well under the 2 s a quit may take
 
 
 class TerminalError(OperationError):
@@ -341,13 +342,14 @@ class Terminal:
                              "exit": proc.returncode})
         self.rt.publish(self, "closed", by=by, exit=proc.returncode)
 
-    async def close(self, by: str) -> int | None:
+    async def close(self, by: str, grace: float = GRACE_S) -> int | None:
+        """End the shell's session (SIGHUP → SIGTERM → SIGKILL, ``grace`` seconds apart while alive)."""
         proc = self.proc
         if proc is None or self.exited.is_set():
             return proc.returncode if proc else None
         self.closing = by
         try:
-            code = await proc.close(GRACE_S)
+            code = await proc.close(grace)
         finally:
             self.closing = None
         self._shell_gone(proc, "killed_by_restart" if by == "shutdown" else "closed", by=by)
@@ -605,7 +607,7 @@ class TerminalRuntime:
             async with trio.open_nursery() as nursery:
                 for term in self.terminals.values():
                     if term.open:
-                        nursery.start_soon(term.close, "shutdown")
+                        nursery.start_soon(term.close, "shutdown", SHUTDOWN_GRACE_S)
             for term in self.terminals.values():
                 term.journal.close()
 
