@@ -111,3 +111,26 @@ schedules:
         assert len(flows.calls) == 1 + expected
         await trio.sleep(1800)
         assert [iso_utc(at) for _, at, _ in flows.calls][-1] == "2026-06-01T06:00:00Z"
+
+
+@pytest.mark.trio
+async def test_old_fires_move_to_the_archive_at_start_and_still_count(write_config, flows, make_kernel, pin_wall,
+                                                                      aegis_project, monkeypatch, autojump_clock):
+    from aegis_scheduler import runtime
+
+    monkeypatch.setattr(runtime, "ARCHIVE_AT", 5)
+    monkeypatch.setattr(runtime, "KEEP", 2)
+    pin_wall("2026-06-01T00:00:00Z")
+    write_config(BASE + "schedules:\n  often:\n    workflow: tick\n    every: 10s\n    lifecycle: {fires: 12}\n")
+    async with make_kernel():
+        await trio.sleep(100)  # nine fires
+    assert len(flows.calls) == 9
+    async with make_kernel() as kernel:
+        live = journal(aegis_project, "often")
+        archived = [r for r in live if r["event"] == "archived"]
+        assert len(archived) == 1 and archived[0]["fires"] == 7  # all but the newest two moved
+        assert (aegis_project / ".aegis" / "state" / "schedules" / "archive").is_dir()
+        rt = scheduler(kernel)
+        assert rt.get("often").fires == 9
+        await trio.sleep(3600)
+        assert len(flows.calls) == 12 and rt.get("often").fires == 12  # the lifecycle still counts them all

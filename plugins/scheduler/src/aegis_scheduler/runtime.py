@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from attrs import define, field
 
-from aegis_kernel import Journal, iso_utc, new_id, write_json_atomic
+from aegis_kernel import ArchivePlan, Journal, iso_utc, new_id, plan_archive, write_json_atomic
 
 from .config import ScheduleSpec, lifecycle_of, register_catalog
 from .triggers import BUILTIN
@@ -51,6 +51,8 @@ log = logging.getLogger("aegis.scheduler")
 FOLDER = "schedules"
 SNAPSHOT = "schedules.snapshot.json"
 EXCERPT = 500  # characters of a workflow's result kept in fire_completed
+ARCHIVE_AT, KEEP = 1000, 100  # at start, once 1,000 fires ended, all but the newest 100 move to archive/
+ENDED = {"ok", "failed:crash", "failed:killed", "failed:interrupted", "skipped"}
 
 
 class ScheduleError(Exception):
@@ -129,7 +131,7 @@ class SchedulerRuntime:
         for name in specs:
             path = self.folder / f"{name}.jsonl"
             if path.exists():
-                result = Journal(path, key="fire_id").replay()
+                result = Journal(path, key="fire_id").archive(archive_plan, at=iso_utc(self.kernel.clock.now()))
                 out[name] = list(result.records)
                 self.problems.extend(f"{path.name}: {p}" for p in result.problems)
         return out
@@ -154,6 +156,10 @@ class SchedulerRuntime:
                     entry.cursor = _max(entry.cursor, rec.get("due_ts"))
             elif kind == "fire_skipped":
                 entry.cursor = _max(entry.cursor, rec.get("due_ts"))
+            elif kind == "archived":  # what moved to archive/ still counts
+                entry.fires += int(rec.get("fires") or 0)
+                entry.manual_fires += int(rec.get("manual_fires") or 0)
+                entry.cursor = _max(entry.cursor, rec.get("cursor"))
             elif kind in ("fire_completed", "fire_failed"):
                 open_fires.pop(str(rec.get("fire_id")), None)
                 entry.last_status = str(rec.get("status"))
@@ -255,7 +261,7 @@ class SchedulerRuntime:
         policy = entry.spec.on_overlap
         if running and policy == "skip":
             entry.cursor = due
-            entry.journal.append({"event": "fire_skipped", "due": iso_utc(due), "due_ts": due, "reason": "overlap",
+            entry.journal.append({"event": "fire_skipped", "fire_id": new_id(), "due": iso_utc(due), "due_ts": due, "reason": "overlap",
                                   "at": self.kernel.clock.iso()})
             log.info("schedule %s: skipped the fire due %s (the last one still runs)", entry.name, iso_utc(due))
             self._changed(entry)
@@ -414,7 +420,7 @@ class SchedulerRuntime:
     def logs(self, name: str, n: int = 50) -> list[dict[str, Any]]:
         entry = self.get(name)
         records = entry.journal.replay().records
-        return [r for r in records if r.get("event") != "created"][-n:] if n > 0 else []
+        return [r for r in records if r.get("event") not in ("created", "archived")][-n:] if n > 0 else []
 
     # --- publishing ------------------------------------------------------------------------------------------
 
@@ -431,7 +437,41 @@ class SchedulerRuntime:
             await self._dirty.wait()
             self._dirty = trio.Event()
             data = {"v": 1, "at": self.kernel.clock.iso(), "schedules": self.table()}
-            await trio.to_thread.run_sync(write_json_atomic, path, data)
+            try:
+                await trio.to_thread.run_sync(write_json_atomic, path, data)
+            except OSError as exc:  # a full disk costs this snapshot (the next change retries), never the serve
+                log.warning("schedules: cannot write %s: %s", path.name, exc.strerror or exc)
+
+
+def archive_plan(records: list[dict[str, Any]]) -> ArchivePlan | None:
+    """The journal's archive plan: fires that ended (and skipped dues) beyond the newest :data:`KEEP`
+    move once :data:`ARCHIVE_AT` have ended; the ``archived`` record keeps their triggered and manual
+    fire counts and the last due instant among them."""
+    def status(recs: list[dict[str, Any]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for rec in recs:
+            fire_id, kind = rec.get("fire_id"), rec.get("event")
+            if not isinstance(fire_id, str):
+                continue
+            if kind == "fire_requested":
+                out.setdefault(fire_id, "running")
+            elif kind in ("fire_completed", "fire_failed"):
+                out[fire_id] = str(rec.get("status"))
+            elif kind == "fire_skipped":
+                out[fire_id] = "skipped"
+        return out
+
+    plan = plan_archive(records, status, finished=ENDED, archive_at=ARCHIVE_AT, keep=KEEP, key="fire_id")
+    if plan is None:
+        return None
+    requested = [r for r in plan.archived if r.get("event") == "fire_requested"]
+    cursor = None
+    for rec in plan.archived:
+        if rec.get("event") == "fire_skipped" or (rec.get("event") == "fire_requested" and not rec.get("manual")):
+            cursor = _max(cursor, rec.get("due_ts"))
+    return ArchivePlan(plan.archived, plan.kept, {**plan.summary, "cursor": cursor,
+                                                  "fires": sum(1 for r in requested if not r.get("manual")),
+                                                  "manual_fires": sum(1 for r in requested if r.get("manual"))})
 
 
 def _max(a: float | None, b: Any) -> float | None:
