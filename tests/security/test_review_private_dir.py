@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -65,3 +67,28 @@ def test_a_real_private_folder_is_made_and_narrowed_as_before(tmp_path):
     assert path == state / "private" / "mcp" and path.is_dir()
     for level in (state / "private", path):
         assert stat.S_IMODE(level.stat().st_mode) == 0o700
+
+
+@pytest.mark.trio
+async def test_a_spawn_behind_a_planted_link_fails_naming_it_and_the_kernel_lives_on(write_config, aegis_project,
+                                                                                    make_kernel, tmp_path):
+    pytest.importorskip("aegis_claude")
+    pytest.importorskip("aegis_mcp")
+    fake = Path(__file__).resolve().parent.parent / "claude" / "fake_claude.py"
+    write_config(f"default_agent: claude\nagents:\n  claude:\n    provider: claude-code\n"
+                 f"    command: [{sys.executable}, {fake}]\n  helper:\n    provider: scripted\n")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    async with make_kernel() as kernel:
+        link = kernel.state.root / "private"
+        link.symlink_to(target, target_is_directory=True)
+        try:
+            session = await kernel.sessions.spawn("claude", prompt="MCP")
+            await session.wait_for(lambda s: s.state == "error", timeout=30)
+            problem = session.error
+        except Exception as exc:  # refused at spawn: as good, if it names the link
+            problem = str(exc)
+        assert "refusing the private folder" in problem and "symlink" in problem, problem
+        assert list(target.iterdir()) == []
+        helper = await kernel.sessions.spawn("helper", prompt="@reply alive")
+        await helper.wait_for(lambda s: s.metrics.turns == 1, timeout=30)
