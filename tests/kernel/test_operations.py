@@ -54,6 +54,30 @@ async def test_from_handle_must_be_the_caller():
 
 
 @pytest.mark.trio
+async def test_a_peer_cannot_act_as_an_agent_through_from_handle():
+    seen = []
+
+    async def handler(ctx, text, from_handle=None):
+        seen.append((ctx.caller.tag, from_handle))
+        return "ok"
+
+    registry = OperationRegistry()
+    registry.add(Operation("aegis_say", handler, "say", params(("text",), text={"type": "string"},
+                                                                from_handle={"type": "string"}),
+                           callers=("user", "agent", "peer", "telegram")))
+    with pytest.raises(OperationError) as info:
+        await registry.call(None, "aegis_say", {"text": "hi", "from_handle": "wry-hopper"}, Caller.peer("laptop"))
+    assert info.value.code == "forbidden" and info.value.param == "from_handle"
+    assert "peer:laptop" in info.value.message
+    assert await registry.call(None, "aegis_say", {"text": "hi"}, Caller.peer("laptop")) == "ok"
+    # the person (the control socket, their Telegram chat) may still name an agent, as before
+    assert await registry.call(None, "aegis_say", {"text": "hi", "from_handle": "wry-hopper"}, Caller()) == "ok"
+    assert await registry.call(None, "aegis_say", {"text": "hi", "from_handle": "wry-hopper"},
+                               Caller.telegram(42)) == "ok"
+    assert seen == [("peer:laptop", None), ("user", "wry-hopper"), ("telegram:42", "wry-hopper")]
+
+
+@pytest.mark.trio
 async def test_unknown_operation():
     with pytest.raises(OperationError, match="unknown operation 'aegis_nope'"):
         await OperationRegistry().call(None, "aegis_nope", {}, Caller())

@@ -303,7 +303,9 @@ class OperationRegistry:
         defaults.
 
         If the schema has a ``from_handle`` property and the caller is an agent, it must equal the
-        caller's handle (an agent cannot act as another).
+        caller's handle (an agent cannot act as another); a peer may not name one at all (a remote
+        principal never acts as a local agent). The person's own principals (``user``, ``telegram``)
+        may name an agent.
         """
         op = self._ops.get(name)
         if op is None:
@@ -317,6 +319,8 @@ class OperationRegistry:
                 raise OperationError(f"from_handle '{claimed}' is not you: you are '{caller.handle}'",
                                      code="forbidden", param="from_handle")
             arguments["from_handle"] = caller.handle  # identity comes from the token, never the argument
+        elif "from_handle" in op.properties and caller.kind == "peer" and arguments.get("from_handle"):
+            raise forbidden(op.name, caller, "a peer cannot act as an agent (from_handle)", param="from_handle")
         args = validate_arguments(op.params, arguments)
         ctx = CallContext(kernel, caller)
         check = op.resolve_check()
@@ -357,7 +361,7 @@ async def _approve(op: Operation, ctx: CallContext, args: Mapping[str, Any]) -> 
         raise forbidden(op.name, ctx.caller, f"the user denied it ({question})")
 
 
-def forbidden(operation: str, caller: Caller, reason: str) -> OperationError:
+def forbidden(operation: str, caller: Caller, reason: str, *, param: str | None = None) -> OperationError:
     """The one structured refusal: code ``forbidden``, naming the operation and the principal."""
     return OperationError(f"{operation} is not allowed for {caller.tag}: {reason}", code="forbidden",
-                          operation=operation, principal=caller.tag)
+                          param=param, operation=operation, principal=caller.tag)
