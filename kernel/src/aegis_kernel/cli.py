@@ -417,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] in (["--version"], ["-V"]):
             print(_version())
             return 0
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a pipe that broke under buffered output breaks here, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
