@@ -83,6 +83,22 @@ async def test_services_start_in_dependency_order_and_stop_in_reverse(make_kerne
     assert kernel.find_service(Cache) is None
 
 
+class OneShot:
+    """A service that does its work at start and ends: it is not running afterwards."""
+
+    async def run(self, kernel, *, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
+
+
+@pytest.mark.trio
+async def test_a_service_that_ended_is_not_listed_as_running(make_kernel):
+    log: list[str] = []
+    plugins = [("once", Plugin("once", OneShot())), ("store", Plugin("store", StoreService("store", log)))]
+    async with make_kernel(entry_points=False, extra_plugins=plugins) as kernel:
+        assert "store" in kernel.services and "once" not in kernel.services
+        assert kernel.find_service(OneShot) is None
+
+
 @pytest.mark.trio
 async def test_after_orders_when_present_and_is_ignored_when_absent(make_kernel):
     log: list[str] = []

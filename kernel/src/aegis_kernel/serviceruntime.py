@@ -63,14 +63,14 @@ class ServiceRunner:
             running = _Running(planned)
             self._running.append(running)
             await nursery.start(self._run, running)
-            self._kernel.services[planned.name] = planned.service
 
     async def _run(self, running: _Running, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         service = running.planned.service
 
-        def publish(value: Any) -> None:
+        def publish(value: Any) -> None:  # synchronous: a service that then ends at once withdraws it
             running.published = service if value is None else value
             running.live = True
+            self._kernel.services[running.planned.name] = service
 
         try:
             with running.scope:
