@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+import types
 
 import httpx
 import pytest
@@ -338,3 +339,23 @@ async def test_refusal_inside_a_handler_nursery_stays_a_refusal(plane, client):
     result = await call_tool(client, plane.url, "aegis_nested")
     assert result["isError"] is True
     assert result["structuredContent"] == {"error": "no such queue 'q'", "code": "unknown_queue", "param": "queue"}
+
+
+async def test_a_call_without_a_handle_is_never_the_user():
+    """Whatever an identity table answers, an MCP call is an agent's: an empty handle is refused, not
+    promoted to the user principal (which may stop Aegis and answer approvals)."""
+    from aegis_kernel.operations import Operation, OperationRegistry
+    from aegis_mcp.tools import ToolBridge
+
+    stopped = []
+
+    async def stop(ctx):
+        stopped.append(ctx.caller.tag)
+        return "stopping"
+
+    kernel = types.SimpleNamespace(operations=OperationRegistry())
+    kernel.operations.add(Operation("aegis_stop", stop, "stop", callers=("user",)))
+    for handle in ("", None):
+        result = await ToolBridge(kernel, None).call(handle, "aegis_stop", {})
+        assert result["isError"] is True
+    assert stopped == []

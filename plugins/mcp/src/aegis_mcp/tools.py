@@ -96,7 +96,8 @@ class ToolBridge:
         t0 = time.perf_counter()
         code: str | None = None
         try:
-            value = await self.operations.call(self.kernel, name, arguments, Caller(handle=handle, via="mcp"))
+            caller = Caller(handle=handle, via="mcp", kind="agent")  # never the user, whatever the handle
+            value = await self.operations.call(self.kernel, name, arguments, caller)
             result, outcome = ok_result(value), "ok"
         except OperationError as err:
             result, outcome, code = error_result(err), "refused", err.code
