@@ -5,7 +5,6 @@ through the comment-preserving edit path (overlays recording who added them)."""
 from __future__ import annotations
 
 import pytest
-import trio
 from skit import BASE, scheduler, until
 
 from aegis_kernel import Caller, OperationError

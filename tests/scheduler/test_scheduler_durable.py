@@ -7,6 +7,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 from skit import BASE, scheduler, until
 
 from aegis_kernel import iso_utc, parse_iso
@@ -104,7 +105,7 @@ schedules:
         await trio.sleep(3600 + 60)
     assert len(flows.calls) == 1
     pin_wall("2026-06-01T05:30:00Z")  # four due instants passed while no kernel ran
-    async with make_kernel() as kernel:
+    async with make_kernel():
         await trio.testing.wait_all_tasks_blocked()
         await until(lambda: len(flows.calls) >= 1 + expected)
         await trio.sleep(60)  # half an hour before the next due: nothing more

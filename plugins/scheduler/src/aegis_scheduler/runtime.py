@@ -349,10 +349,10 @@ class SchedulerRuntime:
         now = self.kernel.clock.now()
         for name in list(self.entries):
             if name not in specs:
-                entry = self.entries.pop(name)
-                if entry.scope is not None:
-                    entry.scope.cancel()
-                entry.journal.close()
+                gone = self.entries.pop(name)
+                if gone.scope is not None:
+                    gone.scope.cancel()
+                gone.journal.close()
                 log.info("schedule %s: removed", name)
         for name, spec in specs.items():
             entry = self.entries.get(name)
