@@ -4,6 +4,8 @@ runs, timeouts and interrupts, closing that never hangs, restarts, confinement, 
 from __future__ import annotations
 
 
+import json
+
 import pytest
 import trio
 from terminal_testkit import agent, call, finished, ledger, pid_alive, wait_until, wakeups
@@ -119,16 +121,11 @@ async def test_after_a_restart_running_commands_are_killed_by_restart_and_seq_go
         await call(kernel, "aegis_term_run", name="build", cmd="echo one", timeout_s=60)
         await call(kernel, "aegis_term_keys", name="build", keys="sleep 1000{enter}")
         await wait_until(lambda: term(kernel, "build").current is not None)
-        # a kill -9 leaves a started command with no end: cut the ledger's end the way a crash would
-        path = kernel.state.root / "terminals" / "build" / "ledger.jsonl"
-        kept = [line for line in path.read_text().splitlines(keepends=True)]
-    path.write_text("".join(line for line in kept if '"event": "closed"' not in line))
-    text = path.read_text()
-    path.write_text("\n".join(text.splitlines()[:-1]) + "\n" if '"killed_by_restart"' in text.splitlines()[-1]
-                    else text)
+    # stopping the kernel closed the shell and recorded the running command
+    recs = finished(kernel, "build")
+    assert [(r["seq"], r["cmd"], r["status"]) for r in recs] == [(1, "echo one", "ok"),
+                                                                 (2, "sleep 1000", "killed_by_restart")]
     async with make_kernel() as kernel:
-        recs = [r for r in ledger(kernel, "build") if r.get("event") == "finished"]
-        assert [(r["seq"], r["status"]) for r in recs] == [(1, "ok"), (2, "killed_by_restart")]
         listed = (await call(kernel, "aegis_term_list"))["terminals"]
         assert [(t["terminal"], t["state"], t["seq"], t["subscribers"]) for t in listed] == [
             ("build", "closed", 2, ["pm"])]
@@ -136,6 +133,24 @@ async def test_after_a_restart_running_commands_are_killed_by_restart_and_seq_go
         assert [c["seq"] for c in read["commands"]] == [1, 2]
         await call(kernel, "aegis_term_spawn", name="build")  # re-spawned with its history
         assert (await call(kernel, "aegis_term_run", name="build", cmd="echo three", timeout_s=60))["seq"] == 3
+
+
+async def test_a_command_left_running_by_a_crash_is_marked_killed_by_restart(fake, make_kernel, aegis_project):
+    # what kill -9 leaves: the command started, no end, no close
+    path = aegis_project / ".aegis" / "state" / "terminals" / "build" / "ledger.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"v": 1, "event": "spawned", "terminal": "build", "at": "2026-12-05T10:00:00Z", "shell": "/bin/bash",
+         "cwd": str(aegis_project), "by": "user", "pid": 1},
+        {"v": 1, "event": "started", "terminal": "build", "at": "2026-12-05T10:00:01Z", "seq": 7,
+         "cmd": "make all", "who": "agent:builder"}]) + '{"v": 1, "event": "fini')  # and a torn last line
+    async with make_kernel() as kernel:
+        [rec] = finished(kernel, "build")
+        assert (rec["seq"], rec["cmd"], rec["who"], rec["status"]) == (7, "make all", "agent:builder",
+                                                                       "killed_by_restart")
+        assert (await call(kernel, "aegis_term_list"))["terminals"][0]["state"] == "closed"
+        await call(kernel, "aegis_term_spawn", name="build")
+        assert (await call(kernel, "aegis_term_run", name="build", cmd="true", timeout_s=60))["seq"] == 8
 
 
 async def test_agents_stay_inside_the_project_and_the_user_may_leave_it(fake, kernel, tmp_path):
