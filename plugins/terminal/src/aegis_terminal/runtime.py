@@ -198,13 +198,19 @@ class Terminal:
         """Read the shell until end of file (cancelled by close); then record its exit."""
         proc = self.proc
         assert proc is not None
-        while True:
-            data = await proc.read()
-            if not data:
-                break
-            await self._raw(data)
-            for ev in self._parser.feed(data):
-                self._event(ev)
+        try:
+            while True:
+                data = await proc.read()
+                if not data:
+                    break
+                await self._raw(data)
+                for ev in self._parser.feed(data):
+                    self._event(ev)
+        except Exception:  # noqa: BLE001 - one broken terminal must not stop the kernel: close it
+            log.exception("terminal %s: reader failed; closing the shell", self.name)
+            with trio.CancelScope(shield=True):
+                await self.close("error")
+            return
         # end of file: the shell (and everything holding the PTY) is gone, or the terminal was closed
         if self.closing is None:
             with trio.move_on_after(GRACE_S):
@@ -233,7 +239,10 @@ class Terminal:
                     os.write(fd, data)
                 finally:
                     os.close(fd)
-            await trio.to_thread.run_sync(write)
+            try:
+                await trio.to_thread.run_sync(write)
+            except OSError as exc:  # a full disk loses raw log bytes, never the terminal
+                log.warning("terminal %s: raw log not written (%d bytes): %s", self.name, len(data), exc)
 
     async def _raw(self, data: bytes) -> None:
         while len(self._raw_pending) > RAW_LOG_MAX_PENDING:
