@@ -467,6 +467,7 @@ def _main(argv: list[str]) -> int:
         return cmd_plugins_list(args, host)
     from .config import ConfigError
     from .control import ControlError
+    from .state import StateError
 
     try:
         if args.command == "config" and args.sub not in ("show", "validate"):
@@ -482,7 +483,7 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"aegis: invalid configuration\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ControlError as exc:
+    except (ControlError, StateError) as exc:  # StateError: e.g. a state folder another user owns
         print(f"aegis: {exc}", file=sys.stderr)
         return 1
 

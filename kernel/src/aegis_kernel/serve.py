@@ -80,14 +80,15 @@ def run_serve(project_dir: Path | None, clean: bool) -> int:
     from .kernel import build_kernel
 
     from .control import ControlError
+    from .state import StateError
 
-    kernel = build_kernel(project_dir)
     try:
+        kernel = build_kernel(project_dir)
         try:
             trio.run(lambda: serve(kernel, clean=clean, announce=lambda m: print(m, flush=True)))
         except BaseExceptionGroup as group:
             raise unwrap_group(group) from None
-    except ControlError as exc:
+    except (ControlError, StateError) as exc:  # a refused socket or state folder: one line, no traceback
         print(f"aegis serve: {exc}", file=sys.stderr)
         return 1
     print("aegis serve: stopped", file=sys.stderr, flush=True)

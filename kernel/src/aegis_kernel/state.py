@@ -91,6 +91,7 @@ class StateDir:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._made: set[Path] = set()  # folders path() already created (a mkdir per call costs)
+        self._owned = False  # ensure() checked the root and its parent are ours
         self._writer: Any = None
 
     @classmethod
@@ -98,10 +99,21 @@ class StateDir:
         return cls(Path(project_dir) / ".aegis" / "state")
 
     def ensure(self) -> Path:
-        """Create the root folder (and its parents; the root itself 0700) if missing; return it."""
+        """Create the root folder (and its parents; the root itself 0700) if missing; return it.
+
+        The root and its parent (``.aegis``) must belong to us: one another user created first (in a
+        project they can write to) raises :class:`StateError` naming it — nothing is written there."""
         if not self.root.is_dir():
             self.root.parent.mkdir(parents=True, exist_ok=True)
             self.root.mkdir(mode=0o700, exist_ok=True)
+        if not self._owned:
+            for folder in (self.root.parent, self.root):
+                uid = folder.stat().st_uid
+                if uid != os.geteuid():
+                    raise StateError(f"refusing the state folder {folder}: it belongs to uid {uid}, not to you "
+                                     f"(uid {os.geteuid()}); another user may read and rearrange what Aegis "
+                                     "keeps there — remove it, or use a project folder only you can write to")
+            self._owned = True
         return self.root
 
     def path(self, *parts: str) -> Path:
