@@ -48,6 +48,8 @@ class Ops:
         elif operation == "aegis_term_keys":
             self.keys += args["keys"]
             out = {"sent": len(args["keys"])}
+        elif operation == "aegis_term_list":
+            out = {"terminals": [{"terminal": "build-agent"}, {"terminal": "db"}]}
         elif operation == "aegis_term_screen":
             out = {"text": self.screen, "state": "busy"}
         if then is not None:
@@ -71,6 +73,7 @@ def test_run_mode_blocks_then_raw_mode_keys_and_screen():
         app = Host()
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
+            assert app.query_one("#term-name").placeholder.endswith("existing: build-agent, db")
             await pilot.press(*"build", "enter")
             await pilot.pause()
             tab = app.query_one(TerminalTab)

@@ -93,6 +93,14 @@ class TerminalTab(Vertical):
     def on_mount(self) -> None:
         self.query_one("#term-name", Input).focus()
         self._timer = self.set_interval(0.1, self.tick)
+        self.aegis.run_op("aegis_term_list", then=self._known)
+
+    def _known(self, out: dict[str, Any]) -> None:
+        """Name the existing terminals (agents' too) in the name prompt: any of them can be opened."""
+        names = [t["terminal"] for t in out.get("terminals") or ()]
+        if names and self.is_attached:
+            self.query_one("#term-name", Input).placeholder = (
+                "terminal name, Enter · existing: " + ", ".join(names[:12]) + (" …" if len(names) > 12 else ""))
 
     def _header(self) -> Text:
         if self.term is None:
