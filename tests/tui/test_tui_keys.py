@@ -428,13 +428,18 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path, tui_
             app.run_op("aegis_enqueue", queue="tests", payload="hang")
             await wait_until(pilot, lambda: "queues: tests ●1/2 ○0 ✓0 ✗0" in screen_text(app), what="a task")
             await pilot.press("ctrl+d")
-            await wait_until(pilot, lambda: type(app.screen).__name__ == "QueueDashboard")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "Dashboard")
             assert "IN-FLIGHT" in screen_text(app)
             row = "tests            alpha          ●1/2 ○0 ✓0 ✗0 ⊘0"
             await wait_until(pilot, lambda: row in screen_text(app) and "s  hang" in screen_text(app),
                              what="the queue and its task in the dashboard")
+            # one dashboard: the workflow and scheduler plugins' bands sit under the queue's
+            await wait_until(pilot, lambda: "no workflow runs" in screen_text(app)
+                             and "no schedules" in screen_text(app), what="the WORKFLOWS and SCHEDULES bands")
+            text = screen_text(app)
+            assert text.index("QUEUES") < text.index("SCHEDULES") and "WORKFLOWS" in text
             await pilot.press("ctrl+d")  # toggles closed
-            await wait_until(pilot, lambda: type(app.screen).__name__ != "QueueDashboard")
+            await wait_until(pilot, lambda: type(app.screen).__name__ != "Dashboard")
             await pilot.press("ctrl+g")
             await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "panel")
             assert "Hello, from a plugin panel!" in screen_text(app)

@@ -1,7 +1,7 @@
-"""TUI panels: the queue strip and the Ctrl+D queue dashboard.
+"""TUI panels: the queue strip and the queue's band of the TUI's Ctrl+D dashboard.
 
 Both read the queue runtime directly (``kernel.find_service(QueueRuntime)``) (the kernel is a trio guest on Textual's thread).
-The strip redraws on every change the runtime reports (``QueueRuntime.subscribe``); the dashboard,
+The strip redraws on every change the runtime reports (``QueueRuntime.subscribe``); the band,
 open only while looked at, refreshes on a half-second tick (it shows elapsed times). Textual is
 imported inside the factories only, so the plugin stays import-light and works headless.
 """
@@ -179,33 +179,28 @@ def strip(app: Any, kernel: Any) -> Any:
     return QueueStrip()
 
 
-def dashboard(app: Any, kernel: Any) -> Any:
-    """Factory for the Ctrl+D dashboard (kind="modal"): bands QUEUES / IN-FLIGHT / QUEUED / RECENT."""
-    from textual.binding import Binding
-    from textual.containers import VerticalScroll
-    from textual.screen import ModalScreen
+def band(app: Any, kernel: Any) -> Any:
+    """Factory for the queue's band of the TUI's Ctrl+D dashboard (kind="band"): QUEUES / IN-FLIGHT /
+    QUEUED / RECENT, refreshed on a half-second tick while shown (``refresh_now()`` redraws at once)."""
+    from textual.containers import Vertical
     from textual.widgets import Static
 
-    class QueueDashboard(ModalScreen[None]):
-        BINDINGS = [Binding("escape", "close", "close"), Binding("enter", "refresh_now", "refresh")]
+    class QueueBand(Vertical):
         DEFAULT_CSS = """
-        QueueDashboard { align: center middle; }
-        QueueDashboard > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1;
-                                          background: $surface; }
-        QueueDashboard .band { color: $accent; text-style: bold; margin-top: 1; }
+        QueueBand { height: auto; }
+        QueueBand .band { color: $accent; text-style: bold; margin-top: 1; }
         """
 
         def compose(self) -> Any:
-            with VerticalScroll():
-                for band in ("QUEUES", "IN-FLIGHT", "QUEUED", "RECENT"):
-                    yield Static(band, classes="band")
-                    yield Static("", id=f"band-{band.lower()}")
+            for name in ("QUEUES", "IN-FLIGHT", "QUEUED", "RECENT"):
+                yield Static(name, classes="band")
+                yield Static("", id=f"band-{name.lower()}")
 
         def on_mount(self) -> None:
-            self.set_interval(0.5, self.action_refresh_now)
-            self.action_refresh_now()
+            self.set_interval(0.5, self.refresh_now)
+            self.refresh_now()
 
-        def action_refresh_now(self) -> None:
+        def refresh_now(self) -> None:
             if getattr(app, "remote", None) is not None:  # attached to a serve: ask it
                 app.in_kernel(self._poll)
                 return
@@ -221,8 +216,32 @@ def dashboard(app: Any, kernel: Any) -> Any:
                 self._show(status_dashboard_rows(details))
 
         def _show(self, bands: dict[str, list[str]]) -> None:
-            for band, lines in bands.items():
-                self.query_one(f"#band-{band.lower()}", Static).update("\n".join(lines) or "  (none)")
+            for name, lines in bands.items():
+                self.query_one(f"#band-{name.lower()}", Static).update("\n".join(lines) or "  (none)")
+
+    return QueueBand()
+
+
+def dashboard(app: Any, kernel: Any) -> Any:
+    """The queue's band alone in a modal screen (for a host without the TUI's Ctrl+D dashboard)."""
+    from textual.binding import Binding
+    from textual.containers import VerticalScroll
+    from textual.screen import ModalScreen
+
+    class QueueDashboard(ModalScreen[None]):
+        BINDINGS = [Binding("escape", "close", "close"), Binding("enter", "refresh_now", "refresh")]
+        DEFAULT_CSS = """
+        QueueDashboard { align: center middle; }
+        QueueDashboard > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1;
+                                          background: $surface; }
+        """
+
+        def compose(self) -> Any:
+            with VerticalScroll():
+                yield band(app, kernel)
+
+        def action_refresh_now(self) -> None:
+            self.query_one(VerticalScroll).children[0].refresh_now()  # type: ignore[attr-defined]
 
         def action_close(self) -> None:
             self.dismiss(None)

@@ -70,10 +70,10 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
-    from .panels import dashboard, strip
+    from .panels import band, strip
 
     register("queue-strip", strip, kind="strip", title="queues")
-    register("queue-dashboard", dashboard, kind="modal", key="ctrl+d", title="queue dashboard")
+    register("queue-dashboard", band, kind="band", title="queues")  # a band of the TUI's Ctrl+D dashboard
 
 
 # --- observers: synchronous, never start tasks (workers report through the kernel's turn primitive) --

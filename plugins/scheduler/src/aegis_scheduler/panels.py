@@ -2,7 +2,7 @@
 
 The **schedules** tab (F9) is the SCHEDULES band: one line per schedule — on/off, name, workflow,
 trigger, next fire (local time), fires, in flight, last status, and a problem when it cannot fire.
-(The panel hook cannot add a band to aegis-queue's Ctrl+D modal, so the band is a tab of its own.)
+The same lines are the SCHEDULES band of the TUI's Ctrl+D dashboard (``band``, kind="band").
 It redraws once a second from the runtime in this process, or from the owner's
 ``aegis_schedule_list`` when the TUI is attached to an ``aegis serve``. Textual is imported inside
 the factory only.
@@ -67,3 +67,44 @@ def schedules_tab(app: Any, kernel: Any) -> Any:
                 self.update(text)
 
     return SchedulesTab("", id="schedules-tab")
+
+
+def band(app: Any, kernel: Any) -> Any:
+    """The SCHEDULES band of the TUI's Ctrl+D dashboard (kind="band"): the tab's lines under a heading,
+    redrawn once a second (``refresh_now()`` at once), owning or attached."""
+    from textual.containers import Vertical
+    from textual.widgets import Static
+
+    class SchedulesBand(Vertical):
+        DEFAULT_CSS = """
+        SchedulesBand { height: auto; }
+        SchedulesBand .band { color: $accent; text-style: bold; margin-top: 1; }
+        """
+
+        def compose(self) -> Any:
+            yield Static("SCHEDULES", classes="band")
+            yield Static("", id="band-schedules")
+
+        def on_mount(self) -> None:
+            self.set_interval(1.0, self.refresh_now)
+            self.refresh_now()
+
+        def refresh_now(self) -> None:
+            if getattr(app, "remote", None) is not None:
+                app.in_kernel(self._poll)
+                return
+            rows = local_rows(kernel)
+            self._show("the scheduler is not running" if rows is None else band_text(rows))
+
+        async def _poll(self) -> None:
+            try:
+                text = band_text((await app.call_op("aegis_schedule_list"))["schedules"])
+            except Exception as exc:  # noqa: BLE001 - no scheduler there: say so
+                text = f"schedules unavailable: {exc}"
+            self._show(text)
+
+        def _show(self, text: str) -> None:
+            if self.is_mounted:
+                self.query_one("#band-schedules", Static).update(text.removeprefix("SCHEDULES\n"))
+
+    return SchedulesBand()

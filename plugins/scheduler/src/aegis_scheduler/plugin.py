@@ -82,10 +82,10 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
-    from .panels import schedules_tab
+    from .panels import band, schedules_tab
 
-    # the panel hook cannot add a band to aegis-queue's Ctrl+D modal: the SCHEDULES band is a tab
     register("schedules", schedules_tab, kind="tab", key="f9", title="schedules")
+    register("schedules-band", band, kind="band", title="schedules")  # in the TUI's Ctrl+D dashboard
 
 
 @hookimpl

@@ -537,7 +537,7 @@ class AegisApp(App[int]):
             return True
         if not self.kernel_ready:
             return False
-        if action.startswith("panel"):
+        if action.startswith("panel") or action == "dashboard":
             return True
         if isinstance(self.screen, ModalScreen):
             return False
@@ -1002,9 +1002,23 @@ class AegisApp(App[int]):
                     continue
                 strips.mount(widget)
             key = spec.get("key")
-            if key:
+            if key and spec.get("kind") != "band":
                 binding = Binding(key, f"panel('{name}')", spec.get("title") or name, priority=True)
                 self._bindings._add_binding(binding)  # Textual has no public API for a priority binding
+        if any(spec.get("kind") == "band" for spec in self.panels.values()):
+            self._bindings._add_binding(Binding("ctrl+d", "dashboard", "dashboard", priority=True))
+
+    async def action_dashboard(self) -> None:
+        """Ctrl+D: open the dashboard of every ``kind="band"`` panel, or close it when it is in front."""
+        from .dashboard import Dashboard, bands
+
+        current = self.screen
+        if isinstance(current, Dashboard):
+            current.dismiss(None)
+            return
+        if isinstance(current, ModalScreen):
+            return
+        await self.push_screen(Dashboard(self, self.kernel, bands(self.panels)))
 
     async def action_panel(self, name: str) -> None:
         spec = self.panels.get(name)

@@ -11,7 +11,7 @@ from aegis_kernel import registration_hook
 
 hookspec = pluggy.HookspecMarker("aegis")
 
-PanelKind = Literal["tab", "strip", "modal"]
+PanelKind = Literal["tab", "strip", "modal", "band"]
 
 
 class RegisterPanel(Protocol):
@@ -22,8 +22,10 @@ class RegisterPanel(Protocol):
 def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind = "tab", key: str | None = None,
                 title: str = "") -> tuple[str, dict[str, Any]]:
     """One ``register(...)`` call as the registry entry the app reads (``registry.objects("panels")``)."""
-    if kind not in ("tab", "strip", "modal"):
-        raise ValueError(f"panel kind must be tab, strip or modal, not {kind!r}")
+    if kind not in ("tab", "strip", "modal", "band"):
+        raise ValueError(f"panel kind must be tab, strip, modal or band, not {kind!r}")
+    if kind == "band" and key is not None:
+        raise ValueError("a band has no key of its own: Ctrl+D opens the dashboard that holds every band")
     return name, {"factory": factory, "kind": kind, "key": key, "title": title or name}
 
 
@@ -32,10 +34,17 @@ def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind =
 def aegis_register_panels(register: RegisterPanel) -> None:
     """Contribute TUI panels.
 
-    :param register: ``register(name, factory, kind="tab"|"strip"|"modal", key=None, title="")``:
+    :param register: ``register(name, factory, kind="tab"|"strip"|"modal"|"band", key=None, title="")``:
         ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for ``kind="modal"``); ``key``
-        is an optional binding that opens it, installed as a priority binding; ``title`` defaults to
-        ``name``.
+        is an optional binding that opens it, installed as a priority binding (not for a band); ``title``
+        defaults to ``name``.
+
+    Kinds: a ``tab`` opens as a tab of its own; a ``strip`` is one always-on line above the status bar;
+    a ``modal`` is pushed over everything; a ``band`` is one section of the single Ctrl+D dashboard,
+    which the TUI composes from every registered band, in registration order (the factory runs each
+    time the dashboard opens; the widget draws its own heading, e.g. a ``Static`` with class ``band``,
+    and refreshes itself while mounted — from the kernel's services when the TUI owns the kernel, via
+    ``app.call_op`` when ``app.remote`` is set because the TUI is attached to an ``aegis serve``).
 
     When: once per plugin, when the kernel is built (only where aegis-tui is installed; the TUI
     knows no primitive by name: queue strips and dashboards arrive through this hook). Results:

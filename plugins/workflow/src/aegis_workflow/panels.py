@@ -1,8 +1,8 @@
 """What the TUI shows of workflows (contributed through aegis-tui's ``aegis_register_panels``).
 
 - the **workflows** tab (F7): one line per run — run id, workflow, status, elapsed, current step — and
-  ``? awaiting: <question> [options]`` under a run waiting for a person. The panel hook cannot add a
-  band to another plugin's Ctrl+D dashboard (aegis-queue's modal), so the band is a tab of its own.
+  ``? awaiting: <question> [options]`` under a run waiting for a person; the same lines are the
+  **WORKFLOWS band** of the TUI's Ctrl+D dashboard (``kind="band"``).
 - the **ask strip** (always on, one line, empty unless a run waits): ``⚑ run#… asks: <question>
   [options] · F8 answers``; the terminal bell rings when a new question appears.
 - the **answer** modal (F8): the oldest open question with its options; Enter sends the answer
@@ -117,6 +117,40 @@ class _Follow:
         except Exception:  # noqa: BLE001 - no workflow service there: nothing to show
             runs = []
         self.show(runs)
+
+
+def band(app: Any, kernel: Any) -> Any:
+    """The WORKFLOWS band of the TUI's Ctrl+D dashboard (kind="band"): run, status, elapsed, current
+    step and what a run waiting for a person asks; redrawn once a second (``refresh_now()`` at once)."""
+    from textual.containers import Vertical
+    from textual.widgets import Static
+
+    class WorkflowsBand(Vertical):
+        DEFAULT_CSS = """
+        WorkflowsBand { height: auto; }
+        WorkflowsBand .band { color: $accent; text-style: bold; margin-top: 1; }
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._follow = _Follow(app, kernel, self._show)
+
+        def compose(self) -> Any:
+            yield Static("WORKFLOWS", classes="band")
+            yield Static("", id="band-workflows")
+
+        def on_mount(self) -> None:
+            self.set_interval(1.0, self._follow.tick)
+            self._follow.tick()
+
+        def refresh_now(self) -> None:
+            self._follow.tick()
+
+        def _show(self, runs: list[dict[str, Any]]) -> None:
+            if self.is_mounted:
+                self.query_one("#band-workflows", Static).update(runs_text(runs).removeprefix("WORKFLOWS\n"))
+
+    return WorkflowsBand()
 
 
 def ask_strip(app: Any, kernel: Any) -> Any:

@@ -70,8 +70,9 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
-    from .panels import answer_panel, ask_strip, workflows_tab
+    from .panels import answer_panel, ask_strip, band, workflows_tab
 
     register("workflows", workflows_tab, kind="tab", key="f7", title="workflows")
+    register("workflows-band", band, kind="band", title="workflows")  # in the TUI's Ctrl+D dashboard
     register("workflow-ask", ask_strip, kind="strip", title="workflow questions")
     register("workflow-answer", answer_panel, kind="modal", key="f8", title="answer a workflow")
