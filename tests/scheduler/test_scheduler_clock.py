@@ -10,7 +10,6 @@ import pytest
 import trio
 from skit import BASE, scheduler
 
-from aegis_kernel import parse_iso
 
 DAY = 86400
 
@@ -34,24 +33,23 @@ schedules:
     cron: "30 2 * * *"
     timezone: Europe/Berlin
 """)
-    async with make_kernel() as kernel:
+    async with make_kernel():
         await trio.sleep(4 * DAY)  # the mock clock jumps from due instant to due instant
-        spring = [local(t, "Europe/Berlin") for t in ticks(flows)]
-        assert spring == ["2026-03-28 02:30 CET",
-                          "2026-03-29 03:00 CEST",  # 02:30 does not exist: the gap's end, once
-                          "2026-03-30 02:30 CEST",
-                          "2026-03-31 02:30 CEST"]
-        flows.calls.clear()
-        await trio.sleep(parse_iso("2026-10-23T12:00:00Z") - kernel.clock.now())
-        assert len(ticks(flows)) == 206  # once a day, 2026-04-01 … 2026-10-23
-        flows.calls.clear()
+    spring = [local(t, "Europe/Berlin") for t in ticks(flows)]
+    assert spring == ["2026-03-28 02:30 CET",
+                      "2026-03-29 03:00 CEST",  # 02:30 does not exist: the gap's end, once
+                      "2026-03-30 02:30 CEST",
+                      "2026-03-31 02:30 CEST"]
+    flows.calls.clear()
+    pin_wall("2026-10-23T12:00:00Z")  # the next kernel, months later (catch_up: skip)
+    async with make_kernel() as kernel:
         await trio.sleep(4 * DAY)
         autumn = [local(t, "Europe/Berlin") for t in ticks(flows)]
         assert autumn == ["2026-10-24 02:30 CEST",
                           "2026-10-25 02:30 CEST",  # 02:30 happens twice: only the first fires
                           "2026-10-26 02:30 CET",
                           "2026-10-27 02:30 CET"]
-        assert scheduler(kernel).info(scheduler(kernel).get("nightly"))["fires"] == 4 + 206 + 4
+        assert scheduler(kernel).info(scheduler(kernel).get("nightly"))["fires"] == 8  # replayed + new
 
 
 @pytest.mark.trio
@@ -70,7 +68,7 @@ schedules:
     timezone: America/Havana
     args: {label: hourly}
 """)
-    async with make_kernel() as kernel:
+    async with make_kernel():
         await trio.sleep(2 * DAY - 1800)  # ends at half past: no due instant at the edge
         nightly = [local(at, "America/Havana") for wf, at, a in flows.calls if not a["label"]]
         assert nightly == ["2026-03-08 01:00 CDT",  # 00:00–01:00 does not exist on 2026-03-08
@@ -78,9 +76,9 @@ schedules:
         hourly = [at for wf, at, a in flows.calls if a["label"] == "hourly"]
         # 47 real hours, each an hour on the wall; the skipped wall hour 00:00 invents no extra fire
         assert len(hourly) == len(set(hourly)) == 47
-        flows.calls.clear()
-        await trio.sleep(parse_iso("2026-10-31T11:30:00Z") - kernel.clock.now())
-        flows.calls.clear()
+    flows.calls.clear()
+    pin_wall("2026-10-31T11:30:00Z")  # the next kernel, months later (catch_up: skip)
+    async with make_kernel():
         await trio.sleep(2 * DAY)
         nightly = [local(at, "America/Havana") for wf, at, a in flows.calls if not a["label"]]
         assert nightly == ["2026-11-01 00:30 CDT",  # 00:30 happens twice on 2026-11-01: once

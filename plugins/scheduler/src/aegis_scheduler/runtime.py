@@ -3,7 +3,8 @@
 
 Each schedule's task computes its next due instant from its trigger and sleeps on the kernel clock
 until then (or until the schedule changes) — there is no tick, so 1,000 idle schedules cost 1,000
-sleeping tasks and nothing else. A fire starts the workflow through aegis-workflow's runtime
+sleeping tasks and nothing else. A due instant further than :data:`RECHECK` away is re-aimed after
+that long (trio's clock does not move while the machine is suspended, the wall clock does). A fire starts the workflow through aegis-workflow's runtime
 (``start_run(..., by="schedule:<name>")``) and is recorded in the schedule's journal
 ``.aegis/state/schedules/<name>.jsonl``::
 
@@ -52,6 +53,7 @@ FOLDER = "schedules"
 SNAPSHOT = "schedules.snapshot.json"
 EXCERPT = 500  # characters of a workflow's result kept in fire_completed
 ARCHIVE_AT, KEEP = 1000, 100  # at start, once 1,000 fires ended, all but the newest 100 move to archive/
+RECHECK = 600.0  # a far due instant is re-aimed this often: the wall clock may jump (suspend, NTP)
 ENDED = {"ok", "failed:crash", "failed:killed", "failed:interrupted", "skipped"}
 
 
@@ -232,10 +234,11 @@ class SchedulerRuntime:
                 if due is None:
                     await entry.wake.wait()
                     continue
-                with trio.move_on_at(self.kernel.clock.wall_to_monotonic(due)):
+                clock = self.kernel.clock
+                with trio.move_on_at(min(clock.wall_to_monotonic(due), clock.monotonic() + RECHECK)):
                     await entry.wake.wait()
                     continue  # the schedule changed: compute again
-                if self.kernel.clock.now() < due:  # the wall clock was set back: sleep again
+                if clock.now() < due:  # a long wait re-reads the wall clock (set back, or a suspend)
                     continue
                 await self._due(entry, due)
 
