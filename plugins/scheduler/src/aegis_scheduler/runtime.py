@@ -53,6 +53,7 @@ FOLDER = "schedules"
 SNAPSHOT = "schedules.snapshot.json"
 EXCERPT = 500  # characters of a workflow's result kept in fire_completed
 ARCHIVE_AT, KEEP = 1000, 100  # at start, once 1,000 fires ended, all but the newest 100 move to archive/
+EPSILON = 1e-3  # a due instant this close is due
 RECHECK = 600.0  # a far due instant is re-aimed this often: the wall clock may jump (suspend, NTP)
 ENDED = {"ok", "failed:crash", "failed:killed", "failed:interrupted", "skipped"}
 
@@ -234,13 +235,18 @@ class SchedulerRuntime:
                 if due is None:
                     await entry.wake.wait()
                     continue
-                clock = self.kernel.clock
-                with trio.move_on_at(min(clock.wall_to_monotonic(due), clock.monotonic() + RECHECK)):
-                    await entry.wake.wait()
-                    continue  # the schedule changed: compute again
-                if clock.now() < due:  # a long wait re-reads the wall clock (set back, or a suspend)
-                    continue
-                await self._due(entry, due)
+                if await self._sleep_until(entry, due):
+                    await self._due(entry, due)
+
+    async def _sleep_until(self, entry: Entry, due: float) -> bool:
+        """Sleep until the wall clock reaches ``due`` (True) or the schedule changes (False). A long
+        wait is re-aimed every :data:`RECHECK` seconds, so a wall clock that jumped is followed."""
+        clock = self.kernel.clock
+        while clock.now() < due - EPSILON:  # (rounding between the two clocks must not spin)
+            with trio.move_on_at(min(clock.wall_to_monotonic(due), clock.monotonic() + RECHECK)):
+                await entry.wake.wait()
+                return False
+        return True
 
     def _next(self, entry: Entry, *, floor: float) -> float | None:
         """The next due instant of ``entry`` (None: disabled, broken, or its lifecycle is over)."""
