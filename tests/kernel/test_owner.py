@@ -45,3 +45,30 @@ def test_an_owner_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
     with acquire(state, "serve") as lock:
         assert lock.path.exists()
         assert (lock.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_probe_of_who_owns_the_project_never_makes_a_starting_owner_fail(tmp_path, monkeypatch):
+    """``current_owner`` (the TUI asks it before it starts) holds a shared lock for a moment: an
+    ``aegis serve`` starting in that moment waits for it instead of refusing to start."""
+    import fcntl
+
+    from aegis_kernel import owner
+
+    state = tmp_path / ".aegis" / "state"
+    with acquire(state, "tui", tmp_path):
+        pass  # the file exists, emptied as a stopped owner leaves it
+    probe = os.open(state / "owner.lock", os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the prober, caught mid-probe
+    waits: list[float] = []
+
+    def the_probe_ends(seconds: float) -> None:
+        waits.append(seconds)
+        fcntl.flock(probe, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(owner.time, "sleep", the_probe_ends)
+    try:
+        with acquire(state, "serve", tmp_path):
+            assert current_owner(state)["kind"] == "serve"
+    finally:
+        os.close(probe)
+    assert len(waits) == 1

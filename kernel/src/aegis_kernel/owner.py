@@ -78,15 +78,39 @@ def _read(fd: int) -> dict[str, Any]:
         return {}
 
 
+PROBE_WAIT_S = 0.01  # between attempts while the lock is held by no live owner (see acquire)
+PROBE_ATTEMPTS = 100
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def acquire(state_dir: Path, kind: str, project: Path | None = None) -> OwnerLock:
-    """Take the project for ``kind`` (``serve`` | ``tui`` | ``local``) or raise :class:`ProjectOwned`."""
+    """Take the project for ``kind`` (``serve`` | ``tui`` | ``local``) or raise :class:`ProjectOwned`.
+
+    A lock held while the record names no live process is a moment, not an owner — a
+    :func:`current_owner` probe's shared lock, or an owner that has not written its record yet — so
+    it is retried (every :data:`PROBE_WAIT_S`, at most about a second) before refusing."""
     fd = _open(state_dir)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = _read(fd)
-        os.close(fd)
-        raise ProjectOwned(project or state_dir.parent.parent, owner) from None
+        for attempt in range(PROBE_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                owner = _read(fd)
+                if _alive(owner.get("pid")) or attempt == PROBE_ATTEMPTS - 1:
+                    raise ProjectOwned(project or state_dir.parent.parent, owner) from None
+                time.sleep(PROBE_WAIT_S)
     except BaseException:
         os.close(fd)
         raise
