@@ -171,3 +171,16 @@ async def test_agents_schedule_edits_follow_the_config_edits_policy(write_config
         assert not (aegis_project / ".aegis" / "schedules").exists()
         out = await kernel.operations.call(kernel, "aegis_schedule_disable", {"name": "weekly"}, Caller())
         assert out["changed"] is True  # a person's own edit needs no approval
+
+
+@pytest.mark.trio
+async def test_a_schedule_may_name_a_workflow_file_written_a_moment_ago(write_config, flows, make_kernel,
+                                                                        aegis_project):
+    write_config(BASE)
+    async with make_kernel() as kernel:
+        write_config('from aegis_workflow import workflow\n\n\n@workflow("fresh")\nasync def fresh(engine):\n'
+                     '    return "fresh"\n', ".aegis/workflows/fresh.py")
+        write_config(BASE + "schedules:\n  new:\n    workflow: fresh\n    every: 1h\n")
+        kernel.reload_config()  # judged in this thread as the watcher's worker would: the file is read, not run
+        rt = scheduler(kernel)
+        assert rt.get("new").problem is None and rt.get("new").spec.workflow == "fresh"

@@ -109,6 +109,7 @@ async def schedule_add(ctx: CallContext, name: str, workflow: str, args: dict[st
         raise OperationError(problem, code="invalid", param="name")
     if name in (ctx.kernel.config.get("schedules") or {}):
         raise OperationError(f"schedule '{name}' already exists", code="conflict", param="name")
+    runtime(ctx).refresh_workflows()  # the check judges `workflow` by what is registered now
     body: dict[str, Any] = {"workflow": workflow}
     for key, value in (("args", args), ("cron", cron), ("timezone", timezone), ("every", every),
                        ("fire_at", fire_at), ("lifecycle", lifecycle), ("on_overlap", on_overlap),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,13 +105,15 @@ class SchedulerRuntime:
         self.problems: list[str] = []
         self._dirty = trio.Event()
         self._running = False
+        self._workflows: set[str] | None = None
 
     # --- start -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Replay every configured schedule's journal (off the event loop), close dangling fires, and
         let the section check see the workflow catalog."""
-        register_catalog(self.kernel.project_dir, lambda: self.workflow_names())
+        self.refresh_workflows()
+        register_catalog(self.kernel.project_dir, self.known_workflows)
         specs = dict(self.kernel.config.get("schedules") or {})
         replayed = await trio.to_thread.run_sync(self._replay_all, specs)
         now = self.kernel.clock.now()
@@ -205,9 +208,23 @@ class SchedulerRuntime:
         return self.kernel.find_service(WorkflowRuntime)
 
     def workflow_names(self) -> set[str] | None:
-        """The workflows aegis-workflow knows (None while it is not running: nothing can be judged)."""
+        """The workflows aegis-workflow knows (None while it is not running: nothing can be judged).
+        On the event loop only (the catalog may load project files)."""
         wrt = self.workflows()
         return None if wrt is None else set(wrt.catalog.all())
+
+    def refresh_workflows(self) -> None:
+        """Cache :meth:`workflow_names` for the section check (on the event loop)."""
+        self._workflows = self.workflow_names()
+
+    def known_workflows(self) -> set[str] | None:
+        """What the section check asks (from any thread): the cached names, plus the names declared
+        with ``@workflow("…")`` in the project's workflow files now (read as text, nothing imported),
+        so a schedule may name a workflow file written a moment ago."""
+        cached = self._workflows
+        if cached is None:
+            return None
+        return cached | _declared(Path(self.kernel.project_dir) / ".aegis" / "workflows")
 
     # --- running -----------------------------------------------------------------------------------------
 
@@ -354,6 +371,7 @@ class SchedulerRuntime:
 
     def on_config_changed(self, config: Any) -> None:
         """Swap the table (synchronous: called from the ``aegis_config_changed`` hook)."""
+        self.refresh_workflows()
         specs = dict(config.get("schedules") or {})
         now = self.kernel.clock.now()
         for name in list(self.entries):
@@ -481,6 +499,20 @@ def archive_plan(records: list[dict[str, Any]]) -> ArchivePlan | None:
     return ArchivePlan(plan.archived, plan.kept, {**plan.summary, "cursor": cursor,
                                                   "fires": sum(1 for r in requested if not r.get("manual")),
                                                   "manual_fires": sum(1 for r in requested if r.get("manual"))})
+
+
+_DECLARED = re.compile(r"""@workflow\(\s*(?:name\s*=\s*)?["']([^"']+)["']""")
+
+
+def _declared(folder: Path) -> set[str]:
+    names: set[str] = set()
+    try:
+        files = sorted(folder.glob("*.py")) if folder.is_dir() else []
+        for file in files:
+            names.update(_DECLARED.findall(file.read_text("utf-8", errors="replace")))
+    except OSError:
+        pass
+    return names
 
 
 def _max(a: float | None, b: Any) -> float | None:
