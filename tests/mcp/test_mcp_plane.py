@@ -280,7 +280,7 @@ async def test_client_gone_mid_call_lets_the_call_finish(plane, client, caplog):
                           headers=HEADERS, timeout=0.05)
     date = time.strftime("%Y-%m-%d", time.gmtime())
     comms = plane.kernel.state.root / "comms" / f"{date}.jsonl"
-    with trio.fail_after(2):
+    with trio.fail_after(30):  # generous: only a hang fails
         await done.wait()
         while "aegis_slow" not in (comms.read_text() if comms.exists() else ""):  # its record, once written
             await trio.sleep(0.01)
