@@ -89,6 +89,13 @@ def test_two_scripted_agents_share_a_terminal_under_serve(project):
         assert "from-cli" in read.stdout and "exit 4" in read.stdout
         assert serve.cli("term", "screen", "build").stdout.rstrip().endswith(("$", "#"))
         wait_for(lambda: len(envelopes(project, "pm")) == 4, "pm's wake-up for the user's command")
+        assert serve.cli("term", "keys", "build", "ctrl-c").stdout.startswith("sent 1 bytes to term:build")
+        closed = serve.cli("term", "close", "build")
+        assert closed.returncode == 0 and closed.stdout.strip() == "term:build closed"
+        assert shells_with_term("build") == []
+        again = serve.cli("term", "spawn", "build")
+        assert again.returncode == 0 and again.stdout.startswith("term:build started")
+        assert json.loads(serve.cli("term", "run", "build", "echo again", "--json").stdout)["seq"] == 5
         assert shells_with_term("build")
     finally:
         serve.stop()
