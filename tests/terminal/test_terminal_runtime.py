@@ -189,3 +189,16 @@ async def test_the_screen_is_what_a_person_sees_full_screen_programs_included(fa
     assert term(kernel, "t").history[-1]["exit"] == 0
     after = await call(kernel, "aegis_term_screen", name="t")
     assert after["text"].rstrip().endswith(("$", "#"))  # back at the prompt
+
+
+async def test_the_raw_log_keeps_every_byte_and_one_older_log_beyond_its_limit(fake, kernel, monkeypatch):
+    import aegis_terminal.runtime as runtime_mod
+
+    monkeypatch.setattr(runtime_mod, "RAW_LOG_MAX", 4096)
+    await call(kernel, "aegis_term_spawn", name="t", shell="bash")
+    folder = kernel.state.root / "terminals" / "t"
+    await call(kernel, "aegis_term_run", name="t", cmd="printf 'marker-%d\\n' $(seq 1 1000)", timeout_s=60)
+    await call(kernel, "aegis_term_close", name="t")
+    await wait_until(lambda: (folder / "raw.log.1").exists() and b"marker-1000" in (
+        (folder / "raw.log.1").read_bytes() + (folder / "raw.log").read_bytes()))
+    assert (folder / "raw.log").stat().st_mode & 0o777 == 0o600

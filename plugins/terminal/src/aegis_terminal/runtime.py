@@ -15,7 +15,8 @@ stopping the kernel cancels them and closes every shell (:meth:`TerminalRuntime.
   lines as one ``{ …; }`` group) and waits for its end; after ``timeout_s`` it returns
   ``timed_out: true`` with what it printed so far and how to interrupt it. Commands typed with
   :meth:`Terminal.keys` are recorded too (run by whoever sent the keys).
-- **Output**: every byte goes to a raw log ``terminals/<name>/raw.log`` (written from a worker thread),
+- **Output**: every byte goes to a raw log ``terminals/<name>/raw.log`` (written from a worker thread;
+  beyond :data:`RAW_LOG_MAX` it becomes ``raw.log.1`` and a new one starts),
   and to a ``pyte`` screen for :meth:`Terminal.screen` (fed lazily, from at most the last
   :data:`SCREEN_REPLAY` bytes, so a flood of output never waits on the emulator).
 - **Restart**: at start every ledger is replayed; a command that was running when Aegis stopped gets a
@@ -49,6 +50,7 @@ HEAD_RAW = 8192
 TAIL_RAW = 32768
 SCREEN_REPLAY = 256 * 1024
 RAW_LOG_MAX_PENDING = 8 * 1024 * 1024
+RAW_LOG_MAX = 64 * 1024 * 1024  # raw.log is moved to raw.log.1 (replacing it) beyond this size
 HISTORY = 500
 GRACE_S = 1.0  # aegis_term_close: between SIGHUP, SIGTERM and SIGKILL
 SHUTDOWN_GRACE_S = 0.3  # quitting Aegis: stay well under the 2 s a quit may take
@@ -233,7 +235,14 @@ class Terminal:
         data, self._raw_pending = bytes(self._raw_pending), bytearray()
         self._raw_room.set()
         if data:
+            limit = RAW_LOG_MAX
+
             def write() -> None:
+                try:
+                    if os.stat(path).st_size + len(data) > limit:  # keep one older log: raw.log.1
+                        os.replace(path, path.with_name(path.name + ".1"))
+                except FileNotFoundError:
+                    pass
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
                     os.write(fd, data)
