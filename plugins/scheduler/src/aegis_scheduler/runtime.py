@@ -361,6 +361,8 @@ class SchedulerRuntime:
         else:
             rec = {"event": "fire_failed", **rec, "error": error}
         entry.journal.append(rec)
+        if self.entries.get(entry.name) is not entry:  # removed while this fire ran: its journal is done
+            entry.journal.close()
         entry.last_status = status
         fire.done.set()
         entry.inflight = [f for f in entry.inflight if not f.done.is_set()]
