@@ -165,6 +165,20 @@ async def test_a_subscription_streams_history_then_live_events_until_the_session
 
 
 @pytest.mark.trio
+async def test_a_stream_about_an_unknown_session_is_a_refusal_and_the_serve_lives_on(setup, kernel):
+    await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
+
+    def follow():
+        with connect(kernel.state.root) as client:
+            return list(client.stream("aegis_subscribe", {"session": "ghost", "history": True}))
+
+    with pytest.raises(RpcError) as info:
+        await trio.to_thread.run_sync(follow)
+    assert info.value.code == "refused" and "ghost" in info.value.message
+    assert (await client_call(kernel.state.root, "aegis_ping"))["pid"]
+
+
+@pytest.mark.trio
 async def test_the_socket_calls_as_the_user(setup, kernel):
     await kernel.nursery.start(ControlServer(kernel, trio.Event()).run)
     stops = []

@@ -16,7 +16,7 @@ kinds may call it (``callers``, default user and agents) and, optionally, a rela
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from attrs import Factory, field, frozen
@@ -332,8 +332,8 @@ class OperationRegistry:
         from .delivery import DeliveryError
         from .sessions import SessionError
 
-        if op.stream:
-            return op.resolve()(ctx, **args)  # an async generator: the transport drives it
+        if op.stream:  # an async generator: the transport drives it
+            return _refusing(op.resolve()(ctx, **args))
         try:
             return await op.resolve()(ctx, **args)
         except (SessionError, DeliveryError) as exc:  # the kernel's own refusals, structured for every transport
@@ -342,6 +342,21 @@ class OperationRegistry:
     def visible_to(self, caller: Caller) -> list[Operation]:
         """The operations ``caller`` may call (what the MCP plane lists as tools for an agent)."""
         return [op for op in self if op.allows(caller)]
+
+
+async def _refusing(items: Any) -> AsyncIterator[Any]:
+    """A streaming handler's batches, the kernel's own refusals raised while it runs (its body only
+    runs once iterated: an unknown session) turned into :class:`OperationError` as for any handler."""
+    from .delivery import DeliveryError
+    from .sessions import SessionError
+
+    try:
+        async for batch in items:
+            yield batch
+    except (SessionError, DeliveryError) as exc:
+        raise OperationError(str(exc), code="refused") from None
+    finally:
+        await items.aclose()
 
 
 async def _approve(op: Operation, ctx: CallContext, args: Mapping[str, Any]) -> None:
