@@ -50,6 +50,21 @@ def local_entries(rt: Any) -> list[tuple[dict[str, Any], str]]:
     return [(rt.canvases[name].info(), rt.canvases[name].text) for name in sorted(rt.canvases)]
 
 
+async def claims(app: Any, kernel: Any, rel: str) -> bool:
+    """Does ``rel`` (a project file, POSIX) hold a canvas? Then ``aegis_view_file`` on it opens this tab
+    on that canvas (aegis-tui's ``claims``): from the runtime here, or the owner's ``aegis_canvas_list``."""
+    if getattr(app, "remote", None) is not None:
+        listed = await app.call_op("aegis_canvas_list")
+        return any(info.get("file") == rel for info in listed.get("canvases") or ())
+    rt = _runtime(kernel)
+    return rt is not None and any(c.rel == rel for c in rt.canvases.values())
+
+
+def first(entries: list[tuple[dict[str, Any], str]], rel: str | None) -> list[tuple[dict[str, Any], str]]:
+    """``entries`` with the canvas bound to file ``rel`` first (the one the user was sent to)."""
+    return sorted(entries, key=lambda e: e[0].get("file") != rel) if rel else entries
+
+
 def tab(app: Any, kernel: Any) -> Any:
     """Factory for the canvases tab."""
     from textual.containers import VerticalScroll
@@ -63,6 +78,7 @@ def tab(app: Any, kernel: Any) -> Any:
             self.view = Markdown("", id="canvas-doc")
             self._seen: Any = None
             self._unsubscribe: Any = None
+            self.focus_file: str | None = None  # the canvas file shown first (``show_path``)
 
         def compose(self) -> Any:
             yield self.view
@@ -85,13 +101,20 @@ def tab(app: Any, kernel: Any) -> Any:
                 self._unsubscribe = rt.on_change(lambda name, what: self.redraw())
             self.redraw()
 
+        def show_path(self, rel: str) -> None:
+            """Put the canvas bound to ``rel`` first and scroll to the top (``aegis_view_file`` on it)."""
+            self.focus_file = rel
+            self._seen = None
+            self._follow()
+            self.scroll_home(animate=False)
+
         def redraw(self) -> None:
             rt = _runtime(kernel)
             generation = getattr(rt, "generation", None)
             if generation is not None and generation == self._seen:
                 return
             self._seen = generation
-            self.show(document(local_entries(rt)))
+            self.show(document(first(local_entries(rt), self.focus_file)))
 
         def show(self, text: str) -> None:
             if text != getattr(self, "_shown", None):
@@ -105,6 +128,6 @@ def tab(app: Any, kernel: Any) -> Any:
                            for info in listed["canvases"]]
             except Exception:  # noqa: BLE001 - no canvas service there
                 entries = []
-            self.show(document(entries))
+            self.show(document(first(entries, self.focus_file)))
 
     return CanvasTab()

@@ -102,9 +102,10 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)  # declared by aegis-tui; without it there are no panels to contribute
 def aegis_register_panels(register: Any) -> None:
-    from .panels import tab
+    from .panels import claims, tab
 
-    register("canvases", tab, kind="tab", key="ctrl+b", title="canvases")
+    # claims: aegis_view_file on a canvas file opens this tab on that canvas instead of a file view
+    register("canvases", tab, kind="tab", key="ctrl+b", title="canvases", claims=claims)
 
 
 @hookimpl

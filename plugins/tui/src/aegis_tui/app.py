@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import itertools
 import logging
 import signal
@@ -349,8 +350,7 @@ class AegisApp(App[int]):
 
         assert self.attach is not None
         async with trio.open_nursery() as nursery:
-            viewer = Remote(self.attach, on_view_file=lambda rel: self.call_later(
-                self.open_file_tab, self.project_dir / rel, activate=True))
+            viewer = Remote(self.attach, on_view_file=lambda rel: self.in_kernel(self.show_path, rel))
             remote = await nursery.start(viewer.run)
             self.remote = remote
             self._nursery = nursery
@@ -962,8 +962,44 @@ class AegisApp(App[int]):
             return {"status": "refused", "message": f"{path} is outside the project ({root})"}
         if not target.is_file():
             return {"status": "not_found", "message": f"no such file: {path}"}
-        self.call_later(self.open_file_tab, target, activate=True)
-        return {"status": "opened", "path": str(target.relative_to(root))}
+        rel = target.relative_to(root).as_posix()
+        await self.show_path(rel)
+        return {"status": "opened", "path": rel}
+
+    async def claimant(self, rel: str) -> str | None:
+        """The first ``kind="tab"`` panel whose ``claims`` says it shows project file ``rel`` (runs in the
+        kernel's trio context: a claim may ask the owner through :meth:`call_op`); None when none does."""
+        for name, spec in self.panels.items():
+            claims = spec.get("claims")
+            if claims is None or spec.get("kind") != "tab":
+                continue
+            try:
+                claimed = claims(self, self.kernel, rel)
+                if inspect.isawaitable(claimed):
+                    claimed = await claimed
+            except Exception:  # noqa: BLE001 - a broken claim never stops the file from showing
+                log.exception("panel %s failed to claim %s", name, rel)
+                continue
+            if claimed:
+                return name
+        return None
+
+    async def show_path(self, rel: str) -> None:
+        """``aegis_view_file``'s target (owning or attached): the tab that claims ``rel`` (told
+        ``show_path(rel)`` when its widget has it), else a file tab. Runs in the kernel's trio context."""
+        name = await self.claimant(rel)
+        if name is None:
+            self.call_later(self.open_file_tab, self.project_dir / rel, activate=True)
+            return
+
+        async def open_claimed() -> None:
+            tab = await self.open_panel_tab(name, activate=True)
+            widget = tab.widget.children[0] if tab is not None and tab.widget.children else None
+            show = getattr(widget, "show_path", None)
+            if callable(show):
+                show(rel)
+
+        self.call_later(open_claimed)
 
     # --- config and panels --------------------------------------------------------------------
 

@@ -14,19 +14,25 @@ hookspec = pluggy.HookspecMarker("aegis")
 PanelKind = Literal["tab", "strip", "modal", "band"]
 
 
+#: ``claims(app, kernel, rel) -> bool`` (or an awaitable of it): does this tab show project file ``rel``?
+Claims = Callable[[Any, Any, str], Any]
+
+
 class RegisterPanel(Protocol):
     def __call__(self, name: str, factory: Callable[[Any, Any], Any], kind: PanelKind = "tab",
-                 key: str | None = None, title: str = "") -> None: ...
+                 key: str | None = None, title: str = "", claims: Claims | None = None) -> None: ...
 
 
 def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind = "tab", key: str | None = None,
-                title: str = "") -> tuple[str, dict[str, Any]]:
+                title: str = "", claims: Claims | None = None) -> tuple[str, dict[str, Any]]:
     """One ``register(...)`` call as the registry entry the app reads (``registry.objects("panels")``)."""
+    if claims is not None and kind != "tab":
+        raise ValueError("only a tab can claim files (claims=)")
     if kind not in ("tab", "strip", "modal", "band"):
         raise ValueError(f"panel kind must be tab, strip, modal or band, not {kind!r}")
     if kind == "band" and key is not None:
         raise ValueError("a band has no key of its own: Ctrl+D opens the dashboard that holds every band")
-    return name, {"factory": factory, "kind": kind, "key": key, "title": title or name}
+    return name, {"factory": factory, "kind": kind, "key": key, "title": title or name, "claims": claims}
 
 
 @registration_hook("panels", build=panel_entry)
@@ -34,10 +40,15 @@ def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind =
 def aegis_register_panels(register: RegisterPanel) -> None:
     """Contribute TUI panels.
 
-    :param register: ``register(name, factory, kind="tab"|"strip"|"modal"|"band", key=None, title="")``:
-        ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for ``kind="modal"``); ``key``
-        is an optional binding that opens it, installed as a priority binding (not for a band); ``title``
-        defaults to ``name``.
+    :param register: ``register(name, factory, kind="tab"|"strip"|"modal"|"band", key=None, title="",
+        claims=None)``: ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for
+        ``kind="modal"``); ``key`` is an optional binding that opens it, installed as a priority binding
+        (not for a band); ``title`` defaults to ``name``; ``claims`` (tabs only) is
+        ``claims(app, kernel, rel) -> bool`` (or an awaitable of it, awaited in the kernel's trio
+        context): when ``aegis_view_file`` asks the TUI to show project file ``rel`` (POSIX, relative to
+        the project) and a tab claims it, that tab opens instead of the plain file view, and its widget's
+        ``show_path(rel)`` is called when it has one (e.g. the canvases tab puts that canvas first).
+        A claim that raises counts as no claim.
 
     Kinds: a ``tab`` opens as a tab of its own; a ``strip`` is one always-on line above the status bar;
     a ``modal`` is pushed over everything; a ``band`` is one section of the single Ctrl+D dashboard,
