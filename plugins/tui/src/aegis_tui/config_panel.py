@@ -1,9 +1,12 @@
 """The F2 config panel: every section at a glance (agents first, then whatever plugins declared — queues
-when the queue plugin is installed) and ``a`` to add an agent through a validated form.
+when the queue plugin is installed), ``a`` to add an agent through a validated form, and the edit forms
+of :mod:`aegis_tui.config_forms` (queues with budgets, agent/queue fields, removals, the default agent,
+schedules and plugins on/off, plugin folders), which run the kernel's ``aegis_config_*`` operations.
 
-Adding an agent goes through the kernel's one edit path (:func:`aegis_kernel.config.set_key` validated by
-:func:`~aegis_kernel.config.config_validator`, the real loader): comments survive, a bad value is refused
-with the loader's own ``file:line: message @ key.path`` and nothing is written.
+Every edit goes through the kernel's one edit path: the ``aegis_config_*`` operations called as the user
+(:meth:`AegisApp.call_op`, here or on the owner when attached), validated by the real loader: comments
+survive, a bad value is refused with the loader's own ``file:line: message @ key.path`` and nothing is
+written. (:func:`add_agent` is the same edit without a running kernel.)
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from aegis_kernel import PERMISSIONS
+
+from .config_forms import FORMS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -93,6 +98,12 @@ def summary(kernel: Any) -> Table:
         table.add_row(f"{star}{name}", Text(f"{p.provider}  model={p.model or '-'}  permission={p.permission}"
                                             + (f"  effort={p.effort}" if p.effort else "")
                                             + (f"  — {p.description}" if p.description else "")))
+    plugins = config.raw.get("plugins") if isinstance(config.raw.get("plugins"), dict) else {}
+    if plugins.get("disabled") or plugins.get("dirs"):
+        table.add_row("", "")
+        table.add_row(Text("plugins", style="bold cyan"),
+                      Text(f"disabled: {', '.join(plugins.get('disabled') or ()) or 'none'}"
+                           f"  folders: {', '.join(plugins.get('dirs') or ()) or 'none'}"))
     for section, value in config.sections.items():
         if section in ("agents", "default_agent", "plugins") or value in (None, {}, [], ()):
             continue
@@ -109,7 +120,8 @@ def summary(kernel: Any) -> Table:
 class ConfigPanel(Vertical):
     """The config tab."""
 
-    BINDINGS = [Binding("a", "add_agent", "add agent"), Binding("r", "reload", "reload")]
+    BINDINGS = [Binding("a", "add_agent", "add agent"), Binding("r", "reload", "reload"),
+                *[Binding(key, f"form('{key}')", help) for key, (help, _) in FORMS.items()]]
     DEFAULT_CSS = """
     ConfigPanel { height: 1fr; padding: 0 1; }
     ConfigPanel #config-head { height: auto; margin-bottom: 1; }
@@ -141,7 +153,7 @@ class ConfigPanel(Vertical):
         path = self.kernel.config.path
         self.query_one("#config-head", Static).update(
             Text.assemble(("config ", "bold"), (str(path) if path else f"no .aegis.yaml in {self.kernel.project_dir}",
-                                               "dim"), ("   a add agent · r reload", "dim")))
+                                               "dim"), ("   a add agent · r reload · " + " · ".join(f"{k} {h}" for k, (h, _) in FORMS.items()), "dim")))
         agents = self.kernel.config.get("agents") or {}
         prompt = self.query_one("#config-prompt", Static)
         if not agents:
@@ -162,6 +174,24 @@ class ConfigPanel(Vertical):
             return
         self.refresh_summary()
         self.notify("config reloaded")
+
+    def action_form(self, key: str) -> None:
+        """Open the edit form bound to ``key`` (:data:`aegis_tui.config_forms.FORMS`); a saved edit
+        redraws the summary (attached: after re-reading the file the owner just wrote)."""
+        def done(saved: bool | None) -> None:
+            if not saved:
+                return
+            if getattr(self.app, "remote", None) is not None:
+                from aegis_kernel import ConfigError
+
+                try:
+                    reload_config(self.kernel)
+                except ConfigError as exc:
+                    self.notify(str(exc), title="invalid configuration", severity="error", timeout=10)
+            self.refresh_summary()
+            self.notify("config saved")
+
+        self.app.push_screen(FORMS[key][1](self.kernel), done)
 
     def action_add_agent(self) -> None:
         def done(name: str | None) -> None:
@@ -234,27 +264,17 @@ class AddAgentForm(ModalScreen[str | None]):
         }
         name = value("#f-name")
         make_default = bool(self.query_one("#f-default", Checkbox).value)
-        from aegis_kernel import ConfigError
-
-        if getattr(self.app, "remote", None) is not None:  # attached: the owner edits its config, live
-            try:
-                check_new_agent(self.kernel, name)
-            except ValueError as exc:
-                self.query_one("#form-error", Static).update(f"✗ {exc}")
-                return
-            self._save_on_owner(name, profile, make_default)
-            return
         try:
-            add_agent(self.kernel, name, profile, make_default=make_default)
-        except (ValueError, ConfigError) as exc:
+            check_new_agent(self.kernel, name)
+        except ValueError as exc:
             self.query_one("#form-error", Static).update(f"✗ {exc}")
             return
-        self.notify(f"added agent '{name}' to {config_path(self.kernel).name}")
-        self.dismiss(name)
+        self._save_on_owner(name, profile, make_default)
 
     def _save_on_owner(self, name: str, profile: dict[str, Any], make_default: bool) -> None:
-        """``aegis_config_add_agent`` (and ``aegis_config_set default_agent``) on the Aegis this TUI is
-        attached to: validated and applied there at once; then this TUI re-reads the file."""
+        """``aegis_config_add_agent`` (and ``aegis_config_set default_agent``) as the user, on the kernel
+        that owns the project (this one, or the Aegis this TUI is attached to): validated and applied
+        there at once; an attached TUI then re-reads the file."""
         app: Any = self.app
         args = {k: v for k, v in profile.items() if v not in (None, "")}
 
@@ -277,7 +297,8 @@ class AddAgentForm(ModalScreen[str | None]):
         from aegis_kernel import ConfigError
 
         try:
-            reload_config(self.kernel)
+            if getattr(self.app, "remote", None) is not None:  # owning: the edit already applied it here
+                reload_config(self.kernel)
         except ConfigError as exc:
             self.notify(str(exc), title="invalid configuration", severity="error", timeout=10)
         self.notify(f"added agent '{name}' to {config_path(self.kernel).name}")
