@@ -68,6 +68,31 @@ async def test_an_agent_adds_a_profile_by_default_and_it_is_spawnable_at_once(pr
 
 
 @pytest.mark.trio
+async def test_an_agent_cannot_give_a_new_profile_more_power_than_its_own_without_a_person(project, kernel):
+    boss = await agent(kernel)  # permission: write (the default)
+    session = kernel.sessions.get(boss.handle)
+    results: list[object] = []
+
+    async def add(**fields) -> None:
+        try:
+            results.append(await call(kernel, "aegis_config_add_agent", boss, provider="fake", **fields))
+        except OperationError as exc:
+            results.append(exc)
+
+    for fields in ({"name": "root", "permission": "full"}, {"name": "shell", "command": ["/bin/sh", "-c", "id"]}):
+        async with trio.open_nursery() as nursery:  # policy 'allow', yet a person is asked
+            nursery.start_soon(lambda: add(**fields))
+            await session.wait_for(lambda s: s.state == "input-required")
+            assert fields["name"] not in (project / ".aegis.yaml").read_text()
+            assert "runs with that power" in session.pending_permission.summary
+            await call(kernel, "aegis_deny", handle=boss.handle)
+        assert isinstance(results[-1], OperationError) and results[-1].code == "forbidden"
+    assert "root" not in kernel.config.get("agents") and "shell" not in kernel.config.get("agents")
+    await add(name="peer", permission="write")  # no more than its own: no one is asked
+    assert results[-1]["changed"] and session.state != "input-required"
+
+
+@pytest.mark.trio
 async def test_a_plugin_folder_waits_for_a_person_and_a_denial_is_forbidden(project, kernel):
     boss = await agent(kernel)
     session = kernel.sessions.get(boss.handle)
@@ -111,7 +136,18 @@ async def test_reads_redact_secrets_for_agents_and_people_only_verbs_stay_theirs
     mine = await call(kernel, "aegis_config_get", path="agents.fake")
     theirs = await call(kernel, "aegis_config_get", boss, path="agents.fake")
     assert mine["value"]["env"] == {"API_KEY": "s3cret"} and "s3cret" not in json.dumps(theirs)
-    added = await call(kernel, "aegis_config_add_agent", boss, name="keyed", provider="fake", env={"TOKEN": "t0ken"})
+    got: list[dict] = []
+
+    async def add_keyed() -> None:
+        got.append(await call(kernel, "aegis_config_add_agent", boss, name="keyed", provider="fake",
+                              env={"TOKEN": "t0ken"}))
+
+    async with trio.open_nursery() as nursery:  # a profile's own env runs code as the user: a person is asked
+        nursery.start_soon(add_keyed)
+        session = kernel.sessions.get(boss.handle)
+        await session.wait_for(lambda s: s.state == "input-required")
+        await call(kernel, "aegis_approve", handle=boss.handle)
+    added = got[0]
     await call(kernel, "aegis_config_set", path="agents.keyed.env.OTHER", value="0ther")
     removed = await call(kernel, "aegis_config_remove_agent", boss, name="keyed")
     assert "t0ken" not in json.dumps([added, removed]) and added["after"]["env"] == {"TOKEN": "«redacted»"}

@@ -85,7 +85,30 @@ def _describe(kind: str, args: dict[str, Any]) -> str:
     return f"edit {kind} entry {args.get('name')!r}"
 
 
-approve_agents = _approval("agents")
+_RANK = {"read": 0, "write": 1, "full": 2, "auto": 2}
+
+
+def approve_agents(ctx: CallContext, args: dict[str, Any]) -> str | None:
+    """The ``agents`` policy, plus one rule no policy lifts: an agent may not give a new profile more
+    than it has itself. A profile with a higher ``permission`` than the caller's, or its own
+    ``command`` or ``env`` (any binary, any environment), runs code as the user — so such an edit by an
+    agent below ``full`` always asks a person, even under ``allow`` (``deny`` still refuses)."""
+    question = _approval("agents")(ctx, args)
+    if question is not None or ctx.caller.kind != "agent" or "provider" not in args:
+        return question
+    session = ctx.kernel.sessions.get(ctx.caller.handle)
+    own = session.profile.permission if session is not None else "read"
+    if _RANK.get(own, 0) >= _RANK["full"]:
+        return None
+    wanted = args.get("permission") or "write"
+    reasons = [f"permission {wanted} (yours: {own})"] if _RANK.get(wanted, 2) > _RANK.get(own, 0) else []
+    reasons += [f"its own {key}" for key in ("command", "env") if args.get(key)]
+    if not reasons:
+        return None
+    return (f"allow {ctx.caller.tag} to add agent profile {args.get('name')!r} with {' and '.join(reasons)}? "
+            "An agent spawned from it runs with that power")
+
+
 approve_queues = _approval("queues")
 approve_plugin_dirs = _approval("plugin_dirs")
 approve_schedules = _approval("schedules")
