@@ -176,6 +176,6 @@ def make_tour(speed: float = 1.0) -> Callable[[Any], Awaitable[None]]:
             say("3/3 · (install aegis-queue to see queue workers and callbacks here)")
         await pause(1.0)
         say("That's the tour. Ctrl+T new agent · Ctrl+N pick one · Ctrl+O files · F2 config · "
-            "Ctrl+D queues · Ctrl+Q quit")
+            "Ctrl+D dashboard · Ctrl+Q quit")
 
     return tour
