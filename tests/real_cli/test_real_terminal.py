@@ -25,7 +25,7 @@ def project(fake_model, cli_root, write_config, aegis_project, monkeypatch):
     config = {
         "default_agent": "builder",
         "agents": {
-            "builder": {"provider": "claude-code", "permission": "write", "command": [claude],
+            "builder": {"provider": "claude-code", "permission": "full", "command": [claude],
                         "env": kit.claude_env(fake_model, cli_root)},
             "watcher": {"provider": "scripted"},
         },

@@ -16,6 +16,10 @@ plugins:
 agents:
   agent:
     provider: fake
+    permission: full      # runs commands in shared terminals without asking
+  careful:
+    provider: fake        # permission: write — a person approves each command
+    deny: ["Terminal:rm *"]
 """
 
 

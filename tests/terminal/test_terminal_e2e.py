@@ -25,6 +25,7 @@ default_agent: helper
 agents:
   helper:
     provider: scripted
+    permission: full        # runs commands in shared terminals without asking
 """
 HEAD_RE = re.compile(r"^\$ (?P<cmd>.+) · run by (?P<who>\S+)\nexit (?P<exit>\d+) · \d+\.\d\ds\n──")
 

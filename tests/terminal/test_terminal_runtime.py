@@ -202,3 +202,32 @@ async def test_the_raw_log_keeps_every_byte_and_one_older_log_beyond_its_limit(f
     await wait_until(lambda: (folder / "raw.log.1").exists() and b"marker-1000" in (
         (folder / "raw.log.1").read_bytes() + (folder / "raw.log").read_bytes()))
     assert (folder / "raw.log").stat().st_mode & 0o777 == 0o600
+
+
+async def test_an_agent_below_full_permission_runs_a_command_only_once_a_person_approves(fake, kernel):
+    careful = await kernel.sessions.spawn("careful", handle="careful")
+    await careful.wait_for(lambda s: s.state == "ready")
+    await call(kernel, "aegis_term_spawn", name="build", shell="bash")  # the user: no approval
+    results: list = []
+
+    async def run(cmd: str) -> None:
+        try:
+            results.append(await call(kernel, "aegis_term_run", "careful", name="build", cmd=cmd, timeout_s=60))
+        except OperationError as err:
+            results.append(err)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "echo approved")
+        await careful.wait_for(lambda s: s.state == "input-required")
+        assert careful.pending_permission.summary.endswith("echo approved?")
+        assert finished(kernel, "build") == []  # held: nothing ran yet
+        await call(kernel, "aegis_approve", handle="careful")
+    assert results[0]["exit"] == 0 and results[0]["who"] == "agent:careful"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "echo refused")
+        await careful.wait_for(lambda s: s.state == "input-required")
+        await call(kernel, "aegis_deny", handle="careful")
+    assert results[1].code == "forbidden"
+    await run("rm -rf build")  # a deny pattern of the profile refuses without asking anyone
+    assert results[2].code == "forbidden" and "denies running" in results[2].message
+    assert [r["cmd"] for r in finished(kernel, "build")] == ["echo approved"]

@@ -83,3 +83,30 @@ async def term_close(ctx: CallContext, name: str, from_handle: str | None = None
 
 async def term_list(ctx: CallContext) -> dict[str, Any]:
     return {"terminals": runtime(ctx).list()}
+
+
+# --- who may execute ------------------------------------------------------------------------------------
+
+
+def may_execute(ctx: CallContext, args: dict[str, Any]) -> str | None:
+    """The approval rule of the verbs that run something (spawn, run, keys): a shared terminal executes
+    commands as the user, so an agent does it only as its profile allows — through the kernel's approval
+    broker as a tool ``Terminal`` of kind ``execute`` with the command as summary. ``permission: full``
+    or ``auto`` (or an ``allow`` pattern such as ``Terminal:pytest *``) runs at once; a ``deny`` pattern
+    refuses; anything else (``read``, ``write``) asks a person each time. People never need approval."""
+    from aegis_kernel import PermissionRequest
+
+    if ctx.caller.kind != "agent":
+        return None
+    session = ctx.kernel.sessions.get(ctx.caller.handle)
+    what = args.get("cmd") or args.get("keys") or f"spawn shell {args.get('shell') or '(default)'}"
+    summary = " ".join(str(what).split())[:200]
+    if session is not None:
+        request = PermissionRequest(request_id="terminal", tool_name="Terminal", kind="execute", summary=summary)
+        decision = ctx.kernel.approvals.decide(session, request)
+        if decision is True:
+            return None
+        if decision is False:
+            raise OperationError(f"the profile of {ctx.caller.tag} denies running {summary!r} in a terminal",
+                                 code="forbidden")
+    return f"allow {ctx.caller.tag} to run in terminal {args.get('name')!r}: {summary}?"

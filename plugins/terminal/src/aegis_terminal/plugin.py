@@ -29,7 +29,8 @@ def aegis_register_operations(register: Any) -> None:
              "the user share. shell: default $SHELL or /bin/bash; cwd: a folder of the project (default its "
              "root). The shell's environment has AEGIS_TERM=<name>. Spawning a running terminal returns it.",
              params(("name",), name=_NAME, shell={"type": ["string", "null"], "default": None},
-                    cwd={"type": ["string", "null"], "default": None}, from_handle=_FROM))
+                    cwd={"type": ["string", "null"], "default": None}, from_handle=_FROM),
+             approval=_OPS + "may_execute")
     register("aegis_term_run", _OPS + "term_run",
              "Run a command line in a terminal and wait for it: returns its record (seq, exit, duration_s, "
              "output capped head+tail with bytes_cut). Runs on one terminal go first come, first served. After "
@@ -37,11 +38,13 @@ def aegis_register_operations(register: Any) -> None:
              "aegis_term_keys(name, 'ctrl-c') or follow it with aegis_term_read. Subscribers are woken.",
              params(("name", "cmd"), name=_NAME, cmd={"type": "string", "minLength": 1},
                     timeout_s={"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": 120},
-                    from_handle=_FROM))
+                    from_handle=_FROM),
+             approval=_OPS + "may_execute")
     register("aegis_term_keys", _OPS + "term_keys",
              "Type into a terminal: text, or named keys — 'ctrl-c', 'enter', 'up', 'esc', 'tab'… — alone or "
              "as {name} inside text ('q{enter}'). Commands started this way are recorded too.",
-             params(("name", "keys"), name=_NAME, keys={"type": "string", "minLength": 1}, from_handle=_FROM))
+             params(("name", "keys"), name=_NAME, keys={"type": "string", "minLength": 1}, from_handle=_FROM),
+             approval=_OPS + "may_execute")
     register("aegis_term_read", _OPS + "term_read",
              "A terminal's finished commands (the last last_n, or all after since_seq) and the running one "
              "with its output so far.",
