@@ -96,7 +96,7 @@ def approve_agents(ctx: CallContext, args: dict[str, Any]) -> str | None:
     question = _approval("agents")(ctx, args)
     if question is not None or ctx.caller.kind != "agent" or "provider" not in args:
         return question
-    session = ctx.kernel.sessions.get(ctx.caller.handle)
+    session = ctx.kernel.sessions.get(ctx.caller.handle) if ctx.caller.handle is not None else None
     own = session.profile.permission if session is not None else "read"
     if _RANK.get(own, 0) >= _RANK["full"]:
         return None
