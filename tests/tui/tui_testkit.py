@@ -220,6 +220,9 @@ async def new_agent_tab(pilot: Any, key: str = "ctrl+t") -> Any:
     await pilot.press(key)
     await wait_until(pilot, lambda: len(app.tabs) > before, what="a new tab")
     tab = app.tabs[-1]
+    # attached, the mirror's tab may show up (in the background) before the spawn's reply brings it to
+    # the front: a person waits for the new tab to be in front before typing into it
+    await wait_until(pilot, lambda: app.active_tab is tab, what="the new tab in front")
     await wait_until(pilot, lambda: tab.session.state == "ready", what="the agent ready")
     return tab
 
