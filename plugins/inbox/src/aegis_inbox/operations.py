@@ -23,10 +23,10 @@ META_LIMIT = 2000
 
 async def meta(ctx: CallContext) -> str:
     """A short briefing generated from the operations the caller may call: the core tools with their
-    first line of help, then the others with theirs while the briefing stays under
-    :data:`META_LIMIT` characters, then the rest by name only (every tool is always named)."""
+    first line of help, then others with theirs while the briefing stays under :data:`META_LIMIT`
+    characters, then every remaining tool named, grouped by family (``aegis_canvas_{open, read}``)."""
     me = ctx.caller.handle or "the user"
-    head = [
+    lines = [
         f"Aegis: you are '{me}'. Other agents work beside you; reach them only through these tools.",
         "Messages from others arrive as turns headed '✉ from <sender> · <time>'.",
         "Tools:",
@@ -34,21 +34,39 @@ async def meta(ctx: CallContext) -> str:
     ops = [op for op in ctx.kernel.operations.visible_to(ctx.caller) if op.name != "aegis_meta"]
     ops.sort(key=lambda op: (op.name not in CORE_TOOLS, CORE_TOOLS.index(op.name) if op.name in CORE_TOOLS else 0,
                              op.name))
-    lines, named = list(head), list[str]()
-    also = " (aegis_meta describes the ones above; call any to learn more)."
-    names_len = sum(len(op.name) + 2 for op in ops) + len("\nAlso: ") + len(also)  # the closing line, whole
+    described: list[str] = []
+    rest = [op.name for op in ops]
     for op in ops:
         args = ", ".join(n for n in op.properties if n != "from_handle")
         first = op.description.strip().splitlines()[0] if op.description else ""
         line = f"- {op.name}({args}): {first}"
-        if not named and sum(len(x) + 1 for x in lines) + len(line) + names_len < META_LIMIT:
-            lines.append(line)
-            names_len -= len(op.name) + 2
-        else:
-            named.append(op.name)
-    if named:
-        lines.append("Also: " + ", ".join(named) + also)
-    return "\n".join(lines)
+        left = [n for n in rest if n != op.name]
+        size = sum(len(x) + 1 for x in [*lines, *described, line]) + len(_also(left))
+        if op.name not in CORE_TOOLS and size >= META_LIMIT:
+            break
+        described.append(line)
+        rest = left
+    return "\n".join([*lines, *described, *([_also(rest)] if rest else [])])
+
+
+def _also(names: list[str]) -> str:
+    """``Also: aegis_canvas_{list, open}, aegis_stop`` — every name, families folded, in one line."""
+    if not names:
+        return ""
+    families: dict[str, list[str]] = {}
+    for name in sorted(names):
+        family, _, member = name.removeprefix("aegis_").partition("_")
+        families.setdefault(family, []).append(member)
+    parts = []
+    for family, members in families.items():
+        whole = [m for m in members if not m]
+        parts += [f"aegis_{family}"] * len(whole)
+        members = [m for m in members if m]
+        if len(members) == 1:
+            parts.append(f"aegis_{family}_{members[0]}")
+        elif members:
+            parts.append(f"aegis_{family}_{{{', '.join(members)}}}")
+    return "Also: " + ", ".join(parts) + " (call aegis_meta for this list; each tool describes itself)."
 
 
 async def list_sessions(ctx: CallContext) -> list[dict[str, Any]]:
