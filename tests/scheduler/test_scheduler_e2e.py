@@ -180,8 +180,6 @@ def test_an_agent_schedules_a_prompt_for_itself_and_receives_it(project, serve):
     assert "added_by: agent:boss" in overlay
 
 
-@pytest.mark.xfail(strict=True, reason="aegis-workflow's engine sends as workflow:<name>; the scheduler starts the "
-                                       "run with by='schedule:<name>' (needs Engine.sender to use it)")
 def test_the_sender_names_the_schedule(project, serve):
     serve.start()
     serve.cli("spawn", "helper", "--handle", "boss", "--prompt", "hello")

@@ -74,7 +74,9 @@ class Engine:
         self.kernel = runtime.kernel
         self.run = run
         self.journal = run.log
-        self.sender = f"workflow:{run.name}"
+        # what the agents it talks to see as the envelope's sender: the schedule that fired the run
+        # (``✉ from schedule:<name>``), else the workflow itself
+        self.sender = run.by if run.by.startswith("schedule:") else f"workflow:{run.name}"
         self._root = _Scope(self, "")
         self._last_agent: str | None = None
         self._spawned: dict[str, bool] = {}  # handle → keep
