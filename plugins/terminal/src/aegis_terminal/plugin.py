@@ -74,9 +74,7 @@ def aegis_register_operations(register: Any) -> None:
 
 @hookimpl
 def aegis_register_services(register: Any) -> None:
-    from .service import TerminalService
-
-    register("terminal", TerminalService())
+    register("terminal", "aegis_terminal.service:TerminalService")  # lazy: plugin loading never imports trio
 
 
 @hookimpl
