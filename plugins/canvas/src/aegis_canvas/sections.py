@@ -149,12 +149,19 @@ def split_lines(text: str) -> list[str]:
     """``text`` as lines, each keeping its line end. Lines end at ``\n`` only (a ``\r\n`` line keeps its
     ``\r``), as markdown-it numbers them — not at the other separators ``str.splitlines`` knows (form
     feed, U+2028…), which would shift every section after them."""
+    return list(_lines(text))
+
+
+@functools.lru_cache(maxsize=8)
+def _lines(text: str) -> tuple[str, ...]:
+    """:func:`split_lines`, cached by content (a write splits the canvas's current text once; a text
+    changed by an edit outside Aegis is another key, so nothing stale is ever returned)."""
     lines = text.split("\n")
     last = lines.pop()
     out = [line + "\n" for line in lines]
     if last:
         out.append(last)
-    return out
+    return tuple(out)
 
 
 def _line_count(text: str) -> int:
@@ -188,16 +195,15 @@ def find(sections: Iterable[Section], name: str) -> Section | None:
 
 def body(text: str, name: str) -> str | None:
     """The body of section ``name`` (its lines, trailing blank lines dropped), or None if absent."""
-    lines = split_lines(text)
-    sec = find(parse(text), name)
+    sec = find(_sections(text), name)
     if sec is None:
         return None
-    return _trim("".join(lines[sec.start:sec.end]))
+    return _trim("".join(_lines(text)[sec.start:sec.end]))
 
 
 def bodies(text: str) -> dict[str, str]:
     """Every section's body by name (the first of duplicate names wins)."""
-    lines = split_lines(text)
+    lines = _lines(text)
     out: dict[str, str] = {}
     for sec in parse(text):
         out.setdefault(sec.name, _trim("".join(lines[sec.start:sec.end])))
@@ -215,16 +221,38 @@ def _normal(content: str) -> str:
     return content + "\n" if content.strip() else ""
 
 
-def replace_section(text: str, name: str, content: str) -> str:
-    """``text`` with section ``name``'s body replaced by ``content`` (appended as a new ``## name``
-    section when absent). The preamble is :data:`PREAMBLE`. Everything else is kept as it was."""
-    lines = split_lines(text)
+@frozen
+class Splice:
+    """One section write worked out once: the document's ``new`` text, and the section's body before
+    (``old_body``, ``""`` when the section is new) and after (``new_body``), as :func:`body` reads them."""
+
+    new: str
+    old_body: str
+    new_body: str
+
+    def diff(self) -> LineDiff:
+        """The real line diff of the section's body (only the section's lines are compared)."""
+        return line_diff(self.old_body, self.new_body)
+
+
+def splice(text: str, name: str, content: str, *, append: bool = False) -> Splice:
+    """Section ``name`` of ``text`` replaced by ``content`` (``append``: extended by it), in one pass:
+    the text is split and parsed once (both cached by content, so the text a previous write produced
+    costs nothing more), the new text is built from the kept lines around the section, and the
+    section's old and new bodies come out for the diff without reading the new text again.
+
+    Before: the write path split the whole text four times and parsed it twice more, then diffed bodies
+    re-extracted from both full texts (≈ 1 ms of CPU per write on a 1,000-line canvas)."""
+    lines = _lines(text)
+    sec = find(_sections(text), name)
+    old_body = _trim("".join(lines[sec.start:sec.end])) if sec is not None else None
+    if append:
+        addition = _normal(content)
+        content = addition if old_body is None else old_body + addition
     new_body = _normal(content)
-    sections = parse(text)
-    sec = find(sections, name)
     if sec is None:
         head = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return text + head + f"## {name}\n" + new_body
+        return Splice(text + head + f"## {name}\n" + new_body, "", _trim(new_body))
     followed = sec.end < len(lines)
     block = new_body + ("\n" if followed and new_body else "")
     if sec.heading is not None and not new_body and followed:
@@ -232,16 +260,18 @@ def replace_section(text: str, name: str, content: str) -> str:
     before = "".join(lines[:sec.start])
     if before and not before.endswith("\n"):  # a heading on the file's last line, without a line end
         before += "\n"
-    return before + block + "".join(lines[sec.end:])
+    return Splice(before + block + "".join(lines[sec.end:]), old_body or "", _trim(new_body))
+
+
+def replace_section(text: str, name: str, content: str) -> str:
+    """``text`` with section ``name``'s body replaced by ``content`` (appended as a new ``## name``
+    section when absent). The preamble is :data:`PREAMBLE`. Everything else is kept as it was."""
+    return splice(text, name, content).new
 
 
 def append_section(text: str, name: str, content: str) -> str:
     """``text`` with ``content`` added at the end of section ``name``'s body (created when absent)."""
-    current = body(text, name)
-    addition = _normal(content)
-    if current is None:
-        return replace_section(text, name, addition)
-    return replace_section(text, name, current + addition)
+    return splice(text, name, content, append=True).new
 
 
 def line_diff(old: str, new: str) -> LineDiff:
