@@ -8,11 +8,16 @@ raises :class:`NotRunning` — a typed error, never a string to match — when t
 command that starts one. :func:`call` is the one-shot form. Verbs that can work on state alone
 catch :class:`NotRunning` and read the state themselves; verbs that need live agents let it reach
 the user.
+
+A plugin's CLI verbs share three helpers: :func:`state_dir_of` (the state folder of the project the
+verb names), :func:`call_from_cli` (one call on that project's Aegis) and :func:`print_out` (``--json``
+prints the answer as JSON, else the verb's own human form).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +26,8 @@ from .rpc import AsyncRpcClient, RpcClient, RpcError
 
 # a public submodule of aegis_kernel: what a client of a running kernel needs (a CLI verb, an attached TUI)
 __all__ = [
-    "START_HINT", "AsyncRpcClient", "ControlError", "NotRunning", "RpcClient", "RpcError", "call", "connect",
-    "connect_path", "socket_path",
+    "START_HINT", "AsyncRpcClient", "ControlError", "NotRunning", "RpcClient", "RpcError", "call", "call_from_cli",
+    "connect", "connect_path", "print_json", "print_out", "socket_path", "state_dir_of",
 ]
 
 
@@ -53,3 +58,33 @@ def call(state_dir: Path, operation: str, params: Mapping[str, Any] | None = Non
             return client.call(operation, params)
         except RpcError as exc:
             raise ControlError(exc.message, data=exc.data) from None
+
+
+def state_dir_of(args: Any) -> Path:
+    """The state folder (``<project>/.aegis/state``) of the project a CLI verb names with ``--project``
+    (``args.project``; absent or ``None`` = the project around the working directory)."""
+    from .project import resolve_project_dir
+
+    return Path(resolve_project_dir(getattr(args, "project", None))) / ".aegis" / "state"
+
+
+def call_from_cli(args: Any, operation: str, /, _timeout: float | None = 30.0, **params: Any) -> Any:
+    """:func:`call` ``operation`` with ``params`` on the Aegis of the project ``args`` names (see
+    :func:`state_dir_of`), waiting at most ``_timeout`` seconds (``None`` = no limit). The timeout's
+    name starts with ``_`` so that an operation may take a parameter called ``timeout``."""
+    return call(state_dir_of(args), operation, params, timeout=_timeout)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON, non-ASCII text as is (what every ``--json`` verb prints)."""
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_out(args: Any, data: Any, human: Callable[[Any], object]) -> int:
+    """``--json`` (``args.json``, absent = off) prints ``data`` with :func:`print_json`, otherwise
+    ``human(data)`` prints it for a person; returns 0 (the exit status of a verb that succeeded)."""
+    if getattr(args, "json", False):
+        print_json(data)
+    else:
+        human(data)
+    return 0
