@@ -7,9 +7,7 @@ the user); ``--json`` prints the operation's result as is.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -47,46 +45,34 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    from aegis_kernel import resolve_project_dir
-
-    return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
-
-
-def _call(args: argparse.Namespace, operation: str, /, timeout: float = 30.0, **arguments: Any) -> Any:
-    from aegis_kernel.client import call
-
-    return call(_state_dir(args), operation, arguments, timeout=timeout)
-
-
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel import ControlError
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, call_from_cli, print_out
 
     verb = args.group_cmd
     try:
         if verb == "list":
-            return _out(args, _call(args, "aegis_group_list"), _print_list)
+            return print_out(args, call_from_cli(args, "aegis_group_list"), _print_list)
         if verb == "show":
-            return _out(args, _call(args, "aegis_group_status", name=args.group), _print_show)
+            return print_out(args, call_from_cli(args, "aegis_group_status", name=args.group), _print_show)
         if verb == "spawn":
             extra = {"preset": args.preset} if args.preset else {"profiles": args.profiles}
-            out = _call(args, "aegis_group_spawn", timeout=120, name=args.group, **extra)
-            return _out(args, out, lambda o: print(f"group {o['name']}: {', '.join(o['members'])}"))
+            out = call_from_cli(args, "aegis_group_spawn", _timeout=120, name=args.group, **extra)
+            return print_out(args, out, lambda o: print(f"group {o['name']}: {', '.join(o['members'])}"))
         if verb == "broadcast":
             objective = sys.stdin.read() if args.objective == "-" else args.objective
-            out = _call(args, "aegis_group_broadcast", name=args.group, objective=objective,
+            out = call_from_cli(args, "aegis_group_broadcast", name=args.group, objective=objective,
                         output_format=args.output_format, tool_guidance=args.tool_guidance,
                         boundaries=args.boundaries, **({"reducer": args.reducer} if args.reducer else {}))
             if not args.wait:
-                return _out(args, out, lambda o: print(f"broadcast {o['broadcast_id']} → {', '.join(o['members'])}"))
+                return print_out(args, out, lambda o: print(f"broadcast {o['broadcast_id']} → {', '.join(o['members'])}"))
             return _wait(args, any_=False)
         if verb == "wait":
             return _wait(args, any_=args.any)
         if verb == "dissolve":
-            out = _call(args, "aegis_group_dissolve", timeout=120, name=args.group,
+            out = call_from_cli(args, "aegis_group_dissolve", _timeout=120, name=args.group,
                         close_members=not args.keep_members)
-            return _out(args, out, lambda o: print(
+            return print_out(args, out, lambda o: print(
                 f"group {o['name']} dissolved; closed: {', '.join(o['closed']) or 'none'}"
                 + (f"; still running: {', '.join(o['left_running'])}" if o["left_running"] else "")))
     except (NotRunning, ControlError) as exc:
@@ -96,25 +82,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace, *, any_: bool) -> int:
+    from aegis_kernel.client import call_from_cli, print_out
+
     params: dict[str, Any] = {"name": args.group}
     if args.timeout is not None:
         params["timeout"] = args.timeout
     if any_:
-        out = _call(args, "aegis_group_wait_any", timeout=(args.timeout or 3600) + 30, **params)
+        out = call_from_cli(args, "aegis_group_wait_any", _timeout=(args.timeout or 3600) + 30, **params)
     else:
         if args.reducer:
             params["reducer"] = args.reducer
-        out = _call(args, "aegis_group_wait_all", timeout=(args.timeout or 3600) + 30, **params)
-    _out(args, out, _print_result)
+        out = call_from_cli(args, "aegis_group_wait_all", _timeout=(args.timeout or 3600) + 30, **params)
+    print_out(args, out, _print_result)
     return 0 if not out["errors"] and not out["timeouts"] and not out.get("error") else 1
-
-
-def _out(args: argparse.Namespace, data: Any, printer: Any) -> int:
-    if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        printer(data)
-    return 0
 
 
 _DOTS = {"ready": "●", "working": "◐", "input-required": "?", "starting": "○", "error": "✗", "closed": "·",
