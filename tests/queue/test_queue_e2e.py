@@ -9,21 +9,18 @@ live workers is computed exactly (not sampled).
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted, aegis-scripted) is not installed")
 
-from aegis_kernel.client import call  # noqa: E402
 from aegis_kernel.state import Ledger  # noqa: E402
+from aegis_testkit.serve import ServeProcess, reap_orphans  # noqa: E402
+from aegis_testkit.serve import wait_for as kit_wait_for  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -72,63 +69,9 @@ def probe_site(tmp_path: Path) -> Path:
     return site
 
 
-class Serve:
-    def __init__(self, project: Path, site: Path, probe: Path) -> None:
-        self.project = project
-        self.env = {**os.environ, "PYTHONPATH": str(site), "AEGIS_QPROBE": str(probe)}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30) -> str:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + timeout
-        lines = []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return line
-        self.kill()
-        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
-
-    def call(self, operation: str, **params):
-        """Call an operation on this serve (the CLI's one client)."""
-        return call(self.project / ".aegis" / "state", operation, params)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-def reap_orphans(state_dir: Path) -> None:
-    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
-    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+def probed_serve(project: Path, site: Path, probe: Path) -> ServeProcess:
+    """A serve of ``project`` with the probe plugin of ``site`` writing to ``probe``."""
+    return ServeProcess(project, env={"PYTHONPATH": str(site), "AEGIS_QPROBE": str(probe)})
 
 
 def max_live(probe: Path, ignore: frozenset[str] = frozenset()) -> int:
@@ -160,12 +103,7 @@ def delivered(project: Path, handle: str) -> list[str]:
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    kit_wait_for(predicate, what, timeout=timeout)
 
 
 def enqueue_lines(payloads: list[str]) -> str:
@@ -183,7 +121,7 @@ def project(tmp_path):
 def test_fifty_tasks_max_parallel_four_every_callback_once_with_the_whole_final_message(project, tmp_path):
     (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=4))
     probe = tmp_path / "probe.jsonl"
-    serve = Serve(project, probe_site(tmp_path), probe)
+    serve = probed_serve(project, probe_site(tmp_path), probe)
     serve.start()
     try:
         # each worker holds its slot ≥ 0.3 s so the producer's enqueues certainly saturate the 4 slots
@@ -238,7 +176,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
     (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2))
     probe = tmp_path / "probe.jsonl"
     site = probe_site(tmp_path)
-    serve = Serve(project, site, probe)
+    serve = probed_serve(project, site, probe)
     serve.start()
     try:
         payloads = [f"@sleep 1.5\n@reply done {i}" for i in range(6)]
@@ -252,9 +190,9 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
         wait_for(lambda: state() == (6, 2), 30, "6 enqueued, 2 in flight")
         status = serve.call("aegis_queue_status", queue="work")  # the serve's own view: no third dispatch
         assert (status["in_flight"], status["pending"], status["max_parallel"]) == (2, 4, 2) and state() == (6, 2)
-        serve.kill()  # kill -9: no clean shutdown of anything
+        serve.kill9()  # kill -9: no clean shutdown of anything
     finally:
-        serve.kill()
+        serve.kill9()
     reap_orphans(project / ".aegis" / "state")
     assert max_live(probe) <= 2
     recs = queue_records(project)
@@ -264,7 +202,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
 
     stale = frozenset(r["worker"] for r in recs if r["event"] == "dispatched")
     probe = tmp_path / "probe-after-restart.jsonl"
-    serve = Serve(project, site, probe)
+    serve = probed_serve(project, site, probe)
     serve.start()
     try:
         assert producer in [s["handle"] for s in serve.call("aegis_sessions")]  # restored
@@ -309,7 +247,7 @@ def test_kill_9_with_tasks_pending_and_in_flight_loses_and_duplicates_nothing(pr
 def test_kill_9_resumes_a_task_that_asked_for_it_in_its_agent_session(project, tmp_path):
     (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2))
     site = probe_site(tmp_path)
-    serve = Serve(project, site, tmp_path / "probe.jsonl")
+    serve = probed_serve(project, site, tmp_path / "probe.jsonl")
     serve.start()
     try:
         lines = "\n".join("@call aegis_enqueue " + json.dumps({"queue": "work", "payload": p, "resume": r})
@@ -317,13 +255,13 @@ def test_kill_9_resumes_a_task_that_asked_for_it_in_its_agent_session(project, t
         producer = serve.call("aegis_spawn", agent="producer", prompt=lines)["handle"]
         wait_for(lambda: sum(r["event"] == "worker_session" for r in queue_records(project)) == 1, 30,
                  "the resumable task's agent session recorded")
-        serve.kill()
+        serve.kill9()
     finally:
-        serve.kill()
+        serve.kill9()
     reap_orphans(project / ".aegis" / "state")
     [session_rec] = [r for r in queue_records(project) if r["event"] == "worker_session"]
 
-    serve = Serve(project, site, tmp_path / "probe-after.jsonl")
+    serve = probed_serve(project, site, tmp_path / "probe-after.jsonl")
     serve.start()
     try:
         wait_for(lambda: sum(r["event"] in ("completed", "failed") for r in queue_records(project)) == 2, 60,
@@ -350,7 +288,7 @@ def aegis(project: Path, *args: str, stdin: str | None = None) -> subprocess.Com
 
 def test_cli_verbs_against_a_running_serve_and_offline(project, tmp_path):
     (project / ".aegis.yaml").write_text(CONFIG.format(max_parallel=2) + "    budgets:\n      - {usd: 5, window: 24h}\n")
-    serve = Serve(project, probe_site(tmp_path), tmp_path / "probe.jsonl")
+    serve = probed_serve(project, probe_site(tmp_path), tmp_path / "probe.jsonl")
     serve.start()
     try:
         out = aegis(project, "queue", "enqueue", "work", "hello there", "--wait")
