@@ -1,6 +1,7 @@
 """The terminal tab in a real terminal: tmux runs ``aegis`` in a 120×40 window; Ctrl+E opens a terminal
 tab, ``echo hi`` in run mode shows a block with ``exit 0``, Ctrl+K then ``less`` on a file draws its first
-screen, ``q`` returns to the prompt; Ctrl+Q with ``sleep 1000`` running quits and leaves no shell."""
+screen, ``q`` returns to the prompt; Ctrl+Q with ``sleep 1000`` running quits and leaves no shell; started
+again, Aegis restores the ``term:<name>`` tab and re-spawns its shell."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_terminal_tab_run_mode_raw_mode_and_quit(tmp_path: Path) -> None:
             time.sleep(0.5)
         _tmux("send-keys", "-t", name, "-l", term)
         _tmux("send-keys", "-t", name, "Enter")
-        _screen_with(name, f"term:{term}", "mode: run")
+        _screen_with(name, f"1 term:{term}", "mode: run")  # its own tab, titled term:<name>; the prompt closed
         _tmux("send-keys", "-t", name, "-l", "echo hi")
         _tmux("send-keys", "-t", name, "Enter")
         screen = _screen_with(name, "$ echo hi", "exit 0")
@@ -80,5 +81,22 @@ def test_terminal_tab_run_mode_raw_mode_and_quit(tmp_path: Path) -> None:
         assert done.exists(), _tmux("capture-pane", "-p", "-t", name)
         assert done.read_text().strip() == "0"
         assert shells_with_term(term) == []  # no shell (nor its sleep) left behind
+
+        # started again: the workspace brings the term:<name> tab back and the tab re-spawns its shell
+        again = tmp_path / "exit-status-2"
+        _tmux("kill-session", "-t", name)
+        _tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", name,
+              f"cd {project} && HOME={home} SHELL=/bin/bash {AEGIS}; echo $? > {again}")
+        _screen_with(name, f"1 term:{term}", f"term:{term} · idle", "$ echo hi", timeout=60)
+        deadline = time.monotonic() + 30
+        while not shells_with_term(term):
+            assert time.monotonic() < deadline, "the restored tab should re-spawn its shell"
+            time.sleep(0.1)
+        _tmux("send-keys", "-t", name, "C-q")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not again.exists():
+            time.sleep(0.1)
+        assert again.exists() and again.read_text().strip() == "0", _tmux("capture-pane", "-p", "-t", name)
+        assert shells_with_term(term) == []
     finally:
         _tmux("kill-session", "-t", name)

@@ -57,27 +57,53 @@ class Ops:
         return True
 
 
+async def wait_for(pilot, cond, deadline_s: float = 30.0) -> None:
+    """Pause until ``cond()`` holds (fails only after a generous deadline)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not cond():
+        assert loop.time() < end, "condition not reached"
+        await pilot.pause(0.02)
+
+
 def test_run_mode_blocks_then_raw_mode_keys_and_screen():
     from textual.app import App
 
     ops = Ops()
 
     class Host(App):
+        """The TUI's seam, as the tab uses it: open_panel_tab(name, arg=…) and close_panel_tab(widget)."""
+
+        opened: list = []
+
         def compose(self):
             yield TerminalTab(self)
 
         def run_op(self, operation, then=None, **args):
             return ops.run_op(operation, then, **args)
 
+        async def open_panel_tab(self, name, *, arg=None, activate=True):
+            self.opened.append((name, arg))
+            tab = TerminalTab(self, arg)
+            await self.mount(tab)
+            return tab
+
+        async def close_panel_tab(self, widget):
+            await widget.remove()
+
     async def main() -> None:
         app = Host()
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
             assert app.query_one("#term-name").placeholder.endswith("existing: build-agent, db")
+            assert not any(op == "aegis_term_spawn" for op, _ in ops.calls)  # the prompt spawns nothing
             await pilot.press(*"build", "enter")
-            await pilot.pause()
+            await wait_for(pilot, lambda: len(app.query(TerminalTab)) == 1 and app.query_one(TerminalTab).term)
+            # the prompt opened the terminal's own tab and closed: that tab spawned its terminal
+            assert app.opened == [("terminal", "build")]
             tab = app.query_one(TerminalTab)
-            assert tab.term == "build" and ("aegis_term_spawn", {"name": "build"}) in ops.calls
+            assert tab.wanted == "build" and tab.term == "build"
+            assert ("aegis_term_spawn", {"name": "build"}) in ops.calls
             assert "term:build" in str(app.query_one("#term-header").render()) and "mode: run" in str(
                 app.query_one("#term-header").render())
             await pilot.press(*"echo hi", "enter")

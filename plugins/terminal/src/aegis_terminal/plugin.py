@@ -86,14 +86,15 @@ def aegis_register_cli(register: Any) -> None:
 
 @hookimpl(optionalhook=True)
 def aegis_register_panels(register: Any) -> None:
-    """The terminal tab (Ctrl+E) where aegis-tui is installed."""
-    register("terminal", _terminal_tab, kind="tab", key="ctrl+e", title="terminal")
+    """The terminal tabs where aegis-tui is installed: Ctrl+E asks a name, then one ``term:<name>`` tab per
+    terminal (opened with ``app.open_panel_tab("terminal", arg=name)``, saved and re-spawned on restore)."""
+    register("terminal", _terminal_tab, kind="tab", key="ctrl+e", title="terminal", arg_title="term:{arg}")
 
 
-def _terminal_tab(app: Any, kernel: Any) -> Any:
+def _terminal_tab(app: Any, kernel: Any, name: str | None = None) -> Any:
     from .tui import terminal_tab
 
-    return terminal_tab(app, kernel)
+    return terminal_tab(app, kernel, name)
 
 
 @hookimpl

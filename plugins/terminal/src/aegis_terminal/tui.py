@@ -1,9 +1,13 @@
 """The TUI's terminal tab (Ctrl+E), contributed through aegis-tui's panels hook.
 
 A client of the terminal operations only (``app.run_op``, as the user), so it works the same in a TUI
-that owns the kernel and in one attached to ``aegis serve``. The tab first asks for a terminal name
-(an existing one, or a new one: it is spawned), then shows ``term:<name>`` in one of two modes,
-toggled with **Ctrl+K** and named in the tab's header:
+that owns the kernel and in one attached to ``aegis serve``. **Ctrl+E** opens a prompt tab that asks
+for a terminal name and lists the existing terminals (agents' too); Enter opens the one TUI tab of that
+terminal, ``term:<name>`` (``app.open_panel_tab("terminal", arg=name)``; an open one comes to the
+front), and the prompt closes. A ``term:<name>`` tab spawns its terminal when it opens (a running
+one is returned as is; a closed one starts again with its history) — so the tabs saved in the
+workspace re-spawn their shells on restore. The tab shows one of two modes, toggled with **Ctrl+K**
+and named in the tab's header:
 
 - **run**: an input line; Enter runs it with ``aegis_term_run`` (recorded as run by ``user``); past
   commands are shown as blocks — ``$ cmd · run by who · exit N · 1.23s`` and their output;
@@ -69,9 +73,10 @@ class TerminalTab(Vertical):
     # priority: the input line binds Ctrl+K itself (delete to the end)
     BINDINGS = [Binding("ctrl+k", "toggle_mode", "run/raw", priority=True)]
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, term: str | None = None) -> None:
         super().__init__()
         self.aegis = app
+        self.wanted = term  # the terminal this tab shows (None: the name prompt)
         self.term: str | None = None
         self.mode = "run"
         self.records: list[dict[str, Any]] = []
@@ -84,15 +89,19 @@ class TerminalTab(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), id="term-header")
-        yield Input(placeholder="terminal name (new or existing), Enter", id="term-name")
+        yield Input(placeholder="terminal name (new or existing), Enter", id="term-name",
+                    classes="hidden" if self.wanted else "")
         with VerticalScroll(id="term-blocks", classes="hidden"):
             yield Static("", id="term-log")
         yield RawScreen(self, id="term-screen", classes="hidden")
         yield Input(placeholder="command · Enter runs it · Ctrl+K raw mode", id="term-input", classes="hidden")
 
     def on_mount(self) -> None:
-        self.query_one("#term-name", Input).focus()
         self._timer = self.set_interval(0.1, self.tick)
+        if self.wanted is not None:
+            self.aegis.run_op("aegis_term_spawn", then=self.opened, name=self.wanted)
+            return
+        self.query_one("#term-name", Input).focus()
         self.aegis.run_op("aegis_term_list", then=self._known)
 
     def _known(self, out: dict[str, Any]) -> None:
@@ -104,6 +113,8 @@ class TerminalTab(Vertical):
 
     def _header(self) -> Text:
         if self.term is None:
+            if self.wanted is not None:
+                return Text(f" term:{self.wanted} · starting…", style="dim")
             return Text(" terminal · Ctrl+E · name a terminal to open it", style="dim")
         return Text(f" term:{self.term} · {self.state} · mode: {self.mode} (Ctrl+K)", style="bold")
 
@@ -114,7 +125,7 @@ class TerminalTab(Vertical):
         if event.input.id == "term-name":
             name = event.value.strip()
             if name:
-                self.aegis.run_op("aegis_term_spawn", then=lambda out: self.opened(out), name=name)
+                self.aegis.run_worker(self._open_tab(name))
         elif event.input.id == "term-input" and self.term:
             line = event.value
             if line.strip():
@@ -122,7 +133,14 @@ class TerminalTab(Vertical):
                 self.aegis.run_op("aegis_term_run", then=lambda out: self.refresh_view(), name=self.term,
                                   cmd=line, timeout_s=86400)
 
+    async def _open_tab(self, name: str) -> None:
+        """The prompt's Enter: the terminal's own tab comes to the front, then the prompt closes."""
+        if await self.aegis.open_panel_tab("terminal", arg=name, activate=True) is not None:
+            await self.aegis.close_panel_tab(self)
+
     def opened(self, out: dict[str, Any]) -> None:
+        if not out.get("terminal") or not self.is_attached:
+            return  # the spawn was refused (the app showed why) or the tab is gone
         self.term = out["terminal"]
         self.state = out.get("state", "?")
         self.query_one("#term-name", Input).add_class("hidden")
@@ -223,6 +241,7 @@ class RawScreen(Static, can_focus=True):
             self.tab.send_key(text)
 
 
-def terminal_tab(app: Any, kernel: Any) -> Widget:
-    """The panels hook's factory: ``factory(app, kernel)``."""
-    return TerminalTab(app)
+def terminal_tab(app: Any, kernel: Any, term: str | None = None) -> Widget:
+    """The panels hook's factory: ``factory(app, kernel)`` is the name prompt (Ctrl+E),
+    ``factory(app, kernel, name)`` the tab of terminal ``name`` (``app.open_panel_tab(..., arg=name)``)."""
+    return TerminalTab(app, term)

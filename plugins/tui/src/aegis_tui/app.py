@@ -565,7 +565,7 @@ class AegisApp(App[int]):
                 if path.is_file():
                     await self.open_file_tab(path, activate=False)
             elif kind == "panel":
-                await self.open_panel_tab(rec["name"], activate=False)
+                await self.open_panel_tab(rec["name"], arg=rec.get("arg"), activate=False)
             elif kind == "config":
                 await self.open_config_tab(activate=False)
         for session in by_handle.values():
@@ -1082,21 +1082,37 @@ class AegisApp(App[int]):
                 return
             await self.open_panel_tab(name, activate=True)
 
-    async def open_panel_tab(self, name: str, *, activate: bool = True) -> Tab | None:
+    async def open_panel_tab(self, name: str, *, arg: str | None = None, activate: bool = True) -> Tab | None:
+        """Open (or bring forward) the ``kind="tab"`` panel ``name``; with ``arg``, the one tab of that panel
+        for that argument: ``factory(app, kernel, arg)``, titled from the registration's ``arg_title``,
+        saved in the workspace with its ``arg`` and opened again with it on restore. None when the panel
+        is unknown or its factory failed (the user is told)."""
         spec = self.panels.get(name)
         if spec is None or spec.get("kind") != "tab":
             return None
         for i, t in enumerate(self.tabs):
-            if t.kind == "panel" and t.panel == name:
+            if t.kind == "panel" and t.panel == name and t.arg == arg:
                 if activate:
                     await self.switch_to(i)
                 return t
         try:
-            widget = spec["factory"](self, self.kernel)
+            widget = spec["factory"](self, self.kernel) if arg is None else spec["factory"](self, self.kernel, arg)
         except Exception as exc:  # noqa: BLE001
             log.exception("panel %s failed", name)
             self.notify(f"panel '{name}' failed: {exc}", severity="error")
             return None
+        title = spec.get("title") or name
+        if arg is not None:
+            title = (spec.get("arg_title") or title + ":{arg}").replace("{arg}", arg)
         holder = Vertical(widget, id=f"tab-{next(self._seq)}", classes="panel-tab")
-        tab = Tab(key=holder.id or "", kind="panel", title=spec.get("title") or name, widget=holder, panel=name)
+        tab = Tab(key=holder.id or "", kind="panel", title=title, widget=holder, panel=name, arg=arg)
         return await self._add_tab(tab, activate=activate)
+
+    async def close_panel_tab(self, widget: Any) -> None:
+        """Close the panel tab that holds ``widget`` (nothing when no tab holds it); closing the last tab
+        quits, as Ctrl+W does."""
+        for tab in list(self.tabs):
+            holder = tab.widget
+            if tab.kind == "panel" and holder is not None and (holder is widget or widget in holder.children):
+                await self._close(tab)
+                return

@@ -19,12 +19,14 @@ Claims = Callable[[Any, Any, str], Any]
 
 
 class RegisterPanel(Protocol):
-    def __call__(self, name: str, factory: Callable[[Any, Any], Any], kind: PanelKind = "tab",
-                 key: str | None = None, title: str = "", claims: Claims | None = None) -> None: ...
+    def __call__(self, name: str, factory: Callable[..., Any], kind: PanelKind = "tab",
+                 key: str | None = None, title: str = "", claims: Claims | None = None,
+                 arg_title: str | None = None) -> None: ...
 
 
-def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind = "tab", key: str | None = None,
-                title: str = "", claims: Claims | None = None) -> tuple[str, dict[str, Any]]:
+def panel_entry(name: str, factory: Callable[..., Any], kind: PanelKind = "tab", key: str | None = None,
+                title: str = "", claims: Claims | None = None,
+                arg_title: str | None = None) -> tuple[str, dict[str, Any]]:
     """One ``register(...)`` call as the registry entry the app reads (``registry.objects("panels")``)."""
     if claims is not None and kind != "tab":
         raise ValueError("only a tab can claim files (claims=)")
@@ -32,7 +34,10 @@ def panel_entry(name: str, factory: Callable[[Any, Any], Any], kind: PanelKind =
         raise ValueError(f"panel kind must be tab, strip, modal or band, not {kind!r}")
     if kind == "band" and key is not None:
         raise ValueError("a band has no key of its own: Ctrl+D opens the dashboard that holds every band")
-    return name, {"factory": factory, "kind": kind, "key": key, "title": title or name, "claims": claims}
+    if arg_title is not None and (kind != "tab" or "{arg}" not in arg_title):
+        raise ValueError("arg_title is for a tab and must contain {arg} (e.g. 'term:{arg}')")
+    return name, {"factory": factory, "kind": kind, "key": key, "title": title or name, "claims": claims,
+                  "arg_title": arg_title or (title or name) + ":{arg}"}
 
 
 @registration_hook("panels", build=panel_entry)
@@ -41,7 +46,7 @@ def aegis_register_panels(register: RegisterPanel) -> None:
     """Contribute TUI panels.
 
     :param register: ``register(name, factory, kind="tab"|"strip"|"modal"|"band", key=None, title="",
-        claims=None)``: ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for
+        claims=None, arg_title=None)``: ``factory(app, kernel)`` returns a Textual widget (a ``Screen`` for
         ``kind="modal"``); ``key`` is an optional binding that opens it, installed as a priority binding
         (not for a band); ``title`` defaults to ``name``; ``claims`` (tabs only) is
         ``claims(app, kernel, rel) -> bool`` (or an awaitable of it, awaited in the kernel's trio
@@ -49,6 +54,13 @@ def aegis_register_panels(register: RegisterPanel) -> None:
         the project) and a tab claims it, that tab opens instead of the plain file view, and its widget's
         ``show_path(rel)`` is called when it has one (e.g. the canvases tab puts that canvas first).
         A claim that raises counts as no claim.
+        Tabs with an argument: ``await app.open_panel_tab(name, arg="build")`` opens one tab per
+        distinct ``arg`` (a string) by calling ``factory(app, kernel, arg)``; it is titled
+        ``arg_title`` with ``{arg}`` replaced by ``arg`` (``arg_title`` defaults to ``"<title>:{arg}"``), saved in
+        ``workspace.json`` with its ``arg`` and opened again the same way on restore (the key and a
+        plain ``open_panel_tab(name)`` still call ``factory(app, kernel)``). ``await
+        app.close_panel_tab(widget)`` closes the tab that holds ``widget`` (e.g. a prompt tab that
+        opened the real one).
 
     Kinds: a ``tab`` opens as a tab of its own; a ``strip`` is one always-on line above the status bar;
     a ``modal`` is pushed over everything; a ``band`` is one section of the single Ctrl+D dashboard,

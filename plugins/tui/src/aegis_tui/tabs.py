@@ -30,7 +30,7 @@ class Tab:
     """One tab: an agent session, a file, the config panel or a plugin panel."""
 
     def __init__(self, key: str, kind: str, title: str, widget: Any = None, session: Any = None, path: Any = None,
-                 panel: str | None = None) -> None:
+                 panel: str | None = None, arg: str | None = None) -> None:
         self.key = key
         self.kind = kind  # agent | file | config | panel
         self.title = title
@@ -38,6 +38,7 @@ class Tab:
         self.session = session
         self.path = path
         self.panel = panel
+        self.arg = arg  # a panel tab opened with an argument (open_panel_tab(name, arg=...))
         self.star = False
         self.draft = ""
         self.unsubscribe: Any = None
@@ -66,7 +67,7 @@ class Tab:
                 rel = str(self.path)
             return {"kind": "file", "path": rel}
         if self.kind == "panel" and self.panel:
-            return {"kind": "panel", "name": self.panel}
+            return {"kind": "panel", "name": self.panel, **({"arg": self.arg} if self.arg is not None else {})}
         if self.kind == "config":
             return {"kind": "config"}
         return None

@@ -58,6 +58,8 @@ def _check(data: Any) -> str:
             return f"tabs[{i}] has no path"
         if tab["kind"] == "panel" and not isinstance(tab.get("name"), str):
             return f"tabs[{i}] has no panel name"
+        if tab["kind"] == "panel" and not isinstance(tab.get("arg", ""), str):
+            return f"tabs[{i}] has a panel arg that is not a string"
     if not isinstance(data.get("active", 0), int):
         return "'active' must be an integer"
     return ""
