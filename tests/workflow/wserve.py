@@ -3,72 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from aegis_testkit.serve import ServeProcess, wait_for
 
-class Serve:
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> Serve:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        deadline, lines = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return self
-        self.kill9()
-        raise AssertionError("serve did not become ready:\n" + "".join(lines))
+class Serve(ServeProcess):
+    """:class:`aegis_testkit.serve.ServeProcess` with the workflow tests' longer CLI timeout; ``kill9``
+    kills the serve's process group (the serve only: agents are in their own groups)."""
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=self.project,
-                             capture_output=True, text=True, timeout=timeout)
-        if check and out.returncode != 0:
-            raise AssertionError(f"aegis {' '.join(args)} → {out.returncode}\n{out.stdout}\n{out.stderr}")
-        return out
+    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return super().cli(*args, check=check, timeout=timeout)
 
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").stdout)
+    def kill9(self, *, group: bool = True) -> None:
+        super().kill9(group=group)
 
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the serve only: agents are in their own groups
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+    def stop(self, timeout: float = 30) -> int:
+        return super().stop(timeout)
 
 
 def wait(predicate: Any, what: str, timeout: float = 60, poll: float = 0.1) -> Any:
     """Poll until ``predicate()`` is truthy (observing real processes); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(poll)
+    return wait_for(predicate, what, timeout=timeout, poll=poll)
 
 
 def runs_dir(project: Path) -> Path:
