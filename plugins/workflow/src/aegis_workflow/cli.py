@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 
@@ -40,18 +39,6 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    from aegis_kernel import resolve_project_dir
-
-    return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
-
-
-def _call(args: argparse.Namespace, operation: str, /, _timeout: float | None = 30.0, **arguments: Any) -> Any:
-    from aegis_kernel.client import call
-
-    return call(_state_dir(args), operation, arguments, timeout=_timeout)
-
-
 def parse_args(pairs: list[str]) -> dict[str, Any]:
     """``key=JSON`` pairs → kwargs (a value that is not JSON is a string)."""
     out: dict[str, Any] = {}
@@ -68,23 +55,23 @@ def parse_args(pairs: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel import ControlError
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, call_from_cli, print_out
 
     verb = args.workflow_cmd
     try:
         if verb == "run":
             return _run(args)
         if verb == "list":
-            return _out(args, _call(args, "aegis_workflow_list"), _print_list)
+            return print_out(args, call_from_cli(args, "aegis_workflow_list"), _print_list)
         if verb == "status":
-            return _out(args, _call(args, "aegis_workflow_status", run_id=args.run), _print_status)
+            return print_out(args, call_from_cli(args, "aegis_workflow_status", run_id=args.run), _print_status)
         if verb == "cancel":
-            return _out(args, _call(args, "aegis_workflow_cancel", _timeout=60, run_id=args.run),
+            return print_out(args, call_from_cli(args, "aegis_workflow_cancel", _timeout=60, run_id=args.run),
                         lambda o: print(f"run#{o['run_id']} {'cancelled' if o['cancelled'] else o['status']}"))
         if verb == "logs":
-            return _out(args, _call(args, "aegis_workflow_logs", run_id=args.run), _print_logs)
+            return print_out(args, call_from_cli(args, "aegis_workflow_logs", run_id=args.run), _print_logs)
         if verb == "answer":
-            return _out(args, _call(args, "aegis_workflow_answer", run_id=args.run, text=args.text),
+            return print_out(args, call_from_cli(args, "aegis_workflow_answer", run_id=args.run, text=args.text),
                         lambda o: print(f"run#{o['run_id']}: answered {o['answer']!r}"))
     except NotRunning as exc:
         if verb in ("logs", "status"):
@@ -97,19 +84,11 @@ def run(args: argparse.Namespace) -> int:
     return 2
 
 
-def _out(args: argparse.Namespace, out: Any, human: Any) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    else:
-        human(out)
-    return 0
-
-
 # --- run ---------------------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, call_from_cli, print_out
 
     try:
         kwargs = parse_args(args.arg)
@@ -117,19 +96,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"aegis workflow run: {exc}", file=sys.stderr)
         return 2
     try:
-        started = _call(args, "aegis_run_workflow", name=args.name, kwargs=kwargs, callback=False)
+        started = call_from_cli(args, "aegis_run_workflow", name=args.name, kwargs=kwargs, callback=False)
     except NotRunning:
         return _run_local(args, kwargs)
     run_id = started["run_id"]
     if args.detach:
-        return _out(args, started, lambda o: print(f"run#{o['run_id']} started"))
+        return print_out(args, started, lambda o: print(f"run#{o['run_id']} started"))
     if not args.json:
         print(f"run#{run_id} started ({args.name})", file=sys.stderr)
     try:
         info = _follow(args, run_id)
     except KeyboardInterrupt:
         if args.cancel_on_interrupt:
-            _call(args, "aegis_workflow_cancel", _timeout=60, run_id=run_id)
+            call_from_cli(args, "aegis_workflow_cancel", _timeout=60, run_id=run_id)
             print(f"\nrun#{run_id} cancelled", file=sys.stderr)
         else:
             print(f"\ndetached: run#{run_id} goes on (aegis workflow status {run_id})", file=sys.stderr)
@@ -139,11 +118,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _follow(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     """Print each step the run reaches until it ends; its final status."""
+    from aegis_kernel.client import call_from_cli
+
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     seen = ""
     while True:
         left = 2.0 if deadline is None else max(0.0, min(2.0, deadline - time.monotonic()))
-        info = _call(args, "aegis_workflow_wait", _timeout=left + 30, run_id=run_id, timeout_s=left)
+        info = call_from_cli(args, "aegis_workflow_wait", _timeout=left + 30, run_id=run_id, timeout_s=left)
         if info["status"] != "running" or (deadline is not None and time.monotonic() >= deadline):
             return info
         step = info.get("step") or ""
@@ -156,8 +137,10 @@ def _follow(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
 
 
 def _result(args: argparse.Namespace, info: dict[str, Any]) -> int:
+    from aegis_kernel.client import print_json
+
     if args.json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
+        print_json(info)
     elif info["status"] == "ok":
         value = info.get("result")
         print(value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False))
@@ -197,15 +180,17 @@ def _run_local(args: argparse.Namespace, kwargs: dict[str, Any]) -> int:
 
 def _offline(args: argparse.Namespace, verb: str) -> int:
     """``logs`` / ``status`` without a running Aegis: read the run's journal."""
+    from aegis_kernel.client import print_out, state_dir_of
+
     from .runlog import FOLDER, RunLog
 
-    path = _state_dir(args).joinpath(*FOLDER) / f"{args.run}.jsonl"
+    path = state_dir_of(args).joinpath(*FOLDER) / f"{args.run}.jsonl"
     if "/" in args.run or not path.is_file():
         print(f"aegis workflow {verb}: no workflow run '{args.run}' in this project", file=sys.stderr)
         return 1
     runlog = RunLog.open(path)
     if verb == "logs":
-        return _out(args, {"run_id": args.run, "records": runlog.records}, _print_logs)
+        return print_out(args, {"run_id": args.run, "records": runlog.records}, _print_logs)
     started, fin = runlog.started or {}, runlog.finished
     last = next((r for r in reversed(runlog.records) if r.get("event") in ("step", "begin")), None)
     info = {"run_id": args.run, "name": started.get("name"), "status": fin.get("status") if fin else "interrupted",
@@ -214,7 +199,7 @@ def _offline(args: argparse.Namespace, verb: str) -> int:
                 - float(started.get("started_at") or 0), 1),
             "awaiting_human": None, "result": fin.get("result") if fin else None,
             "error": fin.get("error") if fin else "no Aegis is running: the run resumes when one starts"}
-    return _out(args, info, _print_status)
+    return print_out(args, info, _print_status)
 
 
 # --- printing ----------------------------------------------------------------------------------------
