@@ -16,6 +16,7 @@ from aegis_canvas.sections import (
     parse_headings,
     replace_section,
     section_changes,
+    splice,
 )
 
 DOC = """\
@@ -146,3 +147,44 @@ def test_writing_a_section_changes_only_that_section(sections, preamble, target,
     for name in [PREAMBLE, *names]:
         if name != target:
             assert body(new, name) == body(doc, name)  # every other section reads back as it was
+
+
+RISKY_LINES = [*SECTION_LINES, "```", "~~~", "<div>", "[ref]: /url", " ## indented", "## inner", "x\ry"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]),
+                          st.lists(st.sampled_from(SECTION_LINES), max_size=5)), max_size=4, unique_by=lambda t: t[0]),
+       st.lists(st.sampled_from(SECTION_LINES), max_size=3),
+       st.lists(st.tuples(st.sampled_from(["a", "b", "new", PREAMBLE]), st.booleans(),
+                          st.lists(st.sampled_from(RISKY_LINES), max_size=4)), min_size=1, max_size=6))
+def test_the_section_index_a_write_keeps_is_the_one_a_full_parse_finds(sections, preamble, writes):
+    """A write records the new text's lines and headings from the previous text's (no second parse);
+    a chain of writes, some with lines that need the real parser, must read exactly as parsed afresh."""
+    from aegis_canvas import sections as sec_module
+
+    text = "".join(line + "\n" for line in preamble) + "".join(
+        f"## {name}\n" + "".join(line + "\n" for line in lines) for name, lines in sections)
+    for target, append, lines in writes:
+        old_body = body(text, target) or ""
+        result = splice(text, target, "\n".join(lines), append=append)
+        kept_lines, kept_heads = sec_module._lines(result.new), sec_module._headings(result.new)
+        sec_module._LINES.clear()
+        sec_module._INDEX.clear()  # what a fresh process would find in the same text
+        assert kept_lines == sec_module._lines(result.new) and kept_heads == sec_module._headings(result.new)
+        expected = parse_headings(text) + ([] if target == PREAMBLE or target in parse_headings(text) else [target])
+        if parse_headings(result.new) != expected:  # the content made or hid a heading: a write refuses it
+            continue
+        assert (result.old_body, result.new_body) == (old_body, body(result.new, target) or "")
+        text = result.new
+
+
+def test_an_edit_made_elsewhere_is_indexed_as_its_own_text():
+    """The caches are keyed by the text itself: the same section names over other lines (an edit
+    made outside Aegis) are never answered from what a write recorded for the text before it."""
+    ours = splice("## a\nx\n\n## b\ny\n", "a", "x2").new
+    assert parse_headings(ours) == ["a", "b"]
+    edited = "```\n" + ours + "```\n"  # by hand: the whole document fenced, no heading left
+    assert parse_headings(edited) == [] and body(edited, "b") is None
+    after = splice(edited, "b", "z")
+    assert parse_headings(after.new) == ["b"] and after.old_body == ""

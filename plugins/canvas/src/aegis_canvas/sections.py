@@ -120,12 +120,45 @@ def _atx_content(rest: str) -> str:
     return rest[:end].strip(" \t")
 
 
-@functools.lru_cache(maxsize=32)
+class _Memo:
+    """A small cache keyed by a document's text (the newest ``size`` texts). Keyed by content, an
+    entry can never be stale: a text changed by an edit outside Aegis is simply another key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[str, object] = {}
+
+    def get(self, text: str) -> object | None:
+        return self.entries.get(text)
+
+    def put(self, text: str, value: object) -> None:
+        self.entries.pop(text, None)
+        self.entries[text] = value
+        while len(self.entries) > self.size:
+            del self.entries[next(iter(self.entries))]
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+# text → ((line, name) of each heading, whether no line of it is risky (:data:`_RISKY`, \r, \0))
+_INDEX = _Memo(32)
+_LINES = _Memo(8)
+
+
+def _index(text: str) -> tuple[tuple[tuple[int, str], ...], bool]:
+    known = _INDEX.get(text)
+    if known is None:
+        fast = _fast_headings(text)
+        known = (tuple(fast), True) if fast is not None else (tuple(_parsed_headings(text)), False)
+        _INDEX.put(text, known)
+    return known  # type: ignore[return-value]
+
+
 def _headings(text: str) -> tuple[tuple[int, str], ...]:
-    """``(line, name)`` of each top-level ATX level-2 heading (cached: a write looks at the same few
-    versions of a document several times)."""
-    fast = _fast_headings(text)
-    return tuple(fast if fast is not None else _parsed_headings(text))
+    """``(line, name)`` of each top-level ATX level-2 heading (cached by text: a write looks at the
+    same few versions of a document several times; :func:`splice` records the new text's headings)."""
+    return _index(text)[0]
 
 
 def _parsed_headings(text: str) -> list[tuple[int, str]]:
@@ -152,16 +185,17 @@ def split_lines(text: str) -> list[str]:
     return list(_lines(text))
 
 
-@functools.lru_cache(maxsize=8)
 def _lines(text: str) -> tuple[str, ...]:
-    """:func:`split_lines`, cached by content (a write splits the canvas's current text once; a text
-    changed by an edit outside Aegis is another key, so nothing stale is ever returned)."""
-    lines = text.split("\n")
-    last = lines.pop()
-    out = [line + "\n" for line in lines]
-    if last:
-        out.append(last)
-    return tuple(out)
+    """:func:`split_lines`, cached by text (:func:`splice` records the new text's lines)."""
+    known = _LINES.get(text)
+    if known is None:
+        lines = text.split("\n")
+        last = lines.pop()
+        known = tuple(line + "\n" for line in lines)
+        if last:
+            known = (*known, last)
+        _LINES.put(text, known)
+    return known  # type: ignore[return-value]
 
 
 def _line_count(text: str) -> int:
@@ -250,17 +284,48 @@ def splice(text: str, name: str, content: str, *, append: bool = False) -> Splic
         addition = _normal(content)
         content = addition if old_body is None else old_body + addition
     new_body = _normal(content)
+    heads, plain = _index(text)
     if sec is None:
         head = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return Splice(text + head + f"## {name}\n" + new_body, "", _trim(new_body))
+        new = text + head + f"## {name}\n" + new_body
+        if plain and (text.endswith("\n") or not text):  # the old lines stay whole: index the new ones only
+            _learn(new, lines, len(lines), len(lines), head + f"## {name}\n" + new_body, heads)
+        return Splice(new, "", _trim(new_body))
     followed = sec.end < len(lines)
     block = new_body + ("\n" if followed and new_body else "")
     if sec.heading is not None and not new_body and followed:
         block = "\n"
     before = "".join(lines[:sec.start])
-    if before and not before.endswith("\n"):  # a heading on the file's last line, without a line end
+    whole = not before or before.endswith("\n")
+    if not whole:  # a heading on the file's last line, without a line end
         before += "\n"
-    return Splice(before + block + "".join(lines[sec.end:]), old_body or "", _trim(new_body))
+    new = before + block + "".join(lines[sec.end:])
+    if plain and whole:
+        _learn(new, lines, sec.start, sec.end, block, heads)
+    return Splice(new, old_body or "", _trim(new_body))
+
+
+def _learn(new: str, lines: tuple[str, ...], start: int, end: int, block: str,
+           heads: tuple[tuple[int, str], ...]) -> None:
+    """Record the lines and headings of ``new`` — ``lines`` (a text with no risky line: its headings
+    were found line by line) with ``[start, end)`` replaced by ``block`` (whole lines: empty or ending
+    with ``\n``) — without reading ``new`` again. When the block has no risky line either, every line
+    of ``new`` is a heading or not on its own, exactly as :func:`_fast_headings` decides: the kept lines
+    keep their headings (shifted) and the block's are found in the block alone. A block that would need
+    the parser records nothing (``new`` is parsed whole when asked)."""
+    if "\r" in block or "\0" in block or _RISKY.search(block):
+        return
+    block_lines = tuple(line + "\n" for line in block.split("\n")[:-1]) if block else ()
+    shift = len(block_lines) - (end - start)
+    found = [(ln, nm) for ln, nm in heads if ln < start]
+    line_of, last = start, 0
+    for m in _ATX2.finditer(block):
+        line_of += block.count("\n", last, m.start())
+        last = m.start()
+        found.append((line_of, _atx_content(m.group(1))))
+    found.extend((ln + shift, nm) for ln, nm in heads if ln >= end)
+    _LINES.put(new, (*lines[:start], *block_lines, *lines[end:]))
+    _INDEX.put(new, (tuple(found), True))
 
 
 def replace_section(text: str, name: str, content: str) -> str:
