@@ -52,35 +52,36 @@ def _project(args: argparse.Namespace) -> Path:
     return Path(resolve_project_dir(getattr(args, "project", None)))
 
 
-def _call(cli_args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
-    from aegis_kernel.client import call
+def _call(args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
+    """One schedule operation on the running Aegis; every verb waits up to 60 s (``run`` starts a workflow)."""
+    from aegis_kernel.client import call_from_cli
 
-    return call(_project(cli_args) / ".aegis" / "state", operation, arguments, timeout=60)
+    return call_from_cli(args, operation, _timeout=60, **arguments)
 
 
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel import ControlError
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, print_out
 
     verb = args.schedule_cmd
     try:
         if verb == "list":
-            return _out(args, _call(args, "aegis_schedule_list"), _print_list)
+            return print_out(args, _call(args, "aegis_schedule_list"), _print_list)
         if verb == "show":
-            return _out(args, _call(args, "aegis_schedule_show", name=args.name), _print_show)
+            return print_out(args, _call(args, "aegis_schedule_show", name=args.name), _print_show)
         if verb == "logs":
-            return _out(args, _call(args, "aegis_schedule_logs", name=args.name, n=args.n), _print_logs)
+            return print_out(args, _call(args, "aegis_schedule_logs", name=args.name, n=args.n), _print_logs)
         if verb == "run":
-            return _out(args, _call(args, "aegis_schedule_run", name=args.name),
+            return print_out(args, _call(args, "aegis_schedule_run", name=args.name),
                         lambda o: print(f"{o['name']}: fired ({o['fire_id']}, run#{o['run_id']}) {o['status']}"))
         if verb in ("enable", "disable"):
-            return _out(args, _call(args, f"aegis_schedule_{verb}", name=args.name),
+            return print_out(args, _call(args, f"aegis_schedule_{verb}", name=args.name),
                         lambda o: print(f"{args.name}: {verb}d" + ("" if o.get("changed") else " (already)")))
         if verb == "remove":
-            return _out(args, _call(args, "aegis_schedule_remove", name=args.name),
+            return print_out(args, _call(args, "aegis_schedule_remove", name=args.name),
                         lambda o: print(f"{o['name']}: removed ({o['file']})"))
         if verb == "add":
-            return _out(args, _call(args, "aegis_schedule_add", **_add_args(args)),
+            return print_out(args, _call(args, "aegis_schedule_add", **_add_args(args)),
                         lambda o: print(f"{o['name']}: added in {o['file']}"))
     except NotRunning as exc:
         if verb in ("list", "logs", "enable", "disable"):
@@ -102,16 +103,9 @@ def _add_args(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if args.arg:
-        kwargs: dict[str, Any] = {}
-        for pair in args.arg:
-            key, sep, raw = pair.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--arg takes KEY=JSON, got {pair!r}")
-            try:
-                kwargs[key] = json.loads(raw)
-            except ValueError:
-                kwargs[key] = raw
-        out["args"] = kwargs
+        from aegis_workflow.cli import parse_args
+
+        out["args"] = parse_args(args.arg)
     if args.lifecycle:
         text = args.lifecycle
         if text.startswith("fires="):
@@ -121,14 +115,6 @@ def _add_args(args: argparse.Namespace) -> dict[str, Any]:
         else:
             out["lifecycle"] = text
     return out
-
-
-def _out(args: argparse.Namespace, out: Any, human: Any) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    else:
-        human(out)
-    return 0
 
 
 def _print_list(out: dict[str, Any]) -> None:
@@ -162,12 +148,13 @@ def _print_logs(out: dict[str, Any]) -> None:
 def _offline(args: argparse.Namespace, verb: str) -> int:
     """What can be done without a running Aegis: read the files, or edit ``enabled``."""
     from aegis_kernel import read_json
+    from aegis_kernel.client import print_out
 
     project = _project(args)
     state = project / ".aegis" / "state"
     if verb == "list":
         snapshot = read_json(state / "schedules.snapshot.json", {}) or {}
-        return _out(args, {"schedules": snapshot.get("schedules") or [], "problems": [],
+        return print_out(args, {"schedules": snapshot.get("schedules") or [], "problems": [],
                            "offline": True, "snapshot_at": snapshot.get("at")}, _print_list)
     if verb == "logs":
         from aegis_kernel import Journal
@@ -177,7 +164,7 @@ def _offline(args: argparse.Namespace, verb: str) -> int:
             print(f"aegis schedule logs: no audit log for '{args.name}'", file=sys.stderr)
             return 1
         records = [r for r in Journal(path, key="fire_id").replay().records if r.get("event") != "created"]
-        return _out(args, {"name": args.name, "records": records[-args.n:] if args.n > 0 else []}, _print_logs)
+        return print_out(args, {"name": args.name, "records": records[-args.n:] if args.n > 0 else []}, _print_logs)
     return _offline_enable(args, project, verb == "enable")
 
 
@@ -185,6 +172,7 @@ def _offline_enable(args: argparse.Namespace, project: Path, enabled: bool) -> i
     """Set ``enabled`` in the schedule's file (overlay or ``.aegis.yaml``) through the kernel's edit path;
     the candidate must still be YAML (the next start validates the whole config)."""
     from aegis_kernel import ConfigError, apply_config_edit, read_config_key
+    from aegis_kernel.client import print_out
 
     overlay = project / ".aegis" / "schedules" / f"{args.name}.yaml"
     if overlay.exists():
@@ -200,6 +188,6 @@ def _offline_enable(args: argparse.Namespace, project: Path, enabled: bool) -> i
     except ConfigError as exc:
         print(f"aegis schedule {args.schedule_cmd}: {exc}", file=sys.stderr)
         return 1
-    return _out(args, {"key": done.key, "changed": done.changed, "before": done.before, "after": done.after,
+    return print_out(args, {"key": done.key, "changed": done.changed, "before": done.before, "after": done.after,
                        "file": str(path)},
                 lambda o: print(f"{args.name}: {'enabled' if enabled else 'disabled'} in {path} (no Aegis is running)"))
