@@ -8,20 +8,14 @@ broadcast's result. Members answer a broadcast with the directives of its object
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("aegis_scripted", reason="the scripted agent (drivers/scripted, aegis-scripted) is not installed")
 
 from aegis_kernel import ControlError  # noqa: E402
-from aegis_kernel.client import call  # noqa: E402
+from aegis_testkit.serve import ServeProcess, reap_orphans  # noqa: E402
+from aegis_testkit.serve import wait_for as kit_wait_for  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -39,43 +33,11 @@ groups:
 """
 
 
-class Serve:
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
+class Serve(ServeProcess):
+    """:class:`aegis_testkit.serve.ServeProcess` whose calls wait up to 120 s, and the readings below."""
 
-    def start(self, timeout: float = 30) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, lines = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return
-        self.kill()
-        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
-
-    def call(self, operation: str, **params):
-        return call(self.project / ".aegis" / "state", operation, params, timeout=120)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+    def call(self, operation: str, /, _timeout: float | None = 120, **params):
+        return super().call(operation, _timeout, **params)
 
     # --- reading the serve ------------------------------------------------------------------------
 
@@ -98,30 +60,7 @@ class Serve:
 
 def wait_for(predicate, timeout: float, what: str):
     """Poll until ``predicate()`` is truthy; fails only after the (generous) deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def reap_orphans(state_dir: Path) -> None:
-    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
-    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+    return kit_wait_for(predicate, what, timeout=timeout, poll=0.05)
 
 
 def tool_result(text: str, tool: str) -> dict:
@@ -236,9 +175,9 @@ def test_kill_9_during_a_broadcast_interrupts_it_tells_the_broadcaster_once_and_
             "aegis_group_broadcast", name="audit", objective="@sleep 30\n@reply too late"))
         wait_for(lambda: all(serve.state(h) == "working" for h in members), 30, "every member on the broadcast")
         bid = serve.call("aegis_group_status", name="audit")["current"]["broadcast_id"]
-        serve.kill()
+        serve.kill9()
     finally:
-        serve.kill()
+        serve.kill9()
     reap_orphans(project / ".aegis" / "state")
     serve = Serve(project)
     serve.start()

@@ -134,11 +134,12 @@ class ServeProcess:
         """``aegis *args --json``, parsed."""
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def call(self, operation: str, **params: Any) -> Any:
-        """Call ``operation`` on this serve through the CLI's one client."""
+    def call(self, operation: str, /, _timeout: float | None = 30.0, **params: Any) -> Any:
+        """Call ``operation`` with ``params`` on this serve through the CLI's one client, waiting at most
+        ``_timeout`` seconds (its name starts with ``_`` so that an operation may take a ``timeout``)."""
         from aegis_kernel.client import call
 
-        return call(self.state_dir, operation, params)
+        return call(self.state_dir, operation, params, timeout=_timeout)
 
     def wait(self, predicate: Callable[[], T], what: str, timeout: float = 30, poll: float = 0.1) -> T:
         """:func:`wait_for` (poll the serve until ``predicate()`` is truthy)."""
