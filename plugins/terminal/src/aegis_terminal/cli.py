@@ -8,9 +8,7 @@ with the command's exit status (1 when it has none, 124 when it timed out).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -45,45 +43,40 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _call(args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
-    from aegis_kernel import resolve_project_dir
-    from aegis_kernel.client import call
-
-    state = resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
-    return call(Path(state), operation, arguments)
-
-
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel import ControlError
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, call_from_cli, print_out
 
     verb = args.term_cmd
     try:
         if verb == "list":
-            out = _call(args, "aegis_term_list")
-            return _print(args, out, _list_text(out["terminals"]))
+            out = call_from_cli(args, "aegis_term_list")
+            return print_out(args, out, lambda o: print(_list_text(o["terminals"])))
         if verb == "spawn":
-            out = _call(args, "aegis_term_spawn", name=args.name, shell=args.shell, cwd=args.cwd)
+            out = call_from_cli(args, "aegis_term_spawn", name=args.name, shell=args.shell, cwd=args.cwd)
             verb_done = "started" if out["created"] else "already running"
-            return _print(args, out, f"term:{out['terminal']} {verb_done} · {out['shell']} · {out['cwd']}")
-        if verb == "run":
-            out = _call(args, "aegis_term_run", name=args.name, cmd=args.cmd, timeout_s=args.timeout)
-            _print(args, out, _run_text(out))
+            return print_out(args, out,
+                             lambda o: print(f"term:{o['terminal']} {verb_done} · {o['shell']} · {o['cwd']}"))
+        if verb == "run":  # the call waits for the command: up to --timeout, and 30 s more for the answer
+            out = call_from_cli(args, "aegis_term_run", _timeout=args.timeout + 30, name=args.name, cmd=args.cmd,
+                                timeout_s=args.timeout)
+            print_out(args, out, lambda o: print(_run_text(o)))
             if out.get("timed_out"):
                 return 124
             return out["exit"] if isinstance(out.get("exit"), int) and 0 <= out["exit"] < 256 else 1
         if verb == "keys":
-            out = _call(args, "aegis_term_keys", name=args.name, keys=args.keys)
-            return _print(args, out, f"sent {out['sent']} bytes to term:{out['terminal']}")
+            out = call_from_cli(args, "aegis_term_keys", name=args.name, keys=args.keys)
+            return print_out(args, out, lambda o: print(f"sent {o['sent']} bytes to term:{o['terminal']}"))
         if verb == "read":
-            out = _call(args, "aegis_term_read", name=args.name, last_n=args.n, since_seq=args.since)
-            return _print(args, out, _read_text(out))
+            out = call_from_cli(args, "aegis_term_read", name=args.name, last_n=args.n, since_seq=args.since)
+            return print_out(args, out, lambda o: print(_read_text(o)))
         if verb == "screen":
-            out = _call(args, "aegis_term_screen", name=args.name)
-            return _print(args, out, out["text"])
+            out = call_from_cli(args, "aegis_term_screen", name=args.name)
+            return print_out(args, out, lambda o: print(o["text"]))
         if verb == "close":
-            out = _call(args, "aegis_term_close", name=args.name)
-            return _print(args, out, f"term:{out['terminal']} " + ("closed" if out["closed"] else "was not running"))
+            out = call_from_cli(args, "aegis_term_close", name=args.name)
+            return print_out(args, out, lambda o: print(
+                f"term:{o['terminal']} " + ("closed" if o["closed"] else "was not running")))
     except NotRunning as exc:
         print(f"aegis term {verb}: {exc}", file=sys.stderr)
         return 1
@@ -91,14 +84,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"aegis term {verb}: {exc}", file=sys.stderr)
         return 1
     return 2
-
-
-def _print(args: argparse.Namespace, data: Any, text: str) -> int:
-    if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        print(text)
-    return 0
 
 
 def _list_text(terminals: list[dict[str, Any]]) -> str:
