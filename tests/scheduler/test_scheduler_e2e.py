@@ -7,16 +7,13 @@ schedules a prompt for itself through ``aegis_schedule_add`` and receives it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aegis_testkit.serve import ServeProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,58 +26,16 @@ agents:
 """
 
 
-class Serve:
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
+class Serve(ServeProcess):
+    """:class:`aegis_testkit.serve.ServeProcess` whose ``kill9`` kills the serve's process group."""
 
-    def start(self, timeout: float = 60) -> Serve:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"serve exited: {self.proc.wait()}")
-            if "ready in" in line:
-                return self
-        raise AssertionError("serve did not become ready")
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=self.project,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise AssertionError(f"aegis {' '.join(args)} → {out.returncode}\n{out.stdout}\n{out.stderr}")
-        return out
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").stdout)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+    def kill9(self, *, group: bool = True) -> None:
+        super().kill9(group=group)
 
 
 def wait(predicate: Any, what: str, timeout: float = 60) -> Any:
     """Poll until ``predicate()`` is truthy (observing real processes); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return wait_for(predicate, what, timeout=timeout)
 
 
 def received(project: Path, handle: str, body: str) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,11 @@ from aegis_testkit.serve import ServeProcess, wait_for
 
 
 class Serve(ServeProcess):
-    """:class:`aegis_testkit.serve.ServeProcess` with the workflow tests' longer CLI timeout; ``kill9``
-    kills the serve's process group (the serve only: agents are in their own groups)."""
-
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return super().cli(*args, check=check, timeout=timeout)
+    """:class:`aegis_testkit.serve.ServeProcess` whose ``kill9`` kills the serve's process group (the
+    serve only: agents are in their own groups)."""
 
     def kill9(self, *, group: bool = True) -> None:
         super().kill9(group=group)
-
-    def stop(self, timeout: float = 30) -> int:
-        return super().stop(timeout)
 
 
 def wait(predicate: Any, what: str, timeout: float = 60, poll: float = 0.1) -> Any:

@@ -122,7 +122,7 @@ class ServeProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """``aegis *args`` in the project; :class:`AssertionError` with its output if it fails and ``check``."""
         out = subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=self.project, env=self.env,
                              capture_output=True, text=True, timeout=timeout)
@@ -145,7 +145,7 @@ class ServeProcess:
         """:func:`wait_for` (poll the serve until ``predicate()`` is truthy)."""
         return wait_for(predicate, what, timeout=timeout, poll=poll)
 
-    def stop(self, timeout: float = 20) -> int:
+    def stop(self, timeout: float = 30) -> int:
         """SIGTERM and wait for the exit code (``0`` if never started)."""
         if self.proc is None:
             return 0
