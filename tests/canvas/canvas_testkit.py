@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import trio
+from aegis_testkit.serve import ServeProcess, reap_orphans
+from aegis_testkit.serve import wait_for as kit_wait_for
 
 from aegis_kernel import Caller
 from aegis_kernel.events import EnvelopeReceived
+
+__all__ = ["CONFIG", "SUMMARY_RE", "Serve", "agent", "call", "reap_orphans", "summaries", "wait_for", "wait_until",
+           "wakeups"]
 
 CONFIG = """\
 default_agent: agent
@@ -69,71 +67,12 @@ def summaries(envelope: Any) -> list[dict[str, Any]]:
 # --- a real `aegis serve` (e2e and CLI tests) ---------------------------------------------------------
 
 
-class Serve:
-    """A real ``aegis serve`` subprocess on ``project``."""
-
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, lines = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return
-        self.kill()
-        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
-
-    def call(self, operation: str, **params):
-        from aegis_kernel.client import call as client_call
-
-        return client_call(self.project / ".aegis" / "state", operation, params)
+class Serve(ServeProcess):
+    """A real ``aegis serve`` subprocess on ``project`` (:class:`aegis_testkit.serve.ServeProcess`)."""
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def reap_orphans(state_dir: Path) -> None:
-    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
-    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+        self.kill9()
 
 
 def wait_for(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return kit_wait_for(predicate, what, timeout=timeout, poll=0.05)
