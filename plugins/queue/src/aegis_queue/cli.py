@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -40,36 +39,24 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the raw transcript records, one JSON object per line")
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    from aegis_kernel import resolve_project_dir
-
-    return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
-
-
-def _call(args: argparse.Namespace, name: str, timeout: float = 30.0, **arguments: Any) -> Any:
-    from aegis_kernel.client import call
-
-    return call(_state_dir(args), name, arguments, timeout=timeout)
-
-
 def run(args: argparse.Namespace) -> int:
-    from aegis_kernel.client import NotRunning
     from aegis_kernel import ControlError
+    from aegis_kernel.client import NotRunning, call_from_cli
 
     verb = args.queue_cmd
     if verb == "log":
         return _log(args)
     try:
         if verb == "list":
-            return _print_list(args, _call(args, "aegis_queue_status"))
+            return _print_list(args, call_from_cli(args, "aegis_queue_status"))
         if verb == "show":
-            return _print_show(args, _call(args, "aegis_queue_status", queue=args.queue))
+            return _print_show(args, call_from_cli(args, "aegis_queue_status", queue=args.queue))
         if verb == "status":
-            return _print_status(args, _call(args, "aegis_task_status", task_id=args.task))
+            return _print_status(args, call_from_cli(args, "aegis_task_status", task_id=args.task))
         if verb == "enqueue":
             return _enqueue(args)
         if verb == "cancel":
-            out = _call(args, "aegis_cancel", task_id=args.task)
+            out = call_from_cli(args, "aegis_cancel", task_id=args.task)
             if out["status"] == "cancelled":
                 print(f"task#{out['task_id']} cancelled (was {out['was']})")
                 return 0
@@ -87,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
+    from aegis_kernel.client import call_from_cli
+
     payload = sys.stdin.read() if args.payload == "-" else args.payload
     if args.wait:
-        out = _call(args, "aegis_delegate", timeout=args.timeout + 30, queue=args.queue, payload=payload,
-                    timeout_s=args.timeout, resume=args.resume)
+        out = call_from_cli(args, "aegis_delegate", _timeout=args.timeout + 30, queue=args.queue, payload=payload,
+                            timeout_s=args.timeout, resume=args.resume)
         if args.json:
             print(json.dumps(out, indent=2))
         elif out["status"] == "timeout":
@@ -100,7 +89,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 print(f"task#{out['task_id']} {out['status']}: {out.get('error', '')}", file=sys.stderr)
             print(out.get("result") or "")
         return 0 if out["status"] == "completed" else 1
-    out = _call(args, "aegis_enqueue", queue=args.queue, payload=payload, callback=False, resume=args.resume)
+    out = call_from_cli(args, "aegis_enqueue", queue=args.queue, payload=payload, callback=False, resume=args.resume)
     if args.json:
         print(json.dumps(out, indent=2))
     elif out["status"] == "dispatched":
@@ -199,10 +188,11 @@ def _print_status(args: argparse.Namespace, t: dict[str, Any], note: str = "") -
 
 def _log(args: argparse.Namespace) -> int:
     from aegis_kernel import Ledger, StateError
+    from aegis_kernel.client import state_dir_of
 
     from .ledger import transcript_path, worker_log_id
 
-    state = _state_dir(args)
+    state = state_dir_of(args)
     workers: list[tuple[str, str]] = []  # (worker handle, transcript name), one per dispatch
     ledgers = sorted((state / "queues").glob("*.jsonl")) + sorted((state / "queues" / "archive").glob("*.jsonl"))
     try:
