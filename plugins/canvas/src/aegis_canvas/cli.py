@@ -7,9 +7,7 @@ Thin clients of the canvas operations over the running Aegis's control socket (c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -36,46 +34,34 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    from aegis_kernel import resolve_project_dir
-
-    return resolve_project_dir(getattr(args, "project", None)) / ".aegis" / "state"
-
-
-def _call(args: argparse.Namespace, operation: str, /, **arguments: Any) -> Any:
-    from aegis_kernel.client import call
-
-    return call(_state_dir(args), operation, arguments)
-
-
 def run(args: argparse.Namespace) -> int:
     from aegis_kernel import ControlError
-    from aegis_kernel.client import NotRunning
+    from aegis_kernel.client import NotRunning, call_from_cli
 
     verb = args.canvas_cmd
     try:
         if verb == "list":
-            out = _call(args, "aegis_canvas_list")
+            out = call_from_cli(args, "aegis_canvas_list")
             return _print(args, out, _list_text(out["canvases"]))
         if verb == "show":
-            out = _call(args, "aegis_canvas_read", name=args.name)
+            out = call_from_cli(args, "aegis_canvas_read", name=args.name)
             out.pop("text", None)
             return _print(args, out, _show_text(out))
         if verb == "read":
-            out = _call(args, "aegis_canvas_read", name=args.name, section=args.section)
+            out = call_from_cli(args, "aegis_canvas_read", name=args.name, section=args.section)
             return _print(args, out, out["content"] if args.section else out["text"], raw=True)
         if verb == "write":
             content = sys.stdin.read()
             if args.append:
-                out = _call(args, "aegis_canvas_append_to_section", name=args.name, section=args.section,
-                            content=content)
+                out = call_from_cli(args, "aegis_canvas_append_to_section", name=args.name, section=args.section,
+                                    content=content)
             else:
-                out = _call(args, "aegis_canvas_write_section", name=args.name, section=args.section,
-                            content=content, if_version=args.if_version)
+                out = call_from_cli(args, "aegis_canvas_write_section", name=args.name, section=args.section,
+                                    content=content, if_version=args.if_version)
             return _print(args, out, f"{args.name} · section \"{out['section']}\" · version {out['version']} "
                                      f"(+{out['added']} / -{out['removed']} lines)")
         if verb == "log":
-            out = _call(args, "aegis_canvas_log", name=args.name, n=args.n)
+            out = call_from_cli(args, "aegis_canvas_log", name=args.name, n=args.n)
             return _print(args, out, _log_text(out))
     except NotRunning as exc:
         print(f"aegis canvas {verb}: {exc}", file=sys.stderr)
@@ -90,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(args: argparse.Namespace, data: Any, text: str, *, raw: bool = False) -> int:
+    from aegis_kernel.client import print_json
+
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
     elif raw:
         sys.stdout.write(text)
     else:
