@@ -6,11 +6,11 @@ import re
 from typing import Any
 
 import trio
-from aegis_testkit.serve import ServeProcess, reap_orphans
-from aegis_testkit.serve import wait_for as kit_wait_for
 
 from aegis_kernel import Caller
 from aegis_kernel.events import EnvelopeReceived
+from aegis_testkit.serve import ServeProcess, reap_orphans
+from aegis_testkit.serve import wait_for as kit_wait_for
 
 __all__ = ["CONFIG", "SUMMARY_RE", "Serve", "agent", "call", "reap_orphans", "summaries", "wait_for", "wait_until",
            "wakeups"]

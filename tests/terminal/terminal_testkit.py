@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from aegis_kernel import Caller, Ledger
 from aegis_kernel.events import EnvelopeReceived
+from aegis_testkit.serve import ServeProcess, reap_orphans
+from aegis_testkit.serve import wait_for as kit_wait_for
+
+__all__ = ["CONFIG", "Serve", "agent", "call", "finished", "ledger", "pid_alive", "reap_orphans", "shells_with_term",
+           "tool", "wait_for", "wait_until", "wakeups"]
 
 CONFIG = """\
 default_agent: agent
@@ -68,59 +76,15 @@ def pid_alive(pid: int) -> bool:
 
 # --- a real `aegis serve` (e2e and CLI tests) ---------------------------------------------------------
 
-import json  # noqa: E402
-import select  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+class Serve(ServeProcess):
+    """A real ``aegis serve`` subprocess on ``project`` (:class:`aegis_testkit.serve.ServeProcess`);
+    ``cli`` returns the command's result without checking its exit code."""
 
-
-class Serve:
-    """A real ``aegis serve`` subprocess on ``project``."""
-
-    def __init__(self, project: Path) -> None:
-        self.project = project
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "aegis_kernel.cli", "serve"], cwd=self.project,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, lines = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line and self.proc.poll() is not None:
-                    break
-                lines.append(line)
-                if "ready in" in line:
-                    return
-        self.kill()
-        raise AssertionError(f"aegis serve did not get ready: {''.join(lines)}")
-
-    def call(self, operation: str, **params: Any) -> Any:
-        from aegis_kernel.client import call as client_call
-
-        return client_call(self.project / ".aegis" / "state", operation, params)
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "aegis_kernel.cli", *args], cwd=self.project,
-                              capture_output=True, text=True, timeout=120)
+    def cli(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return super().cli(*args, check=check, timeout=timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.kill9()
 
 
 def tool(op: str, **args: Any) -> str:
@@ -128,34 +92,8 @@ def tool(op: str, **args: Any) -> str:
     return f"@call {op} " + json.dumps(args)
 
 
-def reap_orphans(state_dir: Path) -> None:
-    """Kill agents a SIGKILLed serve left behind (found by their AEGIS_SCRIPTED_STATE)."""
-    import os
-
-    marker = f"AEGIS_SCRIPTED_STATE={state_dir / 'scripted'}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-
-
 def wait_for(predicate: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return kit_wait_for(predicate, what, timeout=timeout, poll=0.05)
 
 
 def shells_with_term(name: str) -> list[int]:
