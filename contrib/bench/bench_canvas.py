@@ -12,7 +12,13 @@ In one kernel (in-process, the in-memory agent driver, no MCP plane) on a temp p
   ``written by user`` envelope is in the subscriber's ledger — median (target ≤ 200 ms).
 
 The state folder is the temp folder's file system: on tmpfs an fsync costs nothing, on a disk it is
-part of the figure (the canvas file is fsynced before anyone is woken).
+part of the figure (the canvas file is fsynced before anyone is woken). ``TMPDIR=/dev/shm`` measures
+the tmpfs case.
+
+Figures (2-core machine shared with other jobs, 500 writes, 1,000 lines), write → envelope median:
+before the write path did its text work once — 2.1–2.2 ms on disk, 1.45–1.5 ms on tmpfs; after it —
+1.7–1.9 ms on disk, 1.0–1.2 ms on tmpfs (the file's temp write + fsync + rename + folder fsync alone
+is ≈ 0.5 ms here).
 """
 
 from __future__ import annotations
