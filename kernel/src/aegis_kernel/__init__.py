@@ -59,6 +59,7 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     # services: errors and the protocols services are looked up by
     "FileViewer": "services",
     "ServiceError": "services",
+    "run_service_runtime": "serviceruntime",
     # configuration: records, errors, the one edit path, section checks, the safe-name rule
     "AgentProfile": "profiles",
     "PERMISSIONS": "profiles",
@@ -293,6 +294,7 @@ if TYPE_CHECKING:  # the same names for type checkers (`X as X`: an explicit re-
     from .profiles import PERMISSIONS as PERMISSIONS, AgentProfile as AgentProfile
     from .project import resolve_project_dir as resolve_project_dir
     from .redact import forget_secret as forget_secret, redact_event as redact_event, register_secret as register_secret
+    from .serviceruntime import run_service_runtime as run_service_runtime
     from .services import FileViewer as FileViewer, ServiceError as ServiceError
     from .sessions import (
         Session as Session,

@@ -8,8 +8,8 @@ returns, so ``kernel.find_service(T)`` is None exactly while the service is not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 from attrs import define, field
@@ -101,3 +101,40 @@ class ServiceRunner:
         live += [(obj, None) for obj in self._provided]
         found: T | None = find(live, kind)
         return found
+
+
+class _Startable(Protocol):
+    async def start(self) -> object: ...
+
+
+R = TypeVar("R", bound=_Startable)
+
+
+async def run_service_runtime(
+    kernel: Any,
+    make: Callable[[Any, trio.Nursery], R],
+    *,
+    task_status: Any = None,
+    then: Callable[[R], Awaitable[object]] | None = None,
+    close: Callable[[R], object] | None = None,
+) -> None:
+    """The usual body of a service's ``run``: one runtime object per kernel, owning a nursery.
+
+    Opens a nursery, builds ``rt = make(kernel, nursery)``, awaits ``rt.start()`` (replay its state),
+    publishes it with ``task_status.started(rt)`` (from then on ``kernel.find_service`` finds it),
+    starts ``then(rt)`` in the nursery (work that needs it published, e.g. resuming what was in
+    flight), and runs until cancelled. ``close(rt)`` runs synchronously on the way out, whether
+    ``start`` failed, the service was stopped or a task of its nursery raised. ``task_status`` of
+    ``None`` means nobody waits for the start (``trio.TASK_STATUS_IGNORED``)."""
+    task_status = task_status or trio.TASK_STATUS_IGNORED
+    async with trio.open_nursery() as nursery:
+        rt = make(kernel, nursery)
+        try:
+            await rt.start()
+            task_status.started(rt)
+            if then is not None:
+                nursery.start_soon(then, rt)
+            await trio.sleep_forever()
+        finally:
+            if close is not None:
+                close(rt)
