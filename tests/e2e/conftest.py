@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from aegis_testkit.serve import ServeProcess
 
 SCRIPTED_CONFIG = """\

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from aegis_testkit.serve import ServeProcess, wait_for
 
 pytestmark = pytest.mark.e2e
