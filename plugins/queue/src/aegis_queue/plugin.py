@@ -24,21 +24,17 @@ class QueueService:
     after = ("aegis_budget.runtime:BudgetRuntime",)
 
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
-        import trio
+        from aegis_kernel import run_service_runtime
 
         from .runtime import QueueRuntime
 
-        task_status = task_status or trio.TASK_STATUS_IGNORED
-        async with trio.open_nursery() as nursery:
-            rt = QueueRuntime(kernel, nursery)
-            try:
-                await rt.start()
-                task_status.started(rt)  # published: operations find it once its ledgers are replayed
-                nursery.start_soon(rt.open_dispatch)
-                await trio.sleep_forever()
-            finally:
-                for qs in rt.queues.values():
-                    qs.ledger.close()
+        def close_ledgers(rt: QueueRuntime) -> None:
+            for qs in rt.queues.values():
+                qs.ledger.close()
+
+        # published once its ledgers are replayed (operations find it), then dispatch opens
+        await run_service_runtime(kernel, QueueRuntime, task_status=task_status, then=QueueRuntime.open_dispatch,
+                                  close=close_ledgers)
 
 
 @hookimpl
