@@ -20,21 +20,16 @@ class GroupService:
     provides = "aegis_groups.runtime:GroupRuntime"
 
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
-        import trio
+        from aegis_kernel import run_service_runtime
 
         from .runtime import GroupRuntime
 
-        task_status = task_status or trio.TASK_STATUS_IGNORED
-        async with trio.open_nursery() as nursery:
-            rt = GroupRuntime(kernel, nursery)
-            try:
-                await rt.start()
-                task_status.started(rt)
-                nursery.start_soon(rt.settle)
-                await trio.sleep_forever()
-            finally:
-                for group in rt.groups.values():
-                    group.journal.close()
+        def close_journals(rt: GroupRuntime) -> None:
+            for group in rt.groups.values():
+                group.journal.close()
+
+        await run_service_runtime(kernel, GroupRuntime, task_status=task_status, then=GroupRuntime.settle,
+                                  close=close_journals)
 
 
 @hookimpl
