@@ -20,17 +20,12 @@ class WorkflowService:
     after = ("aegis_queue.runtime:QueueRuntime", "aegis_groups.runtime:GroupRuntime")
 
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
-        import trio
+        from aegis_kernel import run_service_runtime
 
         from .runtime import WorkflowRuntime
 
-        task_status = task_status or trio.TASK_STATUS_IGNORED
-        async with trio.open_nursery() as nursery:
-            rt = WorkflowRuntime(kernel, nursery)
-            await rt.start()
-            task_status.started(rt)
-            nursery.start_soon(rt.resume_inflight)
-            await trio.sleep_forever()
+        await run_service_runtime(kernel, WorkflowRuntime, task_status=task_status,
+                                  then=WorkflowRuntime.resume_inflight)
 
 
 @hookimpl
