@@ -22,20 +22,12 @@ class SchedulerService:
     after = ("aegis_workflow.runtime:WorkflowRuntime",)
 
     async def run(self, kernel: Any, *, task_status: Any = None) -> None:
-        import trio
+        from aegis_kernel import run_service_runtime
 
         from .runtime import SchedulerRuntime
 
-        task_status = task_status or trio.TASK_STATUS_IGNORED
-        async with trio.open_nursery() as nursery:
-            rt = SchedulerRuntime(kernel, nursery)
-            try:
-                await rt.start()
-                task_status.started(rt)
-                nursery.start_soon(rt.run)
-                await trio.sleep_forever()
-            finally:
-                rt.close()
+        await run_service_runtime(kernel, SchedulerRuntime, task_status=task_status, then=SchedulerRuntime.run,
+                                  close=SchedulerRuntime.close)
 
 
 @hookimpl
