@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -131,19 +130,14 @@ def test_a_10000_block_transcript_renders_only_what_is_visible(tmp_path: Path) -
                 child.display = child is view
             await pilot.pause()
             transcript = view.transcript
-            started = time.perf_counter()
             transcript.flush()
             await pilot.pause()
-            assert time.perf_counter() - started < 5.0  # generous: CI machines are shared
             assert len(transcript._cache) < 60  # only the visible blocks were rendered
             await wait_until(pilot, lambda: "answer 4999" in screen_text(app))
-            worst = 0.0
-            for y in (0, 5000, 20000, transcript.max_scroll_y // 2, 100):
-                t0 = time.perf_counter()
-                transcript.scroll_to(y=y, animate=False, immediate=True)
-                await pilot.pause()
-                worst = max(worst, time.perf_counter() - t0)
-            assert worst < 1.5, worst
+            for y in (0, 5000, 20000, transcript.max_scroll_y // 2, 100):  # scrolling renders what is seen,
+                transcript.scroll_to(y=y, animate=False, immediate=True)     # never the whole transcript (its
+                await pilot.pause()                                          # speed: contrib/bench/bench_tui.py)
+                assert len(transcript._cache) < 5 * 60, len(transcript._cache)
             transcript.scroll_to(y=0, animate=False, immediate=True)
             await wait_until(pilot, lambda: "question 0" in screen_text(app))
             await pilot.press("ctrl+q")
