@@ -31,7 +31,7 @@ def test_ctrl_b_opens_the_canvases_tab_and_it_follows_every_write(tmp_path: Path
             app.in_kernel(app.call_op, "aegis_canvas_write_section", name="plan", section="goals",
                           content="ship the canvas")
             await wait_until(pilot, lambda: "ship the canvas" in screen_text(app), what="the write in the tab")
-            assert "✎ user · v1 · +1 / -0" in screen_text(app)
+            await wait_until(pilot, lambda: "✎ user · v1 · +1 / -0" in screen_text(app))
             await pilot.press("ctrl+q")
 
     run(body())

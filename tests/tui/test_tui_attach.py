@@ -42,7 +42,7 @@ def test_attaching_shows_the_serves_sessions_and_what_other_clients_do(tmp_path:
                 assert tab.label() == first and tab.session.profile_name == "beta"
                 assert "assistant:fake reply to: before you came" in blocks(tab)  # its history
                 await wait_until(pilot, lambda: "↑10k (90% cached) ↓50" in screen_text(app), what="its metrics")
-                assert f"● 1 {first} ·beta·" in screen_text(app)
+                await wait_until(pilot, lambda: f"● 1 {first} ·beta·" in screen_text(app))
 
                 # another client sends: the attached transcript streams it
                 await _call(serve, "aegis_send", handle=first, text="slow 5")

@@ -78,7 +78,7 @@ def test_a_band_that_fails_to_build_shows_its_error_and_the_others_still_show(tm
             await wait_until(pilot, lambda: "band 'workflows-band' failed: no such widget" in screen_text(app),
                              what="the broken band's error")
             await wait_until(pilot, lambda: "● nightly" in screen_text(app), what="the schedules band still there")
-            assert "QUEUES" in screen_text(app)
+            await wait_until(pilot, lambda: "QUEUES" in screen_text(app))
             await pilot.press("ctrl+d")
             await wait_until(pilot, lambda: type(app.screen).__name__ != "Dashboard", what="closed")
             await pilot.press("ctrl+q")

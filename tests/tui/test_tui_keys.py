@@ -28,7 +28,7 @@ def test_ctrl_t_opens_the_default_agent_and_enter_sends(tmp_path: Path, tui_mode
             assert blocks(tab)[0] == "user:hello there"
             await wait_until(pilot, lambda: "fake reply to: hello there" in screen_text(app))
             await wait_until(pilot, lambda: "↑10k (90% cached) ↓50" in screen_text(app))  # honest metrics
-            assert f"● 1 {tab.session.handle} ·alpha·" in screen_text(app)
+            await wait_until(pilot, lambda: f"● 1 {tab.session.handle} ·alpha·" in screen_text(app))
             assert app.prompt.text == ""
             await pilot.press("ctrl+q")
         assert app.return_code == 0
@@ -242,7 +242,7 @@ def test_y_n_a_answer_a_pending_approval(tmp_path: Path, tui_mode: str) -> None:
             await send(pilot, "ask")
             await wait_until(pilot, lambda: session.state == "input-required")
             await wait_until(pilot, lambda: "asks to run Bash(rm -rf build)" in screen_text(app))
-            assert "◉ 1" in screen_text(app)
+            await wait_until(pilot, lambda: "◉ 1" in screen_text(app))
             await pilot.press("n")
             await wait_until(pilot, lambda: "assistant:denied" in blocks(tab))
             assert any(b.startswith("permission:⚠ approval needed: Bash(rm -rf build)") and b.endswith("✗ denied")
@@ -294,19 +294,16 @@ def test_transcript_blocks_and_click_to_copy(tmp_path: Path, tui_mode: str) -> N
             tab = await new_agent_tab(pilot)
             await send(pilot, "tool")
             await wait_until(pilot, lambda: tab.session.metrics.turns == 1)
-            await wait_until(pilot, lambda: "The retry path is in _run_turn." in screen_text(app))
-            text = screen_text(app)
-            assert "› tool" in text
-            assert "✻ thinking · 6 words" in text
-            assert "⏺ Read(worker.py)" in text
-            assert "└ ok" in text
+            shown = ("The retry path is in _run_turn.", "› tool", "✻ thinking · 6 words", "⏺ Read(worker.py)", "└ ok")
+            await wait_until(pilot, lambda: all(part in screen_text(app) for part in shown),
+                             what="the turn's blocks on screen")
             # the status bar redraws on its own tick: wait for it (asserting at once raced it)
             await wait_until(pilot, lambda: "⚒ 1" in screen_text(app), what="the tool count in the status bar")
             # click on the tool block copies it
             transcript = tab.widget.transcript
             row = next(i for i in range(40) if (b := transcript.block_at(i)) is not None and b.kind == "tool")
             await pilot.click(transcript, offset=(5, row))
-            assert app.clipboard == "⏺ Read(worker.py)\nok\nline 2"
+            await wait_until(pilot, lambda: app.clipboard == "⏺ Read(worker.py)\nok\nline 2", what="the copy")
             # click on the thinking block expands it
             row = next(i for i in range(40) if (b := transcript.block_at(i)) is not None and b.kind == "thinking")
             await pilot.click(transcript, offset=(5, row))
@@ -429,7 +426,7 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path, tui_
             await wait_until(pilot, lambda: "queues: tests ●1/2 ○0 ✓0 ✗0" in screen_text(app), what="a task")
             await pilot.press("ctrl+d")
             await wait_until(pilot, lambda: type(app.screen).__name__ == "Dashboard")
-            assert "IN-FLIGHT" in screen_text(app)
+            await wait_until(pilot, lambda: "IN-FLIGHT" in screen_text(app))
             row = "tests            alpha          ●1/2 ○0 ✓0 ✗0 ⊘0"
             await wait_until(pilot, lambda: row in screen_text(app) and "s  hang" in screen_text(app),
                              what="the queue and its task in the dashboard")
@@ -442,7 +439,7 @@ def test_ctrl_d_dashboard_and_hello_panel_come_from_plugins(tmp_path: Path, tui_
             await wait_until(pilot, lambda: type(app.screen).__name__ != "Dashboard")
             await pilot.press("ctrl+g")
             await wait_until(pilot, lambda: app.active_tab is not None and app.active_tab.kind == "panel")
-            assert "Hello, from a plugin panel!" in screen_text(app)
+            await wait_until(pilot, lambda: "Hello, from a plugin panel!" in screen_text(app))
             await pilot.press("ctrl+q")
 
     run(body())

@@ -70,7 +70,7 @@ def test_reopening_restores_tabs_in_order_and_resumes_sessions(tmp_path: Path) -
             await pilot.pause(0.3)
             assert app.tabs == []
             assert list(app.kernel.sessions) == []
-            assert "Ctrl+T new agent" in screen_text(app)
+            await wait_until(pilot, lambda: "Ctrl+T new agent" in screen_text(app))
             await pilot.press("ctrl+q")
 
     run(clean())
@@ -139,7 +139,7 @@ def test_a_corrupt_workspace_gives_a_clear_message_and_a_way_out(tmp_path: Path,
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
             await wait_until(pilot, lambda: "the saved workspace is unreadable" in screen_text(app))
-            assert "corrupt JSON" in screen_text(app)
+            await wait_until(pilot, lambda: "corrupt JSON" in screen_text(app))
             await pilot.press("q")
             await wait_until(pilot, lambda: app.return_code is not None)
         assert app.return_code == 2
@@ -242,7 +242,7 @@ def test_real_scripted_agents_handoff_and_view_file(tmp_path: Path, tui_mode: st
             assert any(b.startswith("tool:⏺ aegis_handoff") for b in blocks(one))
             await pilot.press("ctrl+1")
             await wait_until(pilot, lambda: f"✉ from agent:{one.session.handle}" in screen_text(app))
-            assert "PR ready, please review" in screen_text(app)
+            await wait_until(pilot, lambda: "PR ready, please review" in screen_text(app))
             await pilot.press("ctrl+2")
             await send(pilot, '@call aegis_view_file {"path": "src/worker.py"}')
             await wait_until(pilot, lambda: app.active_tab.kind == "file", timeout=30, what="the file tab")
