@@ -43,30 +43,38 @@ def local_rows(kernel: Any) -> list[dict[str, Any]] | None:
     return None if rt is None else rt.table()
 
 
+def _text(rows: list[dict[str, Any]] | None, problem: str | None) -> str:
+    if rows is not None:
+        return band_text(rows)
+    return "the scheduler is not running" if problem == "not running" else f"schedules unavailable: {problem}"
+
+
+def _follow(app: Any, kernel: Any, show: Any) -> Any:
+    """The schedule table once a second (:class:`aegis_tui.follow.Follow`): in process from the runtime,
+    attached through ``aegis_schedule_list``."""
+    from aegis_tui.follow import Follow
+
+    return Follow(app, local=lambda: local_rows(kernel), operation="aegis_schedule_list", key="schedules",
+                  show=lambda rows, problem: show(_text(rows, problem)))
+
+
 def schedules_tab(app: Any, kernel: Any) -> Any:
     from textual.widgets import Static
 
     class SchedulesTab(Static):
+        def __init__(self) -> None:
+            super().__init__("", id="schedules-tab")
+            self._follow = _follow(app, kernel, self._show)
+
         def on_mount(self) -> None:
-            self.set_interval(1.0, self._tick)
-            self._tick()
+            self.set_interval(1.0, self._follow.tick)
+            self._follow.tick()
 
-        def _tick(self) -> None:
-            if getattr(app, "remote", None) is not None:
-                app.in_kernel(self._poll)
-                return
-            rows = local_rows(kernel)
-            self.update("the scheduler is not running" if rows is None else band_text(rows))
-
-        async def _poll(self) -> None:
-            try:
-                text = band_text((await app.call_op("aegis_schedule_list"))["schedules"])
-            except Exception as exc:  # noqa: BLE001 - no scheduler there: say so
-                text = f"schedules unavailable: {exc}"
+        def _show(self, text: str) -> None:
             if self.is_mounted:
                 self.update(text)
 
-    return SchedulesTab("", id="schedules-tab")
+    return SchedulesTab()
 
 
 def band(app: Any, kernel: Any) -> Any:
@@ -81,6 +89,10 @@ def band(app: Any, kernel: Any) -> Any:
         SchedulesBand .band { color: $accent; text-style: bold; margin-top: 1; }
         """
 
+        def __init__(self) -> None:
+            super().__init__()
+            self._follow = _follow(app, kernel, self._show)
+
         def compose(self) -> Any:
             yield Static("SCHEDULES", classes="band")
             yield Static("", id="band-schedules")
@@ -90,18 +102,7 @@ def band(app: Any, kernel: Any) -> Any:
             self.refresh_now()
 
         def refresh_now(self) -> None:
-            if getattr(app, "remote", None) is not None:
-                app.in_kernel(self._poll)
-                return
-            rows = local_rows(kernel)
-            self._show("the scheduler is not running" if rows is None else band_text(rows))
-
-        async def _poll(self) -> None:
-            try:
-                text = band_text((await app.call_op("aegis_schedule_list"))["schedules"])
-            except Exception as exc:  # noqa: BLE001 - no scheduler there: say so
-                text = f"schedules unavailable: {exc}"
-            self._show(text)
+            self._follow.tick()
 
         def _show(self, text: str) -> None:
             if self.is_mounted:

@@ -59,26 +59,24 @@ def workflows_tab(app: Any, kernel: Any) -> Any:
     from textual.widgets import Static
 
     class WorkflowsTab(Static):
+        def __init__(self) -> None:
+            super().__init__("", id="workflows-tab")
+            self._follow = _follow(app, kernel, self._show)
+
         def on_mount(self) -> None:
-            self.set_interval(1.0, self._tick)
-            self._tick()
+            self.set_interval(1.0, self._follow.tick)
+            self._follow.tick()
 
-        def _tick(self) -> None:
-            if getattr(app, "remote", None) is not None:
-                app.in_kernel(self._poll)
+        def _show(self, runs: list[dict[str, Any]] | None, problem: str | None) -> None:
+            if not self.is_mounted:
                 return
-            runs = local_runs(kernel)
-            self.update("the workflow service is not running" if runs is None else runs_text(runs))
+            if runs is not None:
+                self.update(runs_text(runs))
+            else:
+                self.update("the workflow service is not running" if problem == "not running"
+                            else f"workflows unavailable: {problem}")
 
-        async def _poll(self) -> None:
-            try:
-                text = runs_text((await app.call_op("aegis_workflow_list"))["runs"])
-            except Exception as exc:  # noqa: BLE001 - no workflow service there: say so
-                text = f"workflows unavailable: {exc}"
-            if self.is_mounted:
-                self.update(text)
-
-    return WorkflowsTab("", id="workflows-tab")
+    return WorkflowsTab()
 
 
 def waiting(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -98,25 +96,12 @@ def ask_text(runs: list[dict[str, Any]]) -> str:
     return f"⚑ run#{first['run_id']} ({first['name']}) asks: {ask['question']}{opts}{more} · F8 answers"
 
 
-class _Follow:
-    """Fetches the runs once a second for a widget: in process from the runtime, attached via the owner."""
+def _follow(app: Any, kernel: Any, show: Any) -> Any:
+    """The runs once a second for a widget (:class:`aegis_tui.follow.Follow`): in process from the runtime,
+    attached through ``aegis_workflow_list``."""
+    from aegis_tui.follow import Follow
 
-    def __init__(self, app: Any, kernel: Any, show: Any) -> None:
-        self.app, self.kernel, self.show = app, kernel, show
-
-    def tick(self) -> None:
-        if getattr(self.app, "remote", None) is not None:
-            self.app.in_kernel(self._poll)
-            return
-        runs = local_runs(self.kernel)
-        self.show(runs if runs is not None else [])
-
-    async def _poll(self) -> None:
-        try:
-            runs = (await self.app.call_op("aegis_workflow_list"))["runs"]
-        except Exception:  # noqa: BLE001 - no workflow service there: nothing to show
-            runs = []
-        self.show(runs)
+    return Follow(app, local=lambda: local_runs(kernel), operation="aegis_workflow_list", key="runs", show=show)
 
 
 def band(app: Any, kernel: Any) -> Any:
@@ -133,7 +118,7 @@ def band(app: Any, kernel: Any) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self._follow = _Follow(app, kernel, self._show)
+            self._follow = _follow(app, kernel, lambda runs, _: self._show(runs or []))
 
         def compose(self) -> Any:
             yield Static("WORKFLOWS", classes="band")
@@ -163,7 +148,7 @@ def ask_strip(app: Any, kernel: Any) -> Any:
             super().__init__("", classes="workflow-ask-strip")
             self.display = False  # until a run waits for a person
             self._asked: set[tuple[str, str]] = set()
-            self._follow = _Follow(app, kernel, self._show)
+            self._follow = _follow(app, kernel, lambda runs, _: self._show(runs or []))
 
         def on_mount(self) -> None:
             self.set_interval(1.0, self._follow.tick)
@@ -193,7 +178,7 @@ def answer_panel(app: Any, kernel: Any) -> Any:
         def __init__(self) -> None:
             super().__init__(id="workflow-answer")
             self.run_id: str | None = None
-            self._follow = _Follow(app, kernel, self._show)
+            self._follow = _follow(app, kernel, lambda runs, _: self._show(runs or []))
 
         def compose(self) -> Any:
             yield Static("no workflow is waiting for an answer", id="workflow-question")
