@@ -34,7 +34,8 @@ async def _serve(kernel: Kernel, clean: bool, saved: int, stop: trio.Event, star
     from .owner import acquire
 
     # the project is ours before any session is restored: never two copies of an agent
-    with acquire(kernel.state.root, "serve", kernel.project_dir):
+    # (in a worker thread: a racing probe makes acquire wait a moment, never on the loop)
+    with await trio.to_thread.run_sync(acquire, kernel.state.root, "serve", kernel.project_dir):
         await _serve_owned(kernel, clean, saved, stop, started, announce, task_status)
 
 

@@ -314,7 +314,9 @@ class AegisApp(App[int]):
             # the project is ours (one kernel per project, shared with aegis serve) before any session
             # is restored; then the kernel restores the last run's sessions (unless --clean) before
             # services like the queue may start workers; a session that cannot come back is reported
-            with acquire_owner(self.kernel.state.root, "tui", self.kernel.project_dir):
+            # (in a worker thread: a racing probe makes it wait a moment, never on Textual's loop)
+            lock = await trio.to_thread.run_sync(acquire_owner, self.kernel.state.root, "tui", self.kernel.project_dir)
+            with lock:
                 await self._own_kernel()
 
     async def _own_kernel(self) -> None:
